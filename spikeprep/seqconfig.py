@@ -1,0 +1,136 @@
+"""A sequence's `spike/SEQ/config.yaml`: spike geometry, orientation and (optional) timing.
+
+```yaml
+spike_h: 250          # spike frame height, pixels
+spike_w: 400          # spike frame width, pixels
+flipud: true          # rows stored bottom-up (SpikeCV's default)
+spike_rate: 20000.0   # spike frames per second (Hz)             } timing: all three or none
+frame_rate: 500.0     # RGB frames per second (Hz)                }
+exposure: 0.5         # exposure as a fraction of the frame interval, in (0, 1]
+offset: 0.0           # seconds from spike frame 0 to frame 0's exposure start
+```
+
+Timing rule: frame ``i`` is exposed during ``[t0, t1)`` with ``t0 = offset + i / frame_rate`` and
+``t1 = t0 + exposure / frame_rate``; spike frame ``k`` is sampled at ``k / spike_rate`` and belongs
+to the frame iff ``t0 <= k / spike_rate < t1``, so its window is ``[ceil(t0*r), ceil(t1*r))``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+#: Slack for float round-off when a time lands exactly on a spike sample.
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Fixed RGB/spike timing. Rates in Hz, exposure a fraction of the frame interval, offset in s."""
+
+    spike_rate: float
+    frame_rate: float
+    exposure: float = 1.0
+    offset: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.spike_rate > 0 and self.frame_rate > 0):
+            raise ConfigError("timing rates must be positive",
+                              found=f"spike_rate={self.spike_rate}, frame_rate={self.frame_rate}",
+                              expected="spike_rate > 0 and frame_rate > 0")
+        if not 0 < self.exposure <= 1:
+            raise ConfigError("exposure must be a fraction of the frame interval", found=self.exposure,
+                              expected="0 < exposure <= 1")
+
+    @property
+    def spikes_per_frame(self) -> float:
+        """Spike frames per RGB frame interval (may be fractional)."""
+        return self.spike_rate / self.frame_rate
+
+    def window(self, frame_index: int) -> tuple[int, int]:
+        """Spike window ``(spike_begin, spike_end)`` (end exclusive) of RGB frame ``frame_index``."""
+        start = self.offset + frame_index / self.frame_rate
+        stop = start + self.exposure / self.frame_rate
+        return _first_sample_at_or_after(start * self.spike_rate), _first_sample_at_or_after(stop * self.spike_rate)
+
+
+def _first_sample_at_or_after(position: float) -> int:
+    return math.ceil(position - _EPS)
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    """Contents of `config.yaml`; ``timing`` is None when the file gives no timing."""
+
+    spike_h: int
+    spike_w: int
+    flipud: bool = True
+    timing: Timing | None = None
+
+    def to_yaml_dict(self) -> dict:
+        out: dict = {"spike_h": self.spike_h, "spike_w": self.spike_w, "flipud": self.flipud}
+        if self.timing is not None:
+            out.update(asdict(self.timing))
+        return out
+
+
+_TIMING_KEYS = {f.name for f in fields(Timing)}
+_KNOWN_KEYS = {"spike_h", "spike_w", "flipud"} | _TIMING_KEYS
+
+
+def parse_config(raw: object, path: str | os.PathLike | None = None) -> SequenceConfig:
+    """Validate a loaded YAML mapping into a `SequenceConfig`; unknown keys are kept out (SpikeCV
+    configs carry extra keys such as ``labeled_data_type``), wrong types are errors."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config.yaml must be a mapping", path=path, found=type(raw).__name__,
+                          expected="keys spike_h, spike_w, flipud, ...")
+    for key in ("spike_h", "spike_w"):
+        if not isinstance(raw.get(key), int) or isinstance(raw.get(key), bool):
+            raise ConfigError(f"config.yaml needs an integer {key}", path=path, found=raw.get(key),
+                              expected="a positive integer", fix=f"add '{key}: N' to the file")
+    flipud = raw.get("flipud", True)
+    if not isinstance(flipud, bool):
+        raise ConfigError("flipud must be true or false", path=path, found=flipud, expected="a boolean")
+    timing_given = {k: raw[k] for k in _TIMING_KEYS if raw.get(k) is not None}
+    timing = None
+    if timing_given:
+        if not {"spike_rate", "frame_rate"} <= timing_given.keys():
+            raise ConfigError("incomplete timing in config.yaml", path=path, found=sorted(timing_given),
+                              expected="spike_rate and frame_rate (exposure, offset optional)")
+        try:
+            timing = Timing(**{k: float(v) for k, v in timing_given.items()})
+        except (TypeError, ValueError) as exc:
+            raise ConfigError("timing values must be numbers", path=path, found=timing_given,
+                              expected="floats") from exc
+        except ConfigError as exc:
+            raise ConfigError(exc.what, path=path, found=exc.found, expected=exc.expected) from exc
+    return SequenceConfig(raw["spike_h"], raw["spike_w"], flipud, timing)
+
+
+def load_config(path: str | os.PathLike) -> SequenceConfig:
+    """Read and validate a sequence's `config.yaml`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("spike config not found", path=path, found="no such file",
+                          expected="config.yaml with spike_h, spike_w",
+                          fix="create it, e.g. 'spike_h: 250\\nspike_w: 400\\nflipud: true'")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError("config.yaml is not valid YAML", path=path, found=str(exc).splitlines()[0],
+                          expected="a YAML mapping") from exc
+    return parse_config(raw, path)
+
+
+def save_config(path: str | os.PathLike, config: SequenceConfig) -> None:
+    """Write `config.yaml` (atomically)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(yaml.safe_dump(config.to_yaml_dict(), sort_keys=False))
+    os.replace(tmp, path)

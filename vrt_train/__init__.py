@@ -1,0 +1,1 @@
+"""VRT training on RGB + spike voxel caches."""
