@@ -1,0 +1,170 @@
+"""`sync.json`: which spike frames belong to each RGB frame. This module owns the format.
+
+Core schema (fixed; tools outside this repo read it, so fields are only ever added)::
+
+    {"format": "spikeprep.sync", "version": 1, "sequence": "SEQ",
+     "spike": {"height": H, "width": W, "flipud": true},
+     "frames": [{"blur": "blur/SEQ/000000.png", "sharp": "sharp/SEQ/000000.png" | null,
+                 "spike_file": "spike/SEQ/spikes.dat", "spike_begin": 120, "spike_end": 520}, ...]}
+
+Paths are relative to DATA_ROOT, ``spike_end`` is exclusive, frames are in order. Extra
+top-level fields (``source``: how the windows were derived) are written alongside.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SyncError
+
+FORMAT = "spikeprep.sync"
+VERSION = 1
+SYNC_NAME = "sync.json"
+
+
+@dataclass(frozen=True)
+class FrameWindow:
+    """One RGB frame and its spike window ``[spike_begin, spike_end)`` in ``spike_file``."""
+
+    blur: str
+    sharp: str | None
+    spike_file: str
+    spike_begin: int
+    spike_end: int
+
+    @property
+    def length(self) -> int:
+        """Spike frames in the window."""
+        return self.spike_end - self.spike_begin
+
+
+@dataclass(frozen=True)
+class SyncFile:
+    """A parsed `sync.json`: spike geometry plus one `FrameWindow` per RGB frame, in order."""
+
+    sequence: str
+    height: int
+    width: int
+    flipud: bool
+    frames: tuple[FrameWindow, ...]
+    source: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "sequence": self.sequence,
+            "spike": {"height": self.height, "width": self.width, "flipud": self.flipud},
+            "frames": [
+                {"blur": f.blur, "sharp": f.sharp, "spike_file": f.spike_file,
+                 "spike_begin": f.spike_begin, "spike_end": f.spike_end}
+                for f in self.frames
+            ],
+            "source": self.source,
+        }
+
+    @property
+    def spike_files(self) -> list[str]:
+        """Distinct spike files, in order of first use."""
+        return list(dict.fromkeys(f.spike_file for f in self.frames))
+
+
+def sync_path(data_root: str | os.PathLike, sequence: str) -> Path:
+    """Where a sequence's sync.json lives: ``DATA_ROOT/spike/SEQ/sync.json``."""
+    return Path(data_root) / "spike" / sequence / SYNC_NAME
+
+
+def find_sync_files(data_root: str | os.PathLike) -> list[Path]:
+    """All ``DATA_ROOT/spike/*/sync.json``, sorted by sequence name."""
+    return sorted((Path(data_root) / "spike").glob(f"*/{SYNC_NAME}"))
+
+
+def _require(cond: bool, what: str, path, found, expected) -> None:
+    if not cond:
+        raise SyncError(what, path=path, found=found, expected=expected,
+                        fix="re-create it with 'spikeprep build-sync DATA_ROOT --force'")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _parse_frame(raw, index: int, path) -> FrameWindow:
+    where = f"frames[{index}]"
+    _require(isinstance(raw, dict), f"{where} is not an object", path, type(raw).__name__, "an object")
+    for key in ("blur", "spike_file"):
+        _require(isinstance(raw.get(key), str), f"{where}.{key} is missing or not a string", path,
+                 raw.get(key), "a path relative to DATA_ROOT")
+    sharp = raw.get("sharp")
+    _require(sharp is None or isinstance(sharp, str), f"{where}.sharp must be a path or null", path,
+             sharp, "a string or null")
+    begin, end = raw.get("spike_begin"), raw.get("spike_end")
+    _require(_is_int(begin) and _is_int(end), f"{where} spike_begin/spike_end must be integers", path,
+             f"{begin!r}, {end!r}", "integer spike indices")
+    _require(0 <= begin < end, f"{where} has an empty or negative spike window", path,
+             f"[{begin}, {end})", "0 <= spike_begin < spike_end")
+    return FrameWindow(raw["blur"], sharp, raw["spike_file"], begin, end)
+
+
+def parse_sync(raw: object, path: str | os.PathLike | None = None) -> SyncFile:
+    """Validate a loaded sync.json object (schema, types, windows non-empty and ordered)."""
+    _require(isinstance(raw, dict), "sync.json must be a JSON object", path, type(raw).__name__, "an object")
+    _require(raw.get("format") == FORMAT, "not a spikeprep sync file", path, raw.get("format"), FORMAT)
+    _require(raw.get("version") == VERSION, "unsupported sync.json version", path, raw.get("version"), VERSION)
+    _require(isinstance(raw.get("sequence"), str), "sync.json has no sequence name", path,
+             raw.get("sequence"), "a string")
+    spike = raw.get("spike")
+    _require(isinstance(spike, dict) and _is_int(spike.get("height")) and _is_int(spike.get("width"))
+             and isinstance(spike.get("flipud"), bool), "sync.json 'spike' block is malformed", path,
+             spike, '{"height": int, "width": int, "flipud": bool}')
+    frames_raw = raw.get("frames")
+    _require(isinstance(frames_raw, list) and frames_raw, "sync.json has no frames", path,
+             frames_raw if not isinstance(frames_raw, list) else "[]", "a non-empty list")
+    frames = tuple(_parse_frame(f, i, path) for i, f in enumerate(frames_raw))
+    check_order(frames, path)
+    return SyncFile(raw["sequence"], spike["height"], spike["width"], spike["flipud"], frames,
+                    raw.get("source") or {})
+
+
+def check_order(frames: tuple[FrameWindow, ...] | list[FrameWindow], path=None) -> None:
+    """Windows in the same spike file must start in frame order."""
+    last: dict[str, tuple[int, int]] = {}
+    for i, frame in enumerate(frames):
+        previous = last.get(frame.spike_file)
+        if previous is not None and frame.spike_begin < previous[1]:
+            raise SyncError("spike windows are out of order", path=path,
+                            found=f"frame {i} starts at {frame.spike_begin}, before frame {previous[0]}'s "
+                                  f"start {previous[1]}",
+                            expected="spike_begin non-decreasing in frame order",
+                            fix="sort the frames or fix the timestamps")
+        last[frame.spike_file] = (i, frame.spike_begin)
+
+
+def load_sync(path: str | os.PathLike) -> SyncFile:
+    """Read and validate a sync.json file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SyncError("sync.json not found", path=path, found="no such file", expected="a sync.json",
+                        fix="run 'spikeprep build-sync DATA_ROOT' first")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SyncError("sync.json is not valid JSON", path=path, found=str(exc), expected="JSON") from exc
+    return parse_sync(raw, path)
+
+
+def dump_sync(sync: SyncFile) -> str:
+    """The exact text written for a SyncFile (used to compare with an existing file)."""
+    return json.dumps(sync.to_dict(), indent=1) + "\n"
+
+
+def save_sync(path: str | os.PathLike, sync: SyncFile) -> None:
+    """Write sync.json atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(dump_sync(sync))
+    os.replace(tmp, path)

@@ -1,0 +1,182 @@
+"""`spikeprep build-sync`: derive, validate and write every sequence's `sync.json`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from . import layout, windows
+from .dat import count_frames
+from .errors import SyncError, WindowError
+from .seqconfig import SequenceConfig, Timing, load_config
+from .sync import FrameWindow, SyncFile, check_order, dump_sync, save_sync, sync_path
+
+TIMESTAMPS_NAME = "timestamps.txt"
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """How to align frames and spikes; None fields fall back to each sequence's config.yaml."""
+
+    spike_rate: float | None = None
+    frame_rate: float | None = None
+    exposure: float | None = None
+    offset: float | None = None
+    timestamps: str | None = None
+    timestamp_unit: str | None = None
+    window_spikes: int | None = None
+
+
+@dataclass(frozen=True)
+class SequenceReport:
+    """What build-sync found for one sequence; ``status`` is written/unchanged/kept/dry-run."""
+
+    sync: SyncFile
+    mode: str
+    stream_lengths: dict[str, int]
+    status: str = "dry-run"
+
+    @property
+    def lengths(self) -> list[int]:
+        return [f.length for f in self.sync.frames]
+
+    def gaps_and_overlaps(self) -> tuple[int, int]:
+        """Consecutive windows of one stream with spike frames between them / shared between them."""
+        gaps = overlaps = 0
+        for prev, cur in zip(self.sync.frames, self.sync.frames[1:]):
+            if prev.spike_file == cur.spike_file:
+                gaps += cur.spike_begin > prev.spike_end
+                overlaps += cur.spike_begin < prev.spike_end
+        return gaps, overlaps
+
+    def coverage(self) -> float:
+        """Fraction of all spike frames that lie in at least one window."""
+        covered = 0
+        for name in self.stream_lengths:
+            spans = sorted((f.spike_begin, f.spike_end) for f in self.sync.frames if f.spike_file == name)
+            reach = 0
+            for begin, end in spans:
+                covered += max(0, end - max(begin, reach))
+                reach = max(reach, end)
+        total = sum(self.stream_lengths.values())
+        return covered / total if total else 0.0
+
+
+def _merged_timing(config: SequenceConfig, options: SyncOptions) -> Timing | None:
+    flags = {k: getattr(options, k) for k in ("spike_rate", "frame_rate", "exposure", "offset")
+             if getattr(options, k) is not None}
+    if config.timing is not None:
+        return replace(config.timing, **flags)
+    if {"spike_rate", "frame_rate"} <= flags.keys():
+        return Timing(**flags)
+    return None
+
+
+def _choose_mode(root: Path, source: layout.SequenceSource, options: SyncOptions) -> str:
+    spike_dir = root / source.spike_dir
+    explicit = options.timestamps or options.spike_rate or options.frame_rate
+    if source.recipe and (spike_dir / "sync.json").is_file() and not explicit:
+        return "recipe"
+    if not (spike_dir / layout.STREAM_NAME).is_file() and all(
+            (spike_dir / f"{stem}.dat").is_file() for stem in source.stems):
+        return "per-frame"
+    if options.timestamps or (spike_dir / TIMESTAMPS_NAME).is_file():
+        return "timestamps"
+    return "timing"
+
+
+def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
+                    options: SyncOptions = SyncOptions()) -> SequenceReport:
+    """Compute and fully validate one sequence's windows (reads headers and sizes, no pixels)."""
+    root = Path(data_root)
+    spike_dir = root / source.spike_dir
+    config = load_config(spike_dir / "config.yaml")
+    layout.check_image_sizes(root, list(source.blur) + list(source.sharp or ()))
+    mode = _choose_mode(root, source, options)
+    stream = f"{source.spike_dir}/{layout.STREAM_NAME}"
+    if mode == "per-frame":
+        files = [f"{source.spike_dir}/{stem}.dat" for stem in source.stems]
+    else:
+        files = [stream] * len(source.blur)
+        if not (root / stream).is_file():
+            raise SyncError("sequence has no spike stream", path=root / stream, found="missing",
+                            expected=f"{layout.STREAM_NAME}, or one .dat per blur frame named like it")
+    lengths = {name: count_frames(root / name, config.spike_h, config.spike_w) for name in dict.fromkeys(files)}
+    spans = _windows(root, source, mode, config, options, files, lengths)
+    frames = tuple(
+        FrameWindow(blur, source.sharp[i] if source.sharp else None, name, begin, end)
+        for i, (blur, name, (begin, end)) in enumerate(zip(source.blur, files, spans)))
+    _check_windows(frames, lengths, spike_dir)
+    source_info = {"mode": mode}
+    timing = _merged_timing(config, options)
+    if mode == "timing" and timing is not None:
+        source_info.update(spike_rate=timing.spike_rate, frame_rate=timing.frame_rate,
+                           exposure=timing.exposure, offset=timing.offset)
+    sync = SyncFile(source.name, config.spike_h, config.spike_w, config.flipud, frames, source_info)
+    return SequenceReport(sync, mode, lengths)
+
+
+def _windows(root: Path, source, mode: str, config: SequenceConfig, options: SyncOptions,
+             files: list[str], lengths: dict[str, int]) -> list[tuple[int, int]]:
+    spike_dir = root / source.spike_dir
+    if mode == "recipe":
+        return windows.read_recipe_sync(spike_dir / "sync.json", source.name,
+                                        [Path(p).name for p in source.blur])
+    if mode == "per-frame":
+        return windows.per_frame_windows([lengths[f] for f in files], options.window_spikes, files)
+    timing = _merged_timing(config, options)
+    if mode == "timestamps":
+        path = Path(options.timestamps) if options.timestamps else spike_dir / TIMESTAMPS_NAME
+        if not path.is_absolute() and not path.is_file():
+            path = spike_dir / path
+        rate = options.spike_rate or (timing.spike_rate if timing else None)
+        return windows.read_timestamps(path, options.timestamp_unit, rate, source.stems)
+    if timing is None:
+        raise SyncError("no way to align frames and spikes", path=spike_dir / "config.yaml",
+                        found="no timing, no timestamps.txt, no per-frame .dat files",
+                        expected="spike_rate + frame_rate (config.yaml or flags), a timestamps file, "
+                                 "or one .dat per frame",
+                        fix="add timing to config.yaml or pass --spike-rate/--frame-rate")
+    return windows.timing_windows(len(source.blur), timing)
+
+
+def _check_windows(frames: tuple[FrameWindow, ...], lengths: dict[str, int], spike_dir: Path) -> None:
+    for i, frame in enumerate(frames):
+        n = lengths[frame.spike_file]
+        if frame.spike_begin < 0 or frame.spike_end > n:
+            raise WindowError(f"frame {i} ({Path(frame.blur).name}) has a window outside its spike stream",
+                              path=frame.spike_file, found=f"[{frame.spike_begin}, {frame.spike_end})",
+                              expected=f"inside [0, {n}) (the stream's length)",
+                              fix="check the timing/offset or the timestamps; the stream may be truncated")
+        if frame.length <= 0:
+            raise WindowError(f"frame {i} ({Path(frame.blur).name}) has an empty spike window",
+                              path=frame.spike_file, found=f"[{frame.spike_begin}, {frame.spike_end})",
+                              expected="spike_end > spike_begin", fix="check the exposure and timestamps")
+    check_order(frames, spike_dir / "sync.json")
+
+
+def build_sync(data_root: str | os.PathLike, options: SyncOptions = SyncOptions(), *,
+               sequences: tuple[str, ...] = (), force: bool = False, dry_run: bool = False
+               ) -> list[SequenceReport]:
+    """Validate every sequence and write ``DATA_ROOT/spike/SEQ/sync.json``.
+
+    Idempotent: an identical file is left alone ("unchanged"); a different existing one is kept
+    ("kept") unless ``force``. With ``dry_run`` nothing is written. Every sequence is validated
+    before anything is written, so a bad sequence leaves all files untouched.
+    """
+    reports = [derive_sequence(data_root, s, options) for s in layout.discover(data_root, sequences)]
+    if dry_run:
+        return reports
+    return [_write(data_root, r, force) for r in reports]
+
+
+def _write(data_root, report: SequenceReport, force: bool) -> SequenceReport:
+    path = sync_path(data_root, report.sync.sequence)
+    if path.is_file():
+        if path.read_text() == dump_sync(report.sync):
+            return replace(report, status="unchanged")
+        if not force:
+            return replace(report, status="kept")
+    save_sync(path, report.sync)
+    return replace(report, status="written")
