@@ -235,6 +235,9 @@ class SpikeStream:
             raise WindowError("negative block length", path=self.filename, found=block_len, expected=">= 0")
         if block_len == 0:  # SpikeCV answers an empty block for any start
             spikes = np.zeros((0, self.spike_height, self.spike_width), bool)
+        elif begin_idx < 0 and begin_idx + block_len < 0:
+            # SpikeCV slices the file's bytes, so a negative start counts from the end
+            spikes = self.read(self.n_frames + begin_idx, self.n_frames + begin_idx + block_len, flipud, pad)
         else:
             spikes = self.read(begin_idx, begin_idx + block_len, flipud, pad)
         if self.print_dat_detail:

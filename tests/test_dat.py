@@ -88,6 +88,22 @@ def test_spikecv_raises_index_error_past_the_end_and_we_raise_window_error(tmp_p
     assert "frames [3, 7)" in str(err.value) and "<= 5" in str(err.value)
 
 
+@pytest.mark.parametrize("begin,length", [(-3, 2), (-5, 4), (-1, 0)])
+def test_negative_start_counts_from_the_end_like_spikecv(tmp_path, begin, length):
+    path = random_file(tmp_path, 5, 8, 8)
+    theirs = spikecv_decode(np.fromfile(path, np.uint8), 8, 8, begin, length)
+    assert np.array_equal(open_stream(path, 8, 8).get_block_spikes(begin, length), theirs)
+
+
+@pytest.mark.parametrize("begin,length", [(-2, 2), (-1, 3)])
+def test_negative_start_reaching_the_end_fails_like_spikecv(tmp_path, begin, length):
+    path = random_file(tmp_path, 5, 8, 8)
+    with pytest.raises(IndexError):
+        spikecv_decode(np.fromfile(path, np.uint8), 8, 8, begin, length)
+    with pytest.raises(WindowError):
+        open_stream(path, 8, 8).get_block_spikes(begin, length)
+
+
 def test_pad_zero_pads_past_the_end(tmp_path):
     path = random_file(tmp_path, 5, 8, 8)
     stream = open_stream(path, 8, 8)
