@@ -1,0 +1,231 @@
+"""Reading a voxel cache: `open_cache(CACHE) -> Cache`, ``cache.read(seq, i) -> Sample``.
+
+```python
+cache = spikeprep.open_cache("cache/")
+for seq in cache.sequences:                 # sorted
+    if cache.split(seq) == "train":
+        s = cache.read(seq, 0)              # Sample: blur (H,W,3) uint8 RGB, sharp or None,
+        crop = s.spike[:, :64, :64].copy()  # spike (C,h,w) in manifest["params"]["spike_dtype"]
+```
+
+Arrays are zero-copy, **read-only** views of LMDB's memory map (``np.frombuffer``). Contract:
+copy what you keep past the next ``read`` call, or open with ``buffers=False`` to get private
+copies. (They in fact stay valid until ``close()``, as the cache keeps one read transaction per
+shard, but do not rely on it.)
+
+LMDB environments are opened lazily (``readonly=True, lock=False, readahead=False``), once per
+process: after a fork (DataLoader workers) the first read re-opens them, and pickling drops them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import lmdb
+import numpy as np
+
+from .cache_format import decode_record, frame_key, hot_pixels_key, load_manifest, shard_name
+from .errors import CacheError
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One cached frame. ``spike_begin``/``spike_end``: its spike window ``[begin, end)``."""
+
+    sequence: str
+    index: int
+    blur: np.ndarray            # (H, W, 3) uint8 RGB
+    sharp: np.ndarray | None    # (H, W, 3) uint8 RGB, None when the dataset has no sharp frames
+    spike: np.ndarray           # (C, h, w) spike dtype (manifest params "spike_dtype")
+    spike_begin: int
+    spike_end: int
+
+
+#: Read-only environments shared by every reader in this process (py-lmdb refuses to open the
+#: same files twice in one process, and a forked child inherits that registry): realpath ->
+#: [env, users, pid]. A child closes an inherited env (lock=False: that only unmaps the child's
+#: copy and closes its descriptor) before opening its own.
+_SHARED: dict[str, list] = {}
+
+
+def _truncation(env: lmdb.Environment, data: Path) -> str | None:
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    size = data.stat().st_size
+    return f"shard is truncated: {size} bytes, its pages need {needed}" if size < needed else None
+
+
+def acquire_env(path: Path) -> lmdb.Environment:
+    """The process's shared read-only env of shard ``path``; CacheError if missing or truncated.
+
+    Truncation is checked from the meta page before any record is read: reading a page past
+    the end of a truncated file would SIGBUS the process.
+    """
+    key = os.path.realpath(path)
+    entry = _SHARED.get(key)
+    if entry is not None and entry[2] != os.getpid():
+        _drop_inherited()
+        entry = None
+    if entry is None:
+        data = Path(path) / "data.mdb"
+        problem = None if data.is_file() else "shard is missing (no data.mdb)"
+        env = None
+        if problem is None:
+            try:
+                env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, subdir=True,
+                                max_readers=2048)
+                problem = _truncation(env, data)
+            except lmdb.Error as exc:
+                problem = f"shard cannot be opened: {exc}"
+        if problem:
+            if env is not None:
+                env.close()
+            raise CacheError("cache shard is unreadable", path=path, found=problem,
+                             expected="a complete LMDB shard",
+                             fix="run 'spikeprep verify CACHE', then rebuild with --force")
+        entry = _SHARED[key] = [env, 0, os.getpid()]
+    entry[1] += 1
+    return entry[0]
+
+
+def _drop_inherited() -> None:
+    """In a forked child: close every env inherited from the parent (never used here)."""
+    for key, entry in list(_SHARED.items()):
+        if entry[2] != os.getpid():
+            del _SHARED[key]
+            entry[0].close()
+
+
+def release_env(path: Path) -> None:
+    """Drop one user of a shared env; the last one closes it."""
+    key = os.path.realpath(path)
+    entry = _SHARED.get(key)
+    if entry is None or entry[2] != os.getpid():
+        return
+    entry[1] -= 1
+    if entry[1] <= 0:
+        entry[0].close()
+        del _SHARED[key]
+
+
+def check_shard_file(path: Path) -> str | None:
+    """None if shard ``path`` opens and holds every page its meta page names, else what is wrong."""
+    try:
+        acquire_env(path)
+    except CacheError as err:
+        return str(err.found)
+    release_env(path)
+    return None
+
+
+class Cache:
+    """A read-only voxel cache (see module docstring). Picklable; fork-safe."""
+
+    def __init__(self, root: str | os.PathLike, buffers: bool = True) -> None:
+        self.root = Path(root)
+        self.buffers = buffers
+        self.manifest = load_manifest(self.root)
+        self.params = self.manifest["params"]
+        self._seqs = self.manifest["sequences"]
+        self.sequences = sorted(self._seqs)
+        self._envs: dict[int, tuple] = {}
+        self._pid = os.getpid()
+
+    # -- metadata ---------------------------------------------------------------------------
+    def _entry(self, seq: str) -> dict:
+        try:
+            return self._seqs[seq]
+        except KeyError:
+            raise CacheError("sequence not in cache", path=self.root, found=repr(seq),
+                             expected="one of " + ", ".join(self.sequences)) from None
+
+    def num_frames(self, seq: str) -> int:
+        return int(self._entry(seq)["num_frames"])
+
+    def split(self, seq: str) -> str:
+        """``"train"`` or ``"val"``."""
+        return self._entry(seq)["split"]
+
+    def __len__(self) -> int:
+        return sum(self.num_frames(s) for s in self.sequences)
+
+    def __repr__(self) -> str:
+        return f"Cache({str(self.root)!r}, {len(self.sequences)} sequences, {len(self)} frames)"
+
+    # -- LMDB -------------------------------------------------------------------------------
+    def _txn(self, shard: int):
+        if self._pid != os.getpid():  # forked: never share an environment across processes
+            self._envs, self._pid = {}, os.getpid()
+        if shard not in self._envs:
+            env = acquire_env(self.root / shard_name(shard))
+            self._envs[shard] = (env, env.begin(buffers=self.buffers))
+        return self._envs[shard][1]
+
+    def _get(self, seq: str, key: str, required: bool = True):
+        value = self._txn(int(self._entry(seq)["shard"])).get(key.encode())
+        if value is None and required:
+            raise CacheError("record missing from cache", path=self.root, found=f"no {key}",
+                             expected="every record the manifest lists",
+                             fix="run 'spikeprep verify CACHE'")
+        return value
+
+    def _array(self, seq: str, key: str, shape, dtype):
+        header, array = decode_record(self._get(seq, key), key)
+        if header.shape != tuple(shape) or header.dtype != np.dtype(dtype):
+            raise CacheError("cache record has an unexpected shape or dtype", path=key,
+                             found=f"{header.dtype} {header.shape}", expected=f"{np.dtype(dtype)} {tuple(shape)}")
+        return header, array
+
+    def read(self, seq: str, i: int) -> Sample:
+        """Frame ``i`` of ``seq``: zero-copy read-only arrays (see the module docstring)."""
+        n = self.num_frames(seq)
+        if not 0 <= int(i) < n:
+            raise CacheError("frame index out of range", path=self.root, found=f"{seq}[{i}]",
+                             expected=f"0 <= i < {n}")
+        i = int(i)
+        rgb, spike_shape = self.params["rgb_shape"], self.params["spike_shape"]
+        _, blur = self._array(seq, frame_key(seq, i, "blur"), rgb, np.uint8)
+        sharp = None
+        if self._entry(seq)["has_sharp"]:
+            _, sharp = self._array(seq, frame_key(seq, i, "sharp"), rgb, np.uint8)
+        header, spike = self._array(seq, frame_key(seq, i, "spike"), spike_shape,
+                                    self.params["spike_dtype"])
+        return Sample(seq, i, blur, sharp, spike, header.spike_begin, header.spike_end)
+
+    def hot_pixels(self, seq: str) -> np.ndarray | None:
+        """``(h, w)`` bool mask of the pixels repaired in ``seq`` (None with ``--hot-pixels off``)."""
+        if self.params["hot_pixels"] != "detect":
+            self._entry(seq)
+            return None
+        _, mask = self._array(seq, hot_pixels_key(seq), self.params["spike_shape"][1:], np.uint8)
+        return mask.astype(bool)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            for shard, (_, txn) in self._envs.items():
+                txn.abort()
+                release_env(self.root / shard_name(shard))
+        self._envs = {}
+
+    def __enter__(self) -> "Cache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_envs"] = {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pid = os.getpid()
+
+
+def open_cache(root: str | os.PathLike, buffers: bool = True) -> Cache:
+    """Open a cache written by `spikeprep.voxelize_dataset`; CacheError if it or its manifest is
+    missing or invalid. ``buffers=False`` returns private (still read-only) copies."""
+    return Cache(root, buffers=buffers)

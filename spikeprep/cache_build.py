@@ -1,0 +1,306 @@
+"""`voxelize_dataset`: DATA_ROOT (sync.json + .dat + pngs) -> a sharded LMDB voxel cache.
+
+Order of work: plan (params, shapes, shards; see `cache_plan`), check or start the journal, then
+per sequence (sorted): hot-pixel mask (optional), fingerprints of its ``.dat``/sync.json, frames
+computed in order (in-process or by ``workers`` processes, at most ``2*workers+1`` frames in
+flight), records written by this process in one LMDB transaction, journal line. Finally the
+manifest and meta_info.txt are assembled from the journal alone, so a resumed build and an
+uninterrupted one give the same files (only ``manifest["created"]`` differs).
+
+Memory: a frame's window is read through `SpikeStream.packed` (a memory map), files are hashed
+in 1 MiB chunks, and per-sequence state is small (checksums, sparse histograms), so peak RSS is a
+few frames per worker, whatever the stream or dataset length.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import stats
+from .cache_format import (FORMAT, checksum, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME, META_INFO_NAME,
+                           diff_params, meta_info_lines, params_hash, shard_name, write_json_atomic)
+from .cache_plan import (BuildPlan, FrameConfig, compute_frame, dat_sources, hot_pixel_record,
+                         plan_build, sequence_hot_pixels, spikeprep_version)
+from .errors import CacheError, UsageError
+from .lmdb_writer import DEFAULT_INITIAL_MAP_SIZE, Journal, ShardWriter
+
+DEFAULT_SHARD_SIZE = 4 << 30
+#: Test hook: exit abruptly (as kill -9 would) after this many sequences were journaled.
+CRASH_ENV = "SPIKEPREP_TEST_CRASH_AFTER_SEQUENCES"
+#: Representations whose channels partition the window, so voxel sums count spikes.
+COUNT_REPRS = ("bins", "count")
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text) -> int:
+    """``"512M"``, ``"4G"``, ``"1.5G"``, ``"65536"`` or an int -> bytes (binary units)."""
+    if isinstance(text, (int, np.integer)):
+        return int(text)
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(i?B)?\s*", str(text), re.IGNORECASE)
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError("cannot read a size", found=text, expected="e.g. 4G, 512M, 65536")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+@dataclass
+class BuildSummary:
+    """What a build did; ``frames``/``bytes_written`` count this run's work only."""
+
+    cache: str
+    sequences: int
+    sequences_skipped: int
+    frames: int
+    bytes_written: int
+    seconds: float
+    shards: int
+    map_grows: int
+    workers: int
+    per_sequence: list = field(default_factory=list)
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes_written / 1e6 / self.seconds if self.seconds else 0.0
+
+
+# -- frame runner: in-process or worker processes -------------------------------------------
+
+_WORKER_CFG: FrameConfig | None = None
+
+
+def _init_worker(cfg: FrameConfig, threads: int) -> None:
+    global _WORKER_CFG
+    _WORKER_CFG = cfg
+    try:
+        import numba
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    except Exception:  # numba absent or JIT disabled: nothing to tune
+        pass
+
+
+def _work(job, mask):
+    return compute_frame(job, _WORKER_CFG, mask)
+
+
+class FrameRunner:
+    """Computes `FrameResult`s in job order; with workers, at most ``2*workers+1`` in flight."""
+
+    def __init__(self, cfg: FrameConfig, workers: int) -> None:
+        self.cfg, self.workers = cfg, int(workers)
+        self.pool = None
+        if self.workers > 1:
+            threads = max(1, (os.cpu_count() or 1) // self.workers)
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_init_worker, initargs=(cfg, threads))
+
+    def map(self, jobs, mask):
+        if self.pool is None:
+            for job in jobs:
+                yield compute_frame(job, self.cfg, mask)
+            return
+        pending, limit = [], 2 * self.workers + 1
+        jobs = iter(jobs)
+        try:
+            for job in jobs:
+                pending.append(self.pool.submit(_work, job, mask))
+                if len(pending) >= limit:
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+# -- journal / cache directory ---------------------------------------------------------------
+
+def _looks_like_cache(cache: Path) -> bool:
+    return (cache / JOURNAL_NAME).exists() or (cache / MANIFEST_NAME).exists()
+
+
+def prepare_cache(cache: Path, plan: BuildPlan, force: bool) -> dict[str, dict]:
+    """Start, or check and resume, a build in ``cache``; return journaled sequences by name."""
+    journal = Journal(cache)
+    if force and cache.exists():
+        if any(cache.iterdir()) and not _looks_like_cache(cache):
+            raise CacheError("refusing to wipe a directory that is not a spikeprep cache", path=cache,
+                             found="no progress.jsonl or manifest.json",
+                             expected="a CACHE written by 'spikeprep voxelize'",
+                             fix="choose an empty or new CACHE directory")
+        shutil.rmtree(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    if not any(cache.iterdir()):
+        journal.start({"format": FORMAT, "version": FORMAT_VERSION, "identity": plan.identity(),
+                       "plan": {s.name: s.shard for s in plan.sequences}})
+        return {}
+    entries = journal.read(repair=True)
+    if not entries or entries[0].get("kind") != "start":
+        raise CacheError("CACHE is not empty and holds no build journal", path=cache,
+                         found="files without progress.jsonl", expected="an empty directory or a "
+                         "spikeprep cache", fix="pass --force to rebuild, or choose another CACHE")
+    start = entries[0]
+    found, expected = start.get("identity", {}), plan.identity()
+    if start.get("version") != FORMAT_VERSION or found != expected:
+        differ = diff_params(found, expected) or [f"format version: found {start.get('version')}, "
+                                                  f"expected {FORMAT_VERSION}"]
+        raise CacheError("CACHE was built with other parameters", path=cache,
+                         found="; ".join(differ),
+                         expected="the same parameters to resume",
+                         fix="pass --force to wipe and rebuild it, or choose another CACHE")
+    if start.get("plan") != {s.name: s.shard for s in plan.sequences}:
+        raise CacheError("CACHE was planned for other sequences", path=cache,
+                         found=sorted(start.get("plan", {})), expected=[s.name for s in plan.sequences],
+                         fix="the dataset changed: pass --force to rebuild")
+    return {e["name"]: e for e in entries[1:] if e.get("kind") == "sequence"}
+
+
+# -- one sequence -----------------------------------------------------------------------------
+
+def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunner, on_frame) -> dict:
+    """Write one sequence in one transaction; return its journal entry."""
+    cfg = plan.config
+    root = Path(cfg.data_root)
+    mask = sequence_hot_pixels(root, seq.sync) if plan.params["hot_pixels"] == "detect" else None
+    sources = dat_sources(root, seq)
+    state: dict = {}
+
+    def produce():
+        state.update(records={}, sources={}, hists=None, spike_frames=0)
+        for result in runner.map(seq.jobs(), mask):
+            state["records"].update(result.checksums)
+            state["sources"].update(result.sources)
+            state["hists"] = stats.merge(state["hists"], result.hists)
+            state["spike_frames"] += result.window_len
+            for key, value in result.records:
+                yield key, value
+            on_frame(sum(len(v) for _, v in result.records))
+        if mask is not None:
+            key, value = hot_pixel_record(seq.name, mask, cfg)
+            state["records"][key] = checksum(value)
+            yield key, value
+
+    nbytes = writer.write_sequence(seq.shard, seq.nbytes, produce)
+    float_dtype = np.dtype(cfg.spike_dtype).kind == "f"
+    rate = None
+    if cfg.repr in COUNT_REPRS:
+        _, h, w = cfg.spike_shape
+        rate = stats.voxel_sum(state["hists"], float_dtype) / (state["spike_frames"] * h * w)
+    hot = ({"mode": "off", "count": None} if mask is None else
+           {"mode": "detect", "count": int(mask.sum()), "fraction": float(mask.mean())})
+    return {"kind": "sequence", "name": seq.name, "shard": seq.shard, "num_frames": len(seq.sync.frames),
+            "split": seq.split, "has_sharp": seq.has_sharp,
+            "sources": dict(sorted({**sources, **state["sources"]}.items())),
+            "records": dict(sorted(state["records"].items())), "hot_pixels": hot, "bytes": nbytes,
+            "spike_frames": state["spike_frames"], "spike_rate": rate,
+            "hists": stats.to_json(state["hists"])}
+
+
+# -- manifest ---------------------------------------------------------------------------------
+
+def assemble_manifest(plan: BuildPlan, done: dict[str, dict]) -> dict:
+    """The manifest from journal entries alone (deterministic apart from ``created``)."""
+    float_dtype = np.dtype(plan.params["spike_dtype"]).kind == "f"
+    sequences, hists, over = {}, None, []
+    for name in sorted(done):
+        entry = done[name]
+        sequences[name] = {k: entry[k] for k in ("shard", "num_frames", "split", "has_sharp", "sources",
+                                                 "records", "hot_pixels", "bytes", "spike_frames",
+                                                 "spike_rate")}
+        if entry["split"] == "train":
+            hists = stats.merge(hists, stats.from_json(entry["hists"]))
+            over.append(name)
+    final = stats.finalize(hists, float_dtype)
+    spike_stats = (final.to_dict(over) if final else {"mean": [], "std": [], "q995": [], "over": []})
+    spike_stats["method"] = ("exact (value histograms)" if not float_dtype
+                             else "float16-rounded value histograms")
+    return {"format": FORMAT, "version": FORMAT_VERSION, "spikeprep_version": spikeprep_version(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "params": plan.params, "params_hash": params_hash(plan.params),
+            "record_checksum": "blake2b-128 hex of the whole LMDB value (header + payload)",
+            "shards": sorted({shard_name(e["shard"]) for e in sequences.values()}),
+            "sequences": sequences, "spike_stats": spike_stats}
+
+
+def _progress(enabled: bool, total: int):
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                    console=Console(stderr=True), disable=not enabled, transient=False)
+
+
+def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None, match="none",
+                     shard_size=DEFAULT_SHARD_SIZE, workers=0, val=(), hot_pixels="off", force=False,
+                     progress=True, initial_map_size=DEFAULT_INITIAL_MAP_SIZE) -> BuildSummary:
+    """Build (or resume) the LMDB voxel cache of DATA_ROOT in CACHE; return a `BuildSummary`.
+
+    S: voxel channels parameter (None: the representation's default); repr/repr_params: see
+    `spikeprep.representations`; match: "none" | "rgb" | "spike" (see `cache_plan.stored_shapes`);
+    shard_size: bytes or "4G"; workers: processes (0/1: in-process); val: validation sequences
+    (excluded from spike_stats); hot_pixels: "off" | "detect"; force: wipe an existing CACHE.
+    Raises CacheError when CACHE holds a build with other parameters (unless force).
+    """
+    t0 = time.perf_counter()
+    if int(workers) < 0:
+        raise UsageError("--workers must be >= 0", found=workers, expected="0, 1, 2, ...")
+    plan = plan_build(data_root, S=S, repr=repr, repr_params=repr_params, match=match,
+                      hot_pixels=hot_pixels, val=tuple(val), shard_size=parse_size(shard_size))
+    cache = Path(cache)
+    done = prepare_cache(cache, plan, force)
+    journal, writer = Journal(cache), ShardWriter(cache, initial_map_size)
+    todo = [s for s in plan.sequences if s.name not in done]
+    total_frames = sum(len(s.sync.frames) for s in todo)
+    crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
+    counters = {"frames": 0, "bytes": 0}
+    per_sequence = []
+    runner = FrameRunner(plan.config, workers)
+    try:
+        with _progress(progress, total_frames) as bar:
+            task = bar.add_task("voxelize", total=total_frames, rate="")
+
+            def on_frame(nbytes: int) -> None:
+                counters["frames"] += 1
+                counters["bytes"] += nbytes
+                dt = max(time.perf_counter() - t0, 1e-9)
+                bar.update(task, advance=1, rate=f"{counters['frames'] / dt:.1f} frames/s "
+                                                 f"{counters['bytes'] / 1e6 / dt:.1f} MB/s")
+
+            for n, seq in enumerate(todo, 1):
+                bar.update(task, description=f"{seq.name} -> {shard_name(seq.shard)}")
+                ts = time.perf_counter()
+                entry = build_sequence(seq, plan, writer, runner, on_frame)
+                journal.append(entry)
+                done[seq.name] = entry
+                per_sequence.append((seq.name, entry["num_frames"], entry["bytes"],
+                                     time.perf_counter() - ts))
+                if crash_after and n >= crash_after:
+                    os._exit(137)
+    finally:
+        runner.close()
+        writer.close()
+    manifest = assemble_manifest(plan, done)
+    write_json_atomic(cache / MANIFEST_NAME, manifest)
+    (cache / (META_INFO_NAME + ".partial")).write_text("\n".join(meta_info_lines(manifest)) + "\n")
+    os.replace(cache / (META_INFO_NAME + ".partial"), cache / META_INFO_NAME)
+    bytes_written = sum(b for _, _, b, _ in per_sequence)
+    return BuildSummary(str(cache), len(plan.sequences), len(plan.sequences) - len(todo),
+                        sum(f for _, f, _, _ in per_sequence), bytes_written,
+                        time.perf_counter() - t0, len(manifest["shards"]), writer.grows, int(workers),
+                        per_sequence)

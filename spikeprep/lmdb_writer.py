@@ -1,0 +1,134 @@
+"""Writing the cache: LMDB shards with on-demand map growth, one transaction per sequence, a journal.
+
+The parent process is the only writer. Each sequence goes into its shard in **one** write
+transaction, so after a crash a sequence is either entirely there or not at all; after the commit
+its summary (checksums, fingerprints, partial stats) is appended to ``progress.jsonl`` and
+fsync'd. A crash between commit and journal line only means the sequence is written again with the
+same bytes on resume.
+
+Map size: each shard starts at ``initial_map_size`` (64 MiB) and grows on demand: before a
+sequence it is grown to fit the planned bytes, and on ``lmdb.MapFullError`` the transaction is
+aborted, the map doubled (at least to fit) and the sequence's records produced again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+import lmdb
+
+from .cache_format import JOURNAL_NAME, shard_name
+from .errors import CacheError
+
+MiB = 1 << 20
+DEFAULT_INITIAL_MAP_SIZE = 64 * MiB
+#: LMDB page overhead allowance when fitting the map to a planned size.
+_SLACK = 1.25
+
+
+class ShardWriter:
+    """LMDB environments ``CACHE/shard-NNNNN.lmdb`` opened on first use, grown on demand."""
+
+    def __init__(self, cache: Path, initial_map_size: int = DEFAULT_INITIAL_MAP_SIZE,
+                 prefit: bool = True) -> None:
+        self.cache = Path(cache)
+        self.initial_map_size = int(initial_map_size)
+        self.prefit = prefit
+        self.grows = 0  # how many times a map was enlarged (tests and the summary read it)
+        self._envs: dict[int, lmdb.Environment] = {}
+
+    def env(self, shard: int) -> lmdb.Environment:
+        if shard not in self._envs:
+            path = self.cache / shard_name(shard)
+            size = self.initial_map_size
+            if (path / "data.mdb").is_file():  # a resumed build: keep what is there
+                size = max(size, (path / "data.mdb").stat().st_size)
+            self._envs[shard] = lmdb.open(str(path), map_size=size, subdir=True, readahead=False,
+                                          meminit=False, max_dbs=0)
+        return self._envs[shard]
+
+    def _used_bytes(self, env: lmdb.Environment) -> int:
+        info = env.info()
+        return (info["last_pgno"] + 1) * env.stat()["psize"]
+
+    def _grow(self, env: lmdb.Environment, at_least: int) -> None:
+        new = max(2 * env.info()["map_size"], int(at_least))
+        env.set_mapsize(new)
+        self.grows += 1
+
+    def write_sequence(self, shard: int, planned_bytes: int,
+                       produce: Callable[[], Iterable[tuple[str, bytes]]]) -> int:
+        """Put every ``(key, value)`` that ``produce()`` yields in one transaction; return bytes.
+
+        ``produce`` is called again from scratch if the map fills up mid-transaction.
+        """
+        env = self.env(shard)
+        if self.prefit:
+            need = self._used_bytes(env) + int(planned_bytes * _SLACK) + MiB
+            if env.info()["map_size"] < need:
+                env.set_mapsize(need)
+                self.grows += 1
+        while True:
+            written = 0
+            txn = env.begin(write=True)
+            try:
+                for key, value in produce():
+                    txn.put(key.encode(), value)
+                    written += len(value)
+                txn.commit()
+                return written
+            except lmdb.MapFullError:
+                txn.abort()
+                self._grow(env, self._used_bytes(env) + int(max(planned_bytes, written) * _SLACK) + MiB)
+            except BaseException:
+                txn.abort()
+                raise
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+
+
+class Journal:
+    """``CACHE/progress.jsonl``: a ``start`` line (params, plan), then one line per finished sequence."""
+
+    def __init__(self, cache: Path) -> None:
+        self.path = Path(cache) / JOURNAL_NAME
+
+    def read(self, repair: bool = False) -> list[dict]:
+        """Entries in order; a torn last line (crash mid-write) is ignored (cut off if ``repair``)."""
+        if not self.path.is_file():
+            return []
+        entries, good = [], 0
+        data = self.path.read_bytes()
+        for line in data.splitlines(keepends=True):
+            try:
+                if not line.endswith(b"\n"):
+                    raise ValueError("torn line")
+                entries.append(json.loads(line))
+            except ValueError:
+                break
+            good += len(line)
+        if repair and good < len(data):
+            with open(self.path, "r+b") as f:
+                f.truncate(good)
+                os.fsync(f.fileno())
+        return entries
+
+    def append(self, entry: dict) -> None:
+        """Append one line and fsync it (the sequence counts as done only after this returns)."""
+        with open(self.path, "a") as f:
+            f.write(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def start(self, header: dict) -> None:
+        """Begin a fresh journal (the caller has emptied the cache)."""
+        if self.path.exists():
+            raise CacheError("journal already exists", path=self.path, found="progress.jsonl",
+                             expected="an empty cache directory", fix="pass --force to rebuild")
+        self.append({"kind": "start", **header})
