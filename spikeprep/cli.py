@@ -121,3 +121,284 @@ def _print_sync_table(reports, dry_run: bool) -> None:
                       f"{min(lengths)}-{max(lengths)}" if min(lengths) != max(lengths) else str(lengths[0]),
                       str(gaps), str(overlaps), f"{r.coverage():.0%}", r.status)
     stdout_console().print(table)
+
+
+@main.command("simulate")
+@click.argument("out", type=click.Path(file_okay=False, path_type=str))
+@click.option("--sequences", type=int, default=2, show_default=True, help="Synthetic sequences seq000, seq001, ...")
+@click.option("--frames", type=int, default=8, show_default=True, help="RGB frames per synthetic sequence.")
+@click.option("--height", type=int, default=64, show_default=True, help="RGB height, pixels (>= 16).")
+@click.option("--width", type=int, default=64, show_default=True, help="RGB width, pixels (>= 16).")
+@click.option("--spikes-per-frame", type=int, default=40, show_default=True,
+              help="Spike frames per RGB frame interval.")
+@click.option("--exposure", type=float, default=0.5, show_default=True,
+              help="Exposure as a fraction of the frame interval, (0, 1].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed => byte-identical files.")
+@click.option("--threshold", type=float, default=2.0, show_default=True,
+              help="Integrate-and-fire threshold (luma in [0, 1] per sample; white fires every 2nd sample).")
+@click.option("--spike-rate", type=float, default=20000.0, show_default=True,
+              help="Spike frames per second (Hz); frame_rate = spike_rate / spikes_per_frame.")
+@click.option("--spike-downsample", type=int, default=1, show_default=True, metavar="N",
+              help="Spike frames at RGB size / N (INTER_AREA), e.g. 2: 720x1280 RGB -> 360x640 spikes.")
+@click.option("--from-frames", "from_frames", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
+              help="Convert high-frame-rate frames in DIR (or in each subfolder of DIR) instead of synthesising.")
+@click.option("--images-per-frame", type=int, default=8, show_default=True, metavar="N",
+              help="With --from-frames: source images per RGB frame interval.")
+@click.option("--force", is_flag=True, help="Allow a non-empty OUT: replaces OUT/blur, OUT/sharp, OUT/spike.")
+@reports_errors
+def simulate_command(out, sequences, frames, height, width, spikes_per_frame, exposure, seed, threshold,
+                     spike_rate, spike_downsample, from_frames, images_per_frame, force):
+    """Write a synthetic dataset in the input layout (deterministic for --seed).
+
+    \b
+    Writes, per sequence SEQ:
+      OUT/blur/SEQ/000000.png ...   blurred RGB: mean of the scene over the exposure window
+      OUT/sharp/SEQ/000000.png ...  ground truth: the scene at mid-exposure
+      OUT/spike/SEQ/spikes.dat      one spike stream, frames * spikes-per-frame long (flipud)
+      OUT/spike/SEQ/config.yaml     spike_h, spike_w, flipud and the timing below
+
+    Scenes are textured objects moving (and bouncing) over a slowly panning textured
+    background, rendered at every spike sample t_k = k / spike_rate. Spikes come from
+    integrate-and-fire on the luma: each pixel's accumulator starts at uniform[0, threshold),
+    adds the luma (in [0, 1]) at every sample, and fires and subtracts the threshold when it
+    reaches it. Timing rule (offset 0): frame i is exposed during [t0, t1),
+    t0 = i/frame_rate, t1 = t0 + exposure/frame_rate; spike frame k belongs to it iff
+    t0 <= k/spike_rate < t1.
+
+    With --from-frames DIR, sorted .png/.jpg frames (e.g. GoPro 240 fps originals) become
+    the scene: --images-per-frame source images span one RGB frame interval, linearly
+    interpolated between images; one sequence per folder of frames.
+
+    \b
+    Examples:
+      spikeprep simulate data/ --sequences 4 --frames 50 --height 250 --width 400
+      spikeprep simulate gopro_sim/ --from-frames GOPRO_Large_all/train --spike-downsample 2
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .errors import UsageError
+    from .simulate import simulate_dataset, simulate_from_frames
+
+    context = click.get_current_context()
+    given = {name for name in ("sequences", "frames", "height", "width", "images_per_frame")
+             if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    clashing = sorted(given - {"images_per_frame"}) if from_frames else sorted(given & {"images_per_frame"})
+    if clashing:
+        options = ", ".join("--" + name.replace("_", "-") for name in clashing)
+        raise UsageError("options do not apply here", found=options,
+                         expected="--sequences/--frames/--height/--width without --from-frames, "
+                                  "--images-per-frame only with it")
+    common = dict(spikes_per_frame=spikes_per_frame, exposure=exposure, seed=seed, threshold=threshold,
+                  spike_rate=spike_rate, spike_downsample=spike_downsample, force=force)
+    columns = (TextColumn("spike frames"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task("simulate", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        if from_frames:
+            summary = simulate_from_frames(from_frames, out, images_per_frame=images_per_frame,
+                                           on_progress=on_progress, **common)
+        else:
+            summary = simulate_dataset(out, sequences=sequences, frames=frames, height=height, width=width,
+                                       on_progress=on_progress, **common)
+    plural = "s" if len(summary.sequences) != 1 else ""
+    click.echo(f"simulated {len(summary.sequences)} sequence{plural} ({', '.join(summary.sequences)}): "
+               f"{sum(summary.frames)} frames, {sum(summary.spike_frames)} spike frames "
+               f"({summary.height}x{summary.width} RGB, {summary.spike_h}x{summary.spike_w} spikes) "
+               f"in {summary.seconds:.1f} s -> {summary.out}")
+
+
+# -- voxelize / verify / info (the cache) --------------------------------------------------------
+
+def _parse_repr_params(pairs) -> dict:
+    import yaml
+
+    from .errors import UsageError
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError("--repr-param must be KEY=VALUE", found=pair, expected="e.g. tau_fast=20")
+        params[key.strip()] = yaml.safe_load(value)
+    return params
+
+
+@main.command("voxelize")
+@click.argument("data_root", type=click.Path(file_okay=False, path_type=str))
+@click.argument("cache", type=click.Path(file_okay=False, path_type=str))
+@click.option("--S", "S", type=int, default=None, help="Voxel channels [default: the representation's, 8 for bins].")
+@click.option("--repr", "repr_", default="bins", show_default=True,
+              help="Representation: bins | count | temporal4 | ema | tfp.")
+@click.option("--repr-param", "repr_param", multiple=True, metavar="KEY=VALUE",
+              help="Representation parameter (repeatable), e.g. --repr-param tfp_window=32.")
+@click.option("--match", type=click.Choice(["none", "rgb", "spike"]), default="none", show_default=True,
+              help="When spike and RGB sizes differ: resize spikes to RGB (rgb), RGB to spikes (spike), or neither.")
+@click.option("--shard-size", default="4G", show_default=True, help="Target LMDB shard size (512M, 4G, bytes).")
+@click.option("--workers", type=int, default=0, show_default=True, help="Worker processes (0/1: in-process).")
+@click.option("--val", multiple=True, metavar="SEQ", help="Validation sequence (repeatable): excluded from spike_stats.")
+@click.option("--hot-pixels", type=click.Choice(["off", "detect"]), default="off", show_default=True,
+              help="detect: find stuck pixels per sequence, repair voxels, store the mask.")
+@click.option("--force", is_flag=True, help="Wipe a CACHE built with other parameters and rebuild.")
+@reports_errors
+def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, workers, val, hot_pixels, force):
+    """Voxelize every sequence of DATA_ROOT (needs spike/SEQ/sync.json) into an LMDB cache.
+
+    \b
+    Example:
+      spikeprep voxelize data/ cache/ --S 8 --workers 2 --val seq003
+    \b
+    Writes:
+      CACHE/shard-00000.lmdb ...  LMDB dirs; a sequence never spans two shards
+      CACHE/manifest.json         params, params_hash, per-sequence shard/split/sources/checksums,
+                                  spike_stats (per-channel mean/std/q995 over train sequences)
+      CACHE/meta_info.txt         KAIR list: "SEQ NFRAMES (H,W,3) 0"
+      CACHE/progress.jsonl        build journal: re-run the same command to resume after a crash
+    \b
+    Records per frame (raw arrays behind a 48-byte header, no PNG):
+      SEQ/000000/blur   (H,W,3) uint8 RGB       SEQ/000000/sharp  (H,W,3) uint8 RGB
+      SEQ/000000/spike  (C,h,w) spike dtype: bins/count/tfp -> uint8 (bins <= 255 frames),
+                        uint16/uint32 for longer; temporal4 -> int16; ema -> float32
+    \b
+    --match (spike h x w vs RGB H x W):
+      none   store both natively; RGB must be k times the spike size (integer k)
+      rgb    spikes resized to H x W, INTER_NEAREST (counts stay integers, dtype unchanged)
+      spike  blur/sharp resized to h x w, INTER_AREA (uint8)
+    """
+    from rich.table import Table
+
+    from .cache_build import voxelize_dataset
+
+    summary = voxelize_dataset(data_root, cache, S=S, repr=repr_, repr_params=_parse_repr_params(repr_param),
+                               match=match, shard_size=shard_size, workers=workers, val=val,
+                               hot_pixels=hot_pixels, force=force, progress=console.is_terminal)
+    table = Table(title=f"voxelize -> {summary.cache}")
+    for column in ("sequence", "frames", "MB written", "seconds", "frames/s"):
+        table.add_column(column, justify="left" if column == "sequence" else "right")
+    for name, frames, nbytes, seconds in summary.per_sequence:
+        table.add_row(name, str(frames), f"{nbytes / 1e6:.1f}", f"{seconds:.1f}",
+                      f"{frames / seconds:.1f}" if seconds else "-")
+    table.add_row("total", str(summary.frames), f"{summary.bytes_written / 1e6:.1f}", f"{summary.seconds:.1f}",
+                  f"{summary.frames_per_s:.1f} ({summary.mb_per_s:.1f} MB/s)", style="bold")
+    stdout_console().print(table)
+    click.echo(f"{summary.sequences} sequences ({summary.sequences_skipped} already done), "
+               f"{summary.shards} shard(s) in {summary.cache}")
+
+
+@main.command("verify")
+@click.argument("cache", type=click.Path(path_type=str))
+@click.option("--data", "data_root", type=click.Path(path_type=str), metavar="DATA_ROOT",
+              help="Also check source fingerprints and re-voxelize frames from DATA_ROOT.")
+@click.option("--sample", type=int, default=None, metavar="N", help="With --data: re-voxelize N random frames, not all.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --sample.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report on stdout.")
+@reports_errors
+def verify_command(cache, data_root, sample, seed, as_json):
+    """Check that CACHE is complete and correct: manifest, shards, headers, checksums.
+
+    \b
+    Exit codes: 0 all well, 1 problems found (each listed with sequence, frame, record),
+    2 usage error (e.g. CACHE does not exist).
+    \b
+    Example:
+      spikeprep verify cache/ --data data/ --sample 50
+    """
+    import json
+
+    from rich.table import Table
+
+    from .verify import verify_cache
+
+    report = verify_cache(cache, data_root=data_root, sample=sample, seed=seed)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=1))
+    elif report.ok:
+        click.echo(f"ok: {report.records_checked} records, {report.sources_checked} sources, "
+                   f"{report.frames_recomputed} frames re-voxelized in {report.cache}")
+    else:
+        table = Table(title=f"{len(report.problems)} problem(s) in {report.cache}")
+        for column in ("sequence", "frame", "record / file", "problem"):
+            table.add_column(column)
+        for p in report.problems:
+            table.add_row(p.sequence or "-", "-" if p.frame is None else str(p.frame), p.key or "-", p.what)
+        stdout_console().print(table)
+    sys.exit(0 if report.ok else 1)
+
+
+@main.command("info")
+@click.argument("cache", type=click.Path(path_type=str))
+@reports_errors
+def info_command(cache):
+    """Show a cache's parameters and a table of its sequences (split, frames, shard, sizes,
+    mean spikes per pixel per spike frame, hot pixels)."""
+    from rich.table import Table
+
+    from .verify import cache_info
+
+    info = cache_info(cache)
+    out = stdout_console()
+    params = Table(title=f"{info['cache']} (spikeprep {info['spikeprep_version']}, {info['created']})")
+    params.add_column("param")
+    params.add_column("value")
+    for key, value in info["params"].items():
+        params.add_row(key, str(value))
+    params.add_row("params_hash", info["params_hash"][:16] + "...")
+    out.print(params)
+    table = Table()
+    for column in ("sequence", "split", "frames", "shard", "MB", "spikes/px/frame", "hot pixels"):
+        table.add_column(column)
+    for row in info["sequences"]:
+        rate = "-" if row["spike_rate"] is None else f"{row['spike_rate']:.4f}"
+        table.add_row(row["sequence"], row["split"], str(row["frames"]), row["shard"],
+                      f"{(row['bytes'] or 0) / 1e6:.1f}", rate, str(row["hot_pixels"]))
+    out.print(table)
+    out.print("shards: " + ", ".join(f"{name} {'missing' if size is None else f'{size / 1e6:.1f} MB'}"
+                                     for name, size in info["shards"].items()))
+    stats = info["spike_stats"]
+    if stats.get("mean") is not None:
+        fmt = lambda xs: "[" + ", ".join(f"{x:.3g}" for x in xs) + "]"  # noqa: E731
+        out.print(f"spike_stats over {len(stats['over'])} train sequence(s): mean {fmt(stats['mean'])} "
+                  f"std {fmt(stats['std'])} q99.5 {fmt(stats['q995'])}")
+
+
+@main.command("demo")
+@click.argument("out", default="spikeprep-demo", type=click.Path(file_okay=False, path_type=str))
+@click.option("--no-train", is_flag=True, help="Stop after verify (no torch training).")
+@reports_errors
+def demo_command(out, no_train):
+    """Run the whole pipeline on a small built-in synthetic dataset, on CPU.
+
+    \b
+    simulate (3 sequences x 12 frames, 64x64, 40 spike frames per frame)
+      -> build-sync -> voxelize --S 4 (seq002 held out for validation)
+      -> verify --data -> train a tiny RGB+spike VRT (configs/demo_tiny_cpu.yaml)
+      -> validate, and print what was written and the PSNR of blurred input vs restored output.
+
+    Re-running reuses what is done (dataset, cache, checkpoints). OUT defaults to ./spikeprep-demo.
+    """
+    from .demo import run_demo
+
+    summary = run_demo(out, train=not no_train, progress=sys.stderr.isatty(),
+                       report=lambda line: console.print(line))
+    _print_demo_summary(summary)
+
+
+def _print_demo_summary(summary) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"spikeprep demo -> {summary.out}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for name, (path, size) in summary.files.items():
+        table.add_row(f"{name} ({path})", f"{size / 1e6:.1f} MB")
+    for name, seconds in summary.stages.items():
+        table.add_row(f"{name} time", f"{seconds:.1f} s")
+    training = summary.training
+    if training.get("psnr") is not None:
+        table.add_row("validation PSNR, blurred input", f"{training['psnr_input']:.2f} dB")
+        table.add_row("validation PSNR, restored output", f"{training['psnr']:.2f} dB")
+        table.add_row("validation SSIM, input -> output", f"{training['ssim_input']:.3f} -> {training['ssim']:.3f}")
+    if training.get("checkpoint"):
+        table.add_row("checkpoint", str(training["checkpoint"]))
+    stdout_console().print(table)

@@ -1,0 +1,248 @@
+"""Trainer configuration: a YAML file validated into frozen dataclasses.
+
+``load_config(path, overrides)`` reads the YAML, applies dotted ``--set`` overrides
+(``train.total_iter=200``; values parsed as YAML), and validates every key against the
+dataclasses below: unknown keys and wrong types raise `spikeprep.errors.ConfigError` naming the
+dotted key. ``netG`` is passed to ``VRT(**netG)`` as it is (VRT checks its own keywords);
+``spike_chans`` is filled in by the trainer from the cache manifest (``data.use_spike``).
+
+Defaults are KAIR's ``006_train_vrt_videodeblurring_gopro`` numbers, except the batch, which is
+GLOBAL here (split over ranks), where KAIR reads it per GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import yaml
+
+from spikeprep.errors import ConfigError
+
+SPIKE_NORMS = ("window", "quantile", "standardize", "none")
+AMP_MODES = (None, "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    hflip: bool = True              # KAIR use_hflip
+    rot: bool = True                # KAIR use_rot: vflip + rot90 (transpose)
+    brightness: float = 0.0         # RGB (input and target) scaled by 1 + U(-b, b); 0 = off
+    contrast: float = 0.0           # RGB (input and target) contrast 1 + U(-c, c) about the mean
+    spike_gain: float = 0.0         # spike counts scaled by 1 + U(-g, g); 0 = off
+    spike_poisson: bool = False     # resample integer spike counts ~ Poisson(count * gain)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    cache: str = ""                 # LMDB cache folder (spikeprep voxelize output)
+    use_spike: bool = True          # False: RGB only (netG.spike_chans = 0)
+    num_frames: int = 6             # T frames per training clip
+    gt_size: int = 192              # RGB crop size (pixels)
+    batch_size: int = 8             # GLOBAL batch, split over ranks
+    workers: int = 4                # DataLoader workers per rank
+    samples_per_epoch: Optional[int] = None   # None: one item per valid clip start
+    spike_norm: str = "window"      # window | quantile | standardize | none
+    num_frames_val: Optional[int] = None      # None: whole validation sequences
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 4e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.0
+    total_iter: int = 300000
+    scheduler_periods: int = 300000          # CosineAnnealingWarmRestarts T_0
+    eta_min: float = 1e-7
+    charbonnier_eps: float = 1e-9
+    fix_iter: int = 20000
+    fix_lr_mul: float = 0.125
+    fix_keys: list[str] = field(default_factory=lambda: ["spynet", "deform"])
+    ema_decay: float = 0.0                   # KAIR E_decay; 0 = no EMA
+    clip_grad: Optional[float] = None        # max global grad norm; None = off
+    amp: Optional[str] = None                # None | bf16 | fp16
+    deterministic: bool = False              # torch.use_deterministic_algorithms
+    zero_init_last: bool = False             # not KAIR: zero VRT's conv_last, so training starts
+                                             # from output = blurred input (short CPU demos)
+    checkpoint_every: int = 5000
+    keep_last: int = 3
+    print_every: int = 200
+    val_every: int = 5000
+    tensorboard: bool = False
+
+
+@dataclass(frozen=True)
+class ValConfig:
+    num_frame_testing: int = 18     # temporal chunk (0 = whole sequence)
+    num_frame_overlapping: int = 2
+    size_patch_testing: int = 192   # spatial tile (0 = whole frame)
+    tile_overlap: int = 20
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "vrt"
+    seed: int = 0
+    out_dir: str = "experiments/vrt"
+    data: DataConfig = field(default_factory=DataConfig)
+    netG: dict = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    val: ValConfig = field(default_factory=ValConfig)
+
+
+# -- validation -------------------------------------------------------------------------------
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp, key: str, source) -> Any:
+    """``value`` checked against the annotation ``tp``; raises ConfigError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)][0]
+        return _coerce(value, inner, key, source)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key, source)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key} has the wrong type", path=source,
+                              found=repr(value), expected=f"a list of {_type_name(typing.get_args(tp)[0])}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key} has the wrong type", path=source,
+                              found=repr(value), expected="a mapping")
+        return dict(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    ok = (isinstance(value, bool) if tp is bool
+          else isinstance(value, int) and not isinstance(value, bool) if tp is int
+          else isinstance(value, (int, float)) and not isinstance(value, bool) if tp is float
+          else isinstance(value, tp))
+    if not ok:
+        raise ConfigError(f"config key {key} has the wrong type", path=source,
+                          found=f"{value!r} ({type(value).__name__})", expected=_type_name(tp))
+    return float(value) if tp is float else value
+
+
+def _build(cls, raw: Any, prefix: str, source):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config section {prefix or '<top>'} must be a mapping", path=source,
+                          found=repr(raw))
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            dotted = f"{prefix}.{key}" if prefix else str(key)
+            raise ConfigError(f"unknown config key {dotted}", path=source,
+                              expected="one of " + ", ".join(sorted(names)),
+                              fix="check the spelling (see vrt_train/config.py)")
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k, source)
+              for k, v in raw.items()}
+    return cls(**kwargs)
+
+
+def _check(cfg: Config, source) -> None:
+    def bad(key, found, expected):
+        raise ConfigError(f"config key {key} is invalid", path=source, found=found, expected=expected)
+    d, t, v = cfg.data, cfg.train, cfg.val
+    if d.spike_norm not in SPIKE_NORMS:
+        bad("data.spike_norm", repr(d.spike_norm), " | ".join(SPIKE_NORMS))
+    if t.amp not in AMP_MODES:
+        bad("train.amp", repr(t.amp), "null | bf16 | fp16")
+    for key, value in [("data.num_frames", d.num_frames), ("data.gt_size", d.gt_size),
+                       ("data.batch_size", d.batch_size), ("train.total_iter", t.total_iter),
+                       ("train.scheduler_periods", t.scheduler_periods),
+                       ("train.checkpoint_every", t.checkpoint_every),
+                       ("train.keep_last", t.keep_last), ("train.print_every", t.print_every),
+                       ("train.val_every", t.val_every)]:
+        if value < 1:
+            bad(key, value, ">= 1")
+    if d.workers < 0 or t.fix_iter < 0:
+        bad("data.workers / train.fix_iter", (d.workers, t.fix_iter), ">= 0")
+    if len(t.betas) != 2:
+        bad("train.betas", t.betas, "two numbers")
+    if v.num_frame_testing and v.num_frame_overlapping >= v.num_frame_testing:
+        bad("val.num_frame_overlapping", v.num_frame_overlapping, "< val.num_frame_testing")
+    if v.size_patch_testing and v.tile_overlap >= v.size_patch_testing:
+        bad("val.tile_overlap", v.tile_overlap, "< val.size_patch_testing")
+    if "in_chans" in cfg.netG or "spike_chans" in cfg.netG:
+        bad("netG.spike_chans", "set in the YAML", "absent: filled from the cache (data.use_spike)")
+
+
+def set_dotted(raw: dict, dotted: str, value: Any) -> None:
+    """``raw["a"]["b"] = value`` for ``dotted == "a.b"`` (creating sections)."""
+    parts = dotted.split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted} goes through a non-mapping key {part}")
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.total_iter=200"`` -> ``("train.total_iter", 200)`` (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError("an override must look like key.sub=value", found=repr(text))
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {key} has an unreadable value", found=repr(value),
+                          fix=str(exc).splitlines()[0]) from None
+
+
+def config_from_dict(raw: dict, overrides: list[str] | tuple[str, ...] = (), source=None) -> Config:
+    """Validate a plain dict (plus dotted overrides) into a frozen `Config`."""
+    raw = yaml.safe_load(yaml.safe_dump(raw or {}))  # deep copy, plain types only
+    for text in overrides:
+        set_dotted(raw, *parse_override(text))
+    cfg = _build(Config, raw, "", source)
+    _check(cfg, source)
+    return cfg
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read and validate a trainer YAML file (see the module docstring)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path=path, fix="pass --opt configs/<name>.yaml") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError("config file is not valid YAML", path=path, found=str(exc).splitlines()[0]) from None
+    return config_from_dict(raw or {}, overrides, source=path)
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def replace(cfg: Config, **sections) -> Config:
+    """``replace(cfg, train={"total_iter": 10})``: a copy with some keys of some sections changed."""
+    raw = to_dict(cfg)
+    for section, values in sections.items():
+        if isinstance(values, dict) and isinstance(raw.get(section), dict):
+            raw[section].update(values)
+        else:
+            raw[section] = values
+    return config_from_dict(raw)

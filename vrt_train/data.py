@@ -1,0 +1,288 @@
+"""Training and validation data straight from a spikeprep LMDB cache.
+
+Workers only slice records: every item is raw ``uint8`` RGB and raw-dtype spike voxels (no png
+or ``.dat`` decoding, no float conversion). Normalisation, the RGB/spike concatenation into
+KAIR's ``L (B, T, 3+S, h, w)`` and augmentation run batched on the training device
+(`vrt_train.augment.assemble`).
+
+Divergence from KAIR's "L straight from the records": RGB is uint8 while spikes are
+uint8/uint16/int16/float32 (per manifest) and may be smaller than the RGB frames by an integer
+factor ``f`` (cache built with ``match: none``), so an item carries them separately. RGB stays
+channels-last as stored, so a worker only copies whole crop rows (measured: the HWC -> CHW
+transpose in the worker took half of an item's time); `assemble` permutes on the device.
+
+=============  ====================  =========================================================
+key            shape                 meaning
+=============  ====================  =========================================================
+``L_rgb``      (T, gt, gt, 3) uint8  blurred RGB crop, channels last as stored (HWC)
+``L_spike``    (T, C, gt/f, gt/f)    spike voxels of the same crop (raw dtype); empty if unused
+``H``          (T, gt, gt, 3) uint8  sharp RGB crop, channels last
+``window``     (T, C) float32        per-frame divisor for ``window`` normalisation (bin lengths)
+``seq``        str                   sequence name
+``frames``     (T,) int64            frame indices
+=============  ====================  =========================================================
+
+Randomness: item ``(epoch, index)`` draws its clip and crop from
+``numpy.random.default_rng([seed, epoch, index])``, so the stream does not depend on the worker
+count; `ClipSampler` yields such keys, disjoint across ranks, resumable at any position.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from spikeprep.errors import ConfigError, SpikeprepError
+
+
+def open_any(cache):
+    """A Cache object from a path (``spikeprep.open_cache``) or an already opened cache."""
+    if isinstance(cache, (str, os.PathLike)):
+        from spikeprep import open_cache  # the reader: lazily opened LMDB, picklable
+        return open_cache(cache)
+    return cache
+
+
+def spike_factor(manifest: dict) -> int:
+    """Integer factor f with RGB size = f x spike size (1 when the cache matched sizes)."""
+    params = manifest["params"]
+    rgb_h, rgb_w = params["rgb_shape"][:2]
+    _, sp_h, sp_w = params["spike_shape"]
+    f = rgb_h // sp_h if sp_h else 0
+    if f < 1 or rgb_h != f * sp_h or rgb_w != f * sp_w:
+        raise ConfigError("cache has RGB and spike sizes that are not an integer factor apart",
+                          found=f"RGB {rgb_h}x{rgb_w}, spike {sp_h}x{sp_w}",
+                          expected="spike size = RGB size / f for an integer f",
+                          fix="rebuild the cache with a --match that resizes the spikes")
+    return f
+
+
+class _BinLengths:
+    """``L -> (S,)`` lengths ``(k+1)*L//S - k*L//S`` of the bins of a window (picklable)."""
+
+    def __init__(self, S: int):
+        self.S = S
+
+    def __call__(self, L: int) -> np.ndarray:
+        k = np.arange(self.S)
+        return np.maximum(((k + 1) * int(L)) // self.S - (k * int(L)) // self.S, 1).astype(np.float32)
+
+
+class _RepNormalizer:
+    def __init__(self, rep):
+        self.rep = rep
+
+    def __call__(self, L: int) -> np.ndarray:
+        return np.asarray(self.rep.normalizer(int(L)), np.float32)
+
+
+def window_divisor_fn(manifest: dict):
+    """``L -> (C,) float32`` divisor turning a window's counts into rates, or None if unknown.
+
+    Uses ``make_representation(...).normalizer(L)`` (spikeprep.representations) when the
+    representation has one; otherwise the bin lengths for reprs ``bins`` and ``count``.
+    """
+    params = manifest["params"]
+    name, S = params.get("repr", "bins"), int(params["S"])
+    repr_params = {k: v for k, v in (params.get("repr_params") or {}).items() if k not in ("S", "repr")}
+    try:
+        from spikeprep.representations import make_representation
+        rep = make_representation(name, S, **repr_params)
+        if hasattr(rep, "normalizer"):
+            return _RepNormalizer(rep)
+    except (ImportError, TypeError, ValueError, SpikeprepError):
+        pass
+    if name in ("bins", "count"):
+        return _BinLengths(S)
+    return None
+
+
+def effective_spike_norm(manifest: dict, requested: str) -> str:
+    """The spike normalisation to use: ``window`` falls back to ``quantile`` (with a warning)
+    when the cache's representation has no known window normaliser."""
+    if requested == "window" and window_divisor_fn(manifest) is None:
+        warnings.warn(f"spike_norm 'window' is not defined for repr {manifest['params'].get('repr')!r}; "
+                      "using 'quantile' (divide by the training q99.5 per channel)", stacklevel=2)
+        return "quantile"
+    return requested
+
+
+class _CacheItems:
+    """What the train and validation datasets share: the cache, sizes, and record slicing."""
+
+    def __init__(self, cache, split: str, use_spike: bool):
+        self.cache = open_any(cache)
+        self.manifest = self.cache.manifest
+        self.use_spike = use_spike
+        self.f = spike_factor(self.manifest)
+        self.channels = int(self.manifest["params"]["spike_shape"][0])
+        self._divisor = window_divisor_fn(self.manifest)
+        seqs = [s for s in self.cache.sequences if split is None or self.cache.split(s) == split]
+        if not seqs and split == "val":
+            seqs = [self.cache.sequences[-1]]
+            warnings.warn(f"cache has no val split; validating on its last sequence {seqs[0]!r}",
+                          stacklevel=3)
+        self.seqs = seqs
+
+    def read_clip(self, seq: str, frames, top: int, left: int, height: int, width: int,
+                  need_sharp: bool = True) -> dict:
+        f = self.f
+        rgb, sharp, spikes, divisors = [], [], [], []
+        for i in frames:
+            s = self.cache.read(seq, int(i))
+            rgb.append(np.asarray(s.blur)[top:top + height, left:left + width])
+            if s.sharp is None and not need_sharp:
+                sharp.append(np.zeros_like(rgb[-1]))
+            elif s.sharp is None:
+                raise ConfigError("cache has no sharp frames to train against", found=f"{seq} frame {i}",
+                                  fix="build the cache from a dataset with sharp (ground-truth) frames")
+            else:
+                sharp.append(np.asarray(s.sharp)[top:top + height, left:left + width])
+            if self.use_spike:
+                spikes.append(np.asarray(s.spike)[:, top // f:(top + height) // f, left // f:(left + width) // f])
+                L = int(s.spike_end) - int(s.spike_begin)
+                divisors.append(self._divisor(L) if self._divisor else np.ones(self.channels, np.float32))
+        item = {"L_rgb": torch.from_numpy(np.stack(rgb)),  # np.stack copies: safe from read-only views
+                "H": torch.from_numpy(np.stack(sharp)),
+                "seq": seq, "frames": torch.as_tensor(np.asarray(frames, np.int64))}
+        if self.use_spike:
+            item["L_spike"] = torch.from_numpy(np.stack(spikes))
+            item["window"] = torch.from_numpy(np.stack(divisors).astype(np.float32))
+        else:
+            item["L_spike"] = torch.zeros((len(frames), 0, height // f, width // f), dtype=torch.uint8)
+            item["window"] = torch.ones((len(frames), 0), dtype=torch.float32)
+        return item
+
+
+class ShardDataset(Dataset):
+    """Random ``num_frames``-frame clips with a random ``gt_size`` crop, from ``split`` sequences.
+
+    ``len`` is the number of valid clip starts over the split (``samples_per_epoch=None``:
+    index ``i`` is clip start ``i``, crop random) or ``samples_per_epoch`` (clip and crop
+    random). ``ds[(epoch, index)]`` draws from ``default_rng([seed, epoch, index])``;
+    ``ds[index]`` means epoch 0.
+    """
+
+    def __init__(self, cache, num_frames: int = 6, gt_size: int = 192, split: str = "train",
+                 seed: int = 0, samples_per_epoch: int | None = None, use_spike: bool = True):
+        self.items = _CacheItems(cache, split, use_spike)
+        self.num_frames, self.gt_size, self.seed = num_frames, gt_size, seed
+        self.samples_per_epoch = samples_per_epoch
+        f = self.items.f
+        if gt_size % f:
+            raise ConfigError("data.gt_size is not divisible by the RGB/spike size factor",
+                              found=f"gt_size {gt_size}, factor {f}", expected=f"a multiple of {f}",
+                              fix=f"set data.gt_size to a multiple of {f}")
+        rgb_h, rgb_w = self.items.manifest["params"]["rgb_shape"][:2]
+        if gt_size > min(rgb_h, rgb_w):
+            raise ConfigError("data.gt_size is larger than the frames", found=gt_size,
+                              expected=f"<= {min(rgb_h, rgb_w)} (frames are {rgb_h}x{rgb_w})")
+        self.rgb_hw = (rgb_h, rgb_w)
+        self.clips = []  # (sequence, first frame)
+        for seq in self.items.seqs:
+            n = self.items.cache.num_frames(seq)
+            self.clips += [(seq, start) for start in range(n - num_frames + 1)]
+        if not self.clips:
+            raise ConfigError(f"no {split} sequence has {num_frames} frames", found=self.items.seqs,
+                              fix="lower data.num_frames or add longer sequences")
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch or len(self.clips)
+
+    def __getitem__(self, key) -> dict:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        rng = np.random.default_rng([self.seed, int(epoch), int(index)])
+        clip = int(rng.integers(len(self.clips))) if self.samples_per_epoch else int(index)
+        seq, start = self.clips[clip]
+        f, gt = self.items.f, self.gt_size
+        top = int(rng.integers((self.rgb_hw[0] - gt) // f + 1)) * f  # on the spike grid
+        left = int(rng.integers((self.rgb_hw[1] - gt) // f + 1)) * f
+        return self.items.read_clip(seq, range(start, start + self.num_frames), top, left, gt, gt)
+
+
+class ValDataset(Dataset):
+    """Whole ``split`` sequences (None: all) or their first ``num_frames`` frames, uncropped.
+
+    With ``need_sharp=False`` (inference) frames without a sharp image get a zero ``H``."""
+
+    def __init__(self, cache, num_frames: int | None = None, use_spike: bool = True, split: str | None = "val",
+                 need_sharp: bool = True):
+        self.items = _CacheItems(cache, split, use_spike)
+        self.need_sharp = need_sharp
+        self.num_frames = num_frames
+        self.rgb_hw = tuple(self.items.manifest["params"]["rgb_shape"][:2])
+
+    def __len__(self) -> int:
+        return len(self.items.seqs)
+
+    def __getitem__(self, index: int) -> dict:
+        seq = self.items.seqs[index]
+        n = self.items.cache.num_frames(seq)
+        n = min(n, self.num_frames) if self.num_frames else n
+        return self.items.read_clip(seq, range(n), 0, 0, *self.rgb_hw, need_sharp=self.need_sharp)
+
+
+@dataclass
+class ClipSampler(Sampler):
+    """An endless, resumable stream of ``(epoch, index)`` keys for one rank.
+
+    Epoch ``e`` shuffles ``range(dataset_len)`` with ``torch.Generator().manual_seed(seed + e)``
+    (as `DistributedSampler` does), pads it by wrapping to a multiple of ``world_size`` and gives
+    rank ``r`` positions ``r, r + world_size, ...``: ranks see disjoint items within an epoch.
+    The stream starts at ``epoch`` and position ``start_index`` within it; `at` builds the
+    sampler that resumes after ``consumed`` items of this rank.
+    """
+
+    dataset_len: int
+    rank: int = 0
+    world_size: int = 1
+    seed: int = 0
+    epoch: int = 0
+    start_index: int = 0
+
+    def __post_init__(self):
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} outside world_size {self.world_size}")
+        self.per_rank = math.ceil(self.dataset_len / self.world_size)
+
+    @classmethod
+    def at(cls, consumed: int, dataset_len: int, rank: int = 0, world_size: int = 1, seed: int = 0):
+        per_rank = math.ceil(dataset_len / world_size)
+        return cls(dataset_len, rank, world_size, seed, consumed // per_rank, consumed % per_rank)
+
+    def epoch_indices(self, epoch: int) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed + epoch)
+        perm = torch.randperm(self.dataset_len, generator=g).tolist()
+        total = self.per_rank * self.world_size
+        perm = (perm * math.ceil(total / len(perm)))[:total]
+        return perm[self.rank:total:self.world_size]
+
+    def __iter__(self):
+        epoch, start = self.epoch, self.start_index
+        while True:
+            for index in self.epoch_indices(epoch)[start:]:
+                yield (epoch, index)
+            epoch, start = epoch + 1, 0
+
+    def __len__(self) -> int:  # one epoch; the stream itself is endless
+        return self.per_rank
+
+
+def make_loader(dataset: Dataset, batch_size: int, workers: int, sampler: ClipSampler,
+                pin_memory: bool = False):
+    """DataLoader over the endless sampler (one iterator for the whole run).
+
+    A private generator keeps the loader from drawing on torch's global RNG (which would make
+    the model's random stream depend on the worker count).
+    """
+    from torch.utils.data import DataLoader
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      pin_memory=pin_memory, persistent_workers=workers > 0, drop_last=True,
+                      generator=torch.Generator().manual_seed(0),
+                      prefetch_factor=4 if workers > 0 else None)

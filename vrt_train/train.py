@@ -1,0 +1,375 @@
+"""`vrt-train`: train VRT on RGB (+ spike voxels) from a spikeprep LMDB cache (KAIR 006 recipe).
+
+Read top to bottom: `train(cfg)` sets up ranks, data, model, optimiser; then one loop does
+batch -> on-device assembly/augmentation -> forward -> Charbonnier -> backward -> step, with
+validation and atomic checkpoints on rank 0. `main` is the thin CLI over `train` / `infer`.
+
+KAIR semantics: Adam, CosineAnnealingWarmRestarts stepped every iteration, Charbonnier loss;
+parameters whose names contain any of ``fix_keys`` (SpyNet, deformable offsets) are frozen for
+the first ``fix_iter`` iterations (KAIR: ``current_step < fix_iter`` with steps counted from
+1, i.e. one iteration fewer) and then train in their own param group at ``fix_lr_mul`` x lr.
+
+Freezing under DDP: as KAIR, frozen parameters get ``requires_grad=False``, so no gradient is
+computed for them (SpyNet's backward is skipped entirely: on small crops SpyNet is the largest
+part of VRT's compute) and Adam skips them (no update, no moment state, no weight decay). KAIR's
+``static_graph`` DDP crashes when ``requires_grad`` flips at ``fix_iter``. Here DDP is used
+without ``static_graph`` and without ``find_unused_parameters`` and is rebuilt once when the
+frozen set changes (`_Wrapper.set_frozen`): a fresh reducer then registers exactly the
+parameters that need gradients (all of them), and the old one's hooks go with it. The rebuild
+costs one parameter broadcast; the alternative (keep everything trainable, drop frozen grads
+after backward) would compute and all-reduce SpyNet gradients for all ``fix_iter`` iterations.
+
+Bit-exact resume: every iteration reseeds torch's global RNG and the augmentation generator from
+``(seed, rank, iteration)``, and the data stream is a pure function of ``(seed, epoch, index)``
+whose position is ``iteration x per-rank batch`` (`ClipSampler.at`). A checkpoint stores the
+model, EMA, optimiser, scheduler, GradScaler, RNG states (python, numpy, torch, cuda), the
+iteration, best PSNR and the resolved config, so resuming reproduces the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import csv
+import os
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from spikeprep.errors import ConfigError, SpikeprepError
+
+from .augment import SpikeNorm, assemble
+from .config import Config, dump_config, load_config, to_dict
+from .data import ClipSampler, ShardDataset, ValDataset, effective_spike_norm, make_loader
+from .metrics import charbonnier
+from .checkpoint import (atomic_save, atomic_write_text, init_weights, list_checkpoints,  # noqa: F401
+                         resolve_resume, rng_state, save_checkpoint, set_rng_state)
+from .validate import validate
+
+
+# -- setup ------------------------------------------------------------------------------------
+
+def setup_distributed() -> tuple[int, int, torch.device, bool]:
+    """(rank, world_size, device, initialised_here) from torchrun's env vars (1 process if unset)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        # Rank 0 validates while the others wait at a barrier: allow long validations.
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=2))
+        return dist.get_rank(), world, device, True
+    return (dist.get_rank() if dist.is_initialized() else 0), world, device, False
+
+
+def build_model(cfg: Config, spike_chans: int):
+    """``VRT(**cfg.netG, spike_chans=...)``; a bad netG becomes a ConfigError."""
+    from .model import VRT
+    try:
+        return VRT(**dict(cfg.netG), spike_chans=spike_chans)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("netG is not a valid VRT configuration", found=str(exc)) from None
+
+
+def step_seed(seed: int, rank: int, it: int) -> int:
+    return ((seed * 1_000_003 + it) * 1_009 + rank) % (2 ** 63)
+
+
+def unwrap(model):
+    return getattr(model, "module", model)
+
+
+# -- training ---------------------------------------------------------------------------------
+
+def train(cfg: Config, *, resume=None, init_from=None, progress: bool = True, model_fn=None) -> dict:
+    """Train per ``cfg``; returns a summary dict (iter, psnr/ssim of output and input, paths).
+
+    resume: a checkpoint path, "auto" (latest in ``out_dir``, or a fresh start) or None.
+    init_from: an RGB/KAIR checkpoint loaded through `vrt_train.model.load_pretrained`.
+    model_fn: ``spike_chans -> nn.Module`` replacing `build_model` (tests).
+    """
+    rank, world, device, own_pg = setup_distributed()
+    d, t = cfg.data, cfg.train
+    if d.batch_size % world:
+        raise ConfigError("data.batch_size (global) is not divisible by the number of processes",
+                          found=f"batch_size {d.batch_size}, world size {world}",
+                          expected=f"a multiple of {world}")
+    per_rank = d.batch_size // world
+    if t.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    out_dir = Path(cfg.out_dir)
+    is_main = rank == 0
+    log = _Logger(out_dir, is_main, progress, t.print_every, t.tensorboard)
+
+    dataset = ShardDataset(d.cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike)
+    manifest = dataset.items.manifest
+    norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest, d.spike_norm))
+    val_set = ValDataset(dataset.items.cache, d.num_frames_val, d.use_spike)
+    spike_chans = dataset.items.channels if d.use_spike else 0
+
+    torch.manual_seed(cfg.seed)
+    model = model_fn(spike_chans) if model_fn else build_model(cfg, spike_chans)
+    if init_from:
+        init_weights(model, init_from, log)
+    if t.zero_init_last:
+        last = getattr(model, "conv_last", None)
+        if last is None:
+            raise ConfigError("train.zero_init_last needs a model with a conv_last layer (VRT)")
+        with torch.no_grad():
+            for p in last.parameters():
+                p.zero_()
+    model.to(device).train()
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if t.ema_decay > 0 else None
+
+    fix_params = [p for n, p in model.named_parameters() if t.fix_iter and any(k in n for k in t.fix_keys)]
+    fix_ids = {id(p) for p in fix_params}
+    normal = [p for p in model.parameters() if id(p) not in fix_ids]
+    groups = [{"params": normal, "lr": t.lr}]
+    if fix_params:
+        groups.append({"params": fix_params, "lr": t.lr * t.fix_lr_mul})
+    optimizer = torch.optim.Adam(groups, lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=t.scheduler_periods,
+                                                                     eta_min=t.eta_min)
+    scaler = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16")
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
+
+    start_it, best_psnr = 0, float("-inf")
+    ckpt_path = resolve_resume(resume, out_dir)
+    if ckpt_path is not None:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        start_it, best_psnr = state["iter"], state.get("best_psnr", float("-inf"))
+        if state.get("world_size", world) != world:
+            log.print(f"warning: resuming with {world} processes, checkpoint had {state['world_size']}: "
+                      "the data stream differs from an uninterrupted run")
+        log.print(f"resumed from {ckpt_path} at iteration {start_it}")
+
+    net = _Wrapper(model, world, device)
+
+    sampler = ClipSampler.at(start_it * per_rank, len(dataset), rank, world, cfg.seed)
+    loader = make_loader(dataset, per_rank, d.workers, sampler, pin_memory=device.type == "cuda")
+    batches = iter(loader)
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(dump_config(cfg), out_dir / "config.yaml")
+    log.print(f"{cfg.name}: {sum(p.numel() for p in model.parameters()):,} parameters, spike_chans "
+              f"{spike_chans}, {world} process(es), batch {per_rank}/rank, spike_norm {norm.mode}, "
+              f"{len(dataset)} items/epoch, iterations {start_it}..{t.total_iter}")
+
+    def make_state(done: int) -> dict:
+        return {"iter": done, "model": model.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "rng": rng_state(), "best_psnr": best_psnr,
+                "config": to_dict(cfg), "spike_chans": spike_chans, "world_size": world,
+                "spike_norm": dict(norm.__dict__)}
+
+    summary = {"iter": start_it, "checkpoint": None, "best_checkpoint": None, "out_dir": str(out_dir)}
+    t0, last_val = time.time(), None
+    log.start(t.total_iter, start_it)
+    for it in range(start_it, t.total_iter):
+        torch.manual_seed(step_seed(cfg.seed, rank, it))
+        aug_gen = torch.Generator().manual_seed(step_seed(cfg.seed, rank, it) ^ 0x5DEECE66D)
+        batch = next(batches)
+        L, H = assemble(batch, device, norm, d.augment, aug_gen, use_spike=d.use_spike)
+        frozen = it < t.fix_iter
+        net.set_frozen(fix_params, frozen)
+        ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+        with ctx:
+            E = net.forward(L)
+        loss = charbonnier(E.float(), H, t.charbonnier_eps)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if t.clip_grad:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], t.clip_grad)
+        lr_used = optimizer.param_groups[0]["lr"]
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        if ema is not None:
+            with torch.no_grad():
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.mul_(t.ema_decay).add_(pm.detach(), alpha=1 - t.ema_decay)
+                for be, bm in zip(ema.buffers(), model.buffers()):
+                    be.copy_(bm)
+        done = it + 1
+        log.step(done, loss.item(), lr_used, frozen)
+
+        if done % t.val_every == 0 or done == t.total_iter:
+            if is_main:
+                last_val = validate(ema if ema is not None else model, val_set, cfg.val, norm, device, d.use_spike)
+                log.val(done, last_val)
+                if last_val["psnr"] > best_psnr:
+                    best_psnr = last_val["psnr"]
+                    best = out_dir / "checkpoints" / "best.pt"
+                    best.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_save(make_state(done), best)
+                    atomic_write_text(dump_config(cfg), best.with_suffix(".yaml"))
+                    summary["best_checkpoint"] = str(best)
+            if world > 1:
+                dist.barrier()
+        if done % t.checkpoint_every == 0 or done == t.total_iter:
+            if is_main:
+                summary["checkpoint"] = str(save_checkpoint(make_state(done), cfg, out_dir, done, t.keep_last))
+            if world > 1:
+                dist.barrier()
+    log.stop()
+    summary.update(iter=t.total_iter, seconds=time.time() - t0, **(last_val or {}))
+    if own_pg:
+        dist.destroy_process_group()
+    return summary
+
+
+class _Wrapper:
+    """The model as trained: bare on one process, DDP (rebuilt when the frozen set changes) on many."""
+
+    def __init__(self, model, world: int, device: torch.device):
+        self.model, self.world, self.device = model, world, device
+        self.frozen = None
+        self.ddp = None
+
+    def set_frozen(self, params, frozen: bool) -> None:
+        if frozen == self.frozen:
+            return
+        for p in params:
+            p.requires_grad_(not frozen)
+        self.frozen = frozen
+        if self.world > 1:
+            self.ddp = None  # drop the old reducer (and its hooks) before building the new one
+            self.ddp = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    def forward(self, x):
+        return (self.ddp or self.model)(x)
+
+
+class _Logger:
+    """Rank-0 output: rich progress (it/s, loss, lr, ETA), train.log, val.csv, TensorBoard."""
+
+    def __init__(self, out_dir: Path, is_main: bool, progress: bool, print_every: int = 200,
+                 tensorboard: bool = False):
+        self.out_dir, self.on, self.show = out_dir, is_main, is_main and progress
+        self.bar = self.tb = None
+        self.last_val_iter = None
+        self.print_every, self.want_tb = print_every, tensorboard
+
+    def print(self, text: str) -> None:
+        if not self.on:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / "train.log", "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        if self.show:
+            from rich.console import Console
+            (self.bar.console if self.bar else Console(stderr=True)).print(text, markup=False, highlight=False)
+
+    def start(self, total: int, start: int) -> None:
+        self.loss_sum, self.loss_n = 0.0, 0
+        if self.on and self.want_tb:
+            try:  # optional: only when tensorboard is installed
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(os.fspath(self.out_dir / "tb"))
+            except ImportError:
+                self.print("tensorboard is not installed: logging to train.log and val.csv only")
+        if self.show:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]:.2f} it/s loss {task.fields[loss]:.4f} "
+                                           "lr {task.fields[lr]:.2e}"), TimeRemainingColumn(),
+                                console=Console(stderr=True))
+            self.task = self.bar.add_task("train", total=total, completed=start, rate=0.0, loss=0.0, lr=0.0)
+            self.bar.start()
+        self.t0, self.it0 = time.time(), start
+
+    def step(self, done: int, loss: float, lr: float, frozen: bool) -> None:
+        if not self.on:
+            return
+        self.loss_sum, self.loss_n = self.loss_sum + loss, self.loss_n + 1
+        rate = (done - self.it0) / max(time.time() - self.t0, 1e-9)
+        if self.bar:
+            self.bar.update(self.task, completed=done, rate=rate, loss=loss, lr=lr)
+        if self.tb:
+            self.tb.add_scalar("train/loss", loss, done)
+            self.tb.add_scalar("train/lr", lr, done)
+        if done % self.print_every == 0:
+            self.print(f"iter {done}: loss {self.loss_sum / self.loss_n:.5f} lr {lr:.3e} "
+                       f"{rate:.2f} it/s{' (flow/deform frozen)' if frozen else ''}")
+            self.loss_sum, self.loss_n = 0.0, 0
+
+    def val(self, done: int, res: dict) -> None:
+        self.last_val_iter = done
+        path = self.out_dir / "val.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as fh:
+            w = csv.writer(fh)
+            if new:
+                w.writerow(["iter", "psnr", "ssim", "psnr_input", "ssim_input"])
+            w.writerow([done] + [f"{res[k]:.4f}" for k in ("psnr", "ssim", "psnr_input", "ssim_input")])
+        if self.tb:
+            for k, v in res.items():
+                self.tb.add_scalar(f"val/{k}", v, done)
+        self.print(f"val iter {done}: PSNR {res['psnr']:.3f} dB SSIM {res['ssim']:.4f} "
+                   f"(input {res['psnr_input']:.3f} dB / {res['ssim_input']:.4f})")
+
+    def stop(self) -> None:
+        if self.bar:
+            self.bar.stop()
+        if self.tb:
+            self.tb.close()
+
+
+
+# -- CLI ------------------------------------------------------------------------
+
+def main(argv=None) -> None:
+    import click
+
+    @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--opt", "opt", required=True, type=click.Path(dir_okay=False),
+                  help="trainer YAML (configs/*.yaml)")
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                  help="dotted override, value parsed as YAML (repeatable): --set train.total_iter=200")
+    @click.option("--resume", default=None, help='checkpoint path, or "auto" (latest in out_dir)')
+    @click.option("--init-from", default=None, type=click.Path(exists=True, dir_okay=False),
+                  help="KAIR/official RGB checkpoint to start from (spike input weights zero)")
+    @click.option("--infer", nargs=2, default=None, metavar="CACHE OUT",
+                  help="restore every sequence of CACHE into OUT/SEQ/000000.png instead of training")
+    @click.option("--checkpoint", default=None, type=click.Path(exists=True, dir_okay=False),
+                  help="checkpoint for --infer (default: latest in out_dir)")
+    @click.option("--quiet", is_flag=True, help="no progress bar or log lines on the terminal")
+    def cli(opt, overrides, resume, init_from, infer, checkpoint, quiet):
+        """Train VRT on RGB + spike voxels from a spikeprep LMDB cache (KAIR 006 recipe)."""
+        try:
+            cfg = load_config(opt, overrides)
+            if infer:
+                from .infer import infer as run_infer
+                run_infer(cfg, infer[0], infer[1], checkpoint, progress=not quiet)
+                return
+            summary = train(cfg, resume=resume, init_from=init_from, progress=not quiet)
+            if int(os.environ.get("RANK", "0")) == 0 and not quiet:
+                print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in summary.items()))
+        except SpikeprepError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(err.exit_code)
+
+    cli.main(args=argv, prog_name="vrt-train")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""VRT-style chunked/tiled inference, validation metrics and png export.
+
+`infer_video` follows KAIR's ``main_test_vrt.test_video`` / ``test_clip``: temporal chunks of
+``num_frame_testing`` frames overlapping by ``num_frame_overlapping`` (outputs averaged where
+chunks overlap), each chunk cut into ``size_patch_testing`` tiles overlapping by
+``tile_overlap`` pixels, where each tile keeps only its inner part (``tile_overlap // 2``
+pixels of every inner border are dropped) and overlaps are averaged. Each piece fed to the model
+is padded (flip padding, as KAIR) to the sizes the model accepts and the output cropped back.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .augment import assemble
+from .metrics import to_uint8, video_metrics
+
+
+def model_multiples(model) -> tuple[int, int, int]:
+    """(frames multiple, H/W multiple, H/W minimum) an input to ``model`` needs."""
+    model = getattr(model, "module", model)
+    window = getattr(model, "window_size", None)
+    if window is None or not hasattr(model, "check_input_shape"):
+        return 1, 1, 1
+    from .model.network import DOWNSCALE
+    t = int(window[0])
+    minimum = max(model.minimum_size()) if hasattr(model, "minimum_size") else DOWNSCALE * max(window[1:])
+    return t, DOWNSCALE, int(minimum)
+
+
+def _flip_pad(x: torch.Tensor, dim: int, pad: int) -> torch.Tensor:
+    """Append ``pad`` entries along ``dim``: the last ones mirrored (repeated if needed)."""
+    while pad > 0:
+        take = min(pad, x.shape[dim])
+        x = torch.cat([x, x.narrow(dim, x.shape[dim] - take, take).flip(dim)], dim)
+        pad -= take
+    return x
+
+
+@torch.no_grad()
+def _run_padded(model, lq: torch.Tensor, device) -> torch.Tensor:
+    """Model output for ``lq (1, T, C, h, w)`` after flip padding to legal sizes; on CPU."""
+    t_mult, mult, min_hw = model_multiples(model)
+    _, d, _, h, w = lq.shape
+    dp = max(-(-d // t_mult) * t_mult, 2 if t_mult > 1 else d) - d
+    hp = max(-(-h // mult) * mult, min_hw) - h
+    wp = max(-(-w // mult) * mult, min_hw) - w
+    x = _flip_pad(_flip_pad(_flip_pad(lq, 1, dp), 3, hp), 4, wp)
+    out = model(x.to(device)).float().cpu()
+    scale = out.shape[-1] // x.shape[-1]
+    return out[:, :d, :, :h * scale, :w * scale]
+
+
+def _starts(size: int, tile: int, stride: int) -> list[int]:
+    return list(range(0, size - tile, stride)) + [max(0, size - tile)]
+
+
+def infer_clip(model, lq: torch.Tensor, size_patch: int, overlap: int, device) -> torch.Tensor:
+    """KAIR ``test_clip``: ``(B, T, C, h, w)`` -> output on CPU, tiled when ``size_patch``."""
+    if not size_patch:
+        return torch.cat([_run_padded(model, lq[i:i + 1], device) for i in range(lq.shape[0])])
+    b, d, _, h, w = lq.shape
+    stride = size_patch - overlap
+    E = W = None
+    hs, ws = _starts(h, size_patch, stride), _starts(w, size_patch, stride)
+    for top in hs:
+        for left in ws:
+            patch = lq[..., top:top + size_patch, left:left + size_patch]
+            out = torch.cat([_run_padded(model, patch[i:i + 1], device) for i in range(b)])
+            sf = out.shape[-1] // patch.shape[-1]
+            if E is None:
+                E = torch.zeros(b, d, out.shape[2], h * sf, w * sf)
+                W = torch.zeros_like(E)
+            mask = torch.ones_like(out)
+            o = overlap // 2 * sf
+            if o:
+                if top < hs[-1]:
+                    out[..., -o:, :] = 0
+                    mask[..., -o:, :] = 0
+                if left < ws[-1]:
+                    out[..., :, -o:] = 0
+                    mask[..., :, -o:] = 0
+                if top > hs[0]:
+                    out[..., :o, :] = 0
+                    mask[..., :o, :] = 0
+                if left > ws[0]:
+                    out[..., :, :o] = 0
+                    mask[..., :, :o] = 0
+            ph, pw = out.shape[-2:]
+            E[..., top * sf:top * sf + ph, left * sf:left * sf + pw] += out
+            W[..., top * sf:top * sf + ph, left * sf:left * sf + pw] += mask
+    return E / W
+
+
+def infer_video(model, lq: torch.Tensor, val_cfg, device) -> torch.Tensor:
+    """KAIR ``test_video``: ``(B, T, C, h, w)`` -> ``(B, T, 3, h*sf, w*sf)`` float on CPU."""
+    n_test, n_over = val_cfg.num_frame_testing, val_cfg.num_frame_overlapping
+    patch, overlap = val_cfg.size_patch_testing, val_cfg.tile_overlap
+    d = lq.shape[1]
+    if not n_test or n_test >= d:
+        return infer_clip(model, lq, patch, overlap, device)
+    E = W = None
+    for start in _starts(d, n_test, n_test - n_over):
+        out = infer_clip(model, lq[:, start:start + n_test], patch, overlap, device)
+        if E is None:
+            E = torch.zeros(out.shape[0], d, *out.shape[2:])
+            W = torch.zeros(1, d, 1, 1, 1)
+        E[:, start:start + n_test] += out
+        W[:, start:start + n_test] += 1
+    return E / W
+
+
+def _batched(item: dict) -> dict:
+    return {k: (v.unsqueeze(0) if torch.is_tensor(v) else [v]) for k, v in item.items()}
+
+
+@torch.no_grad()
+def validate(model, dataset, val_cfg, norm, device, use_spike: bool) -> dict:
+    """Mean over sequences of per-frame PSNR/SSIM (output vs sharp, and blurred input vs sharp)."""
+    was_training = model.training
+    model.eval()
+    rows = []
+    for i in range(len(dataset)):
+        L, H = assemble(_batched(dataset[i]), "cpu", norm, None, use_spike=use_spike)
+        out = infer_video(model, L, val_cfg, device)[0]
+        p, s = video_metrics(out, H[0])
+        pi, si = video_metrics(L[0, :, :3], H[0])
+        rows.append((p, s, pi, si))
+    model.train(was_training)
+    mean = [sum(col) / len(col) for col in zip(*rows)]
+    return dict(zip(("psnr", "ssim", "psnr_input", "ssim_input"), mean))
+
+
+@torch.no_grad()
+def infer_to_png(model, dataset, val_cfg, norm, device, out_dir, use_spike: bool) -> list[Path]:
+    """Restore every sequence of ``dataset`` (a `ValDataset`); write ``OUT/SEQ/000000.png``."""
+    model.eval()
+    written = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        L, _ = assemble(_batched(item), "cpu", norm, None, use_spike=use_spike)
+        out = to_uint8(infer_video(model, L, val_cfg, device)[0]).to(torch.uint8)
+        folder = Path(out_dir) / item["seq"]
+        folder.mkdir(parents=True, exist_ok=True)
+        for frame, img in zip(item["frames"].tolist(), out):
+            path = folder / f"{frame:06d}.png"
+            bgr = np.ascontiguousarray(img.permute(1, 2, 0).numpy()[:, :, ::-1])
+            if not cv2.imwrite(os.fspath(path), bgr):
+                raise OSError(f"could not write {path}")
+            written.append(path)
+    return written
