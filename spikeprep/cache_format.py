@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +62,12 @@ HEADER_DTYPE = np.dtype([
     ("reserved", "V8"),
 ])
 HEADER_SIZE = HEADER_DTYPE.itemsize
+#: The same header as a `struct` layout, for the reader's hot path (numpy field access costs
+#: ~25 us per record, struct ~1 us). Checked against HEADER_DTYPE at import.
+_HEADER_STRUCT = struct.Struct("<4sHBB4Iqq8x")
+assert _HEADER_STRUCT.size == HEADER_SIZE and all(
+    HEADER_DTYPE.fields[name][1] == offset for name, offset in
+    (("version", 4), ("dtype_code", 6), ("ndim", 7), ("shape", 8), ("spike_begin", 24), ("spike_end", 32)))
 
 #: dtype code in a header -> numpy dtype (little-endian).
 DTYPE_CODES = {1: np.dtype("u1"), 2: np.dtype("<u2"), 3: np.dtype("<u4"), 4: np.dtype("<f4"),
@@ -141,23 +149,22 @@ def decode_header(value, key: str = "?") -> RecordHeader:
     if len(value) < HEADER_SIZE:
         raise CacheError("cache record is shorter than its header", path=key,
                          found=f"{len(value)} bytes", expected=f">= {HEADER_SIZE} bytes")
-    header = np.frombuffer(value, HEADER_DTYPE, count=1)[0]
-    if bytes(header["magic"]) != MAGIC or int(header["version"]) != FORMAT_VERSION:
+    magic, version, code, ndim, *dims, spike_begin, spike_end = _HEADER_STRUCT.unpack_from(value)
+    if magic != MAGIC or version != FORMAT_VERSION:
         raise CacheError("cache record has a foreign header", path=key,
-                         found=f"magic {bytes(header['magic'])!r} version {int(header['version'])}",
+                         found=f"magic {magic!r} version {version}",
                          expected=f"magic {MAGIC!r} version {FORMAT_VERSION}",
                          fix="rebuild the cache with this spikeprep version")
-    code, ndim = int(header["dtype_code"]), int(header["ndim"])
     if code not in DTYPE_CODES or ndim > 4:
         raise CacheError("cache record header is corrupt", path=key,
                          found=f"dtype code {code}, ndim {ndim}", expected="a known dtype, ndim <= 4")
-    shape = tuple(int(n) for n in header["shape"][:ndim])
+    shape = tuple(dims[:ndim])
     dtype = DTYPE_CODES[code]
-    if len(value) != HEADER_SIZE + int(np.prod(shape)) * dtype.itemsize:
+    if len(value) != HEADER_SIZE + math.prod(shape) * dtype.itemsize:
         raise CacheError("cache record size does not match its header", path=key,
                          found=f"{len(value)} bytes", expected=f"{record_nbytes(shape, dtype)} bytes "
                          f"for {dtype} {shape}")
-    return RecordHeader(dtype, shape, int(header["spike_begin"]), int(header["spike_end"]))
+    return RecordHeader(dtype, shape, spike_begin, spike_end)
 
 
 def decode_record(value, key: str = "?") -> tuple[RecordHeader, np.ndarray]:

@@ -140,6 +140,8 @@ def _print_sync_table(reports, dry_run: bool) -> None:
               help="Spike frames per second (Hz); frame_rate = spike_rate / spikes_per_frame.")
 @click.option("--spike-downsample", type=int, default=1, show_default=True, metavar="N",
               help="Spike frames at RGB size / N (INTER_AREA), e.g. 2: 720x1280 RGB -> 360x640 spikes.")
+@click.option("--motion", type=float, default=1.0, show_default=True,
+              help="Object speed factor (1.0: 1.5-4 px per RGB frame at 128 px); more motion, more blur.")
 @click.option("--from-frames", "from_frames", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
               help="Convert high-frame-rate frames in DIR (or in each subfolder of DIR) instead of synthesising.")
 @click.option("--images-per-frame", type=int, default=8, show_default=True, metavar="N",
@@ -147,7 +149,7 @@ def _print_sync_table(reports, dry_run: bool) -> None:
 @click.option("--force", is_flag=True, help="Allow a non-empty OUT: replaces OUT/blur, OUT/sharp, OUT/spike.")
 @reports_errors
 def simulate_command(out, sequences, frames, height, width, spikes_per_frame, exposure, seed, threshold,
-                     spike_rate, spike_downsample, from_frames, images_per_frame, force):
+                     spike_rate, spike_downsample, motion, from_frames, images_per_frame, force):
     """Write a synthetic dataset in the input layout (deterministic for --seed).
 
     \b
@@ -180,13 +182,13 @@ def simulate_command(out, sequences, frames, height, width, spikes_per_frame, ex
     from .simulate import simulate_dataset, simulate_from_frames
 
     context = click.get_current_context()
-    given = {name for name in ("sequences", "frames", "height", "width", "images_per_frame")
+    given = {name for name in ("sequences", "frames", "height", "width", "motion", "images_per_frame")
              if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     clashing = sorted(given - {"images_per_frame"}) if from_frames else sorted(given & {"images_per_frame"})
     if clashing:
         options = ", ".join("--" + name.replace("_", "-") for name in clashing)
         raise UsageError("options do not apply here", found=options,
-                         expected="--sequences/--frames/--height/--width without --from-frames, "
+                         expected="--sequences/--frames/--height/--width/--motion without --from-frames, "
                                   "--images-per-frame only with it")
     common = dict(spikes_per_frame=spikes_per_frame, exposure=exposure, seed=seed, threshold=threshold,
                   spike_rate=spike_rate, spike_downsample=spike_downsample, force=force)
@@ -202,7 +204,7 @@ def simulate_command(out, sequences, frames, height, width, spikes_per_frame, ex
                                            on_progress=on_progress, **common)
         else:
             summary = simulate_dataset(out, sequences=sequences, frames=frames, height=height, width=width,
-                                       on_progress=on_progress, **common)
+                                       motion=motion, on_progress=on_progress, **common)
     plural = "s" if len(summary.sequences) != 1 else ""
     click.echo(f"simulated {len(summary.sequences)} sequence{plural} ({', '.join(summary.sequences)}): "
                f"{sum(summary.frames)} frames, {sum(summary.spike_frames)} spike frames "

@@ -176,9 +176,9 @@ def _pad(layer: np.ndarray) -> np.ndarray:
     return cv2.copyMakeBorder(layer.astype(np.float32), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
 
 
-def random_object(rng: np.random.Generator, height: int, width: int) -> MovingObject:
+def random_object(rng: np.random.Generator, height: int, width: int, motion: float = 1.0) -> MovingObject:
     """A random textured shape, 15-35 % of the frame's smaller side, moving 1.5-4 px per RGB
-    frame (times smaller side / 128 for frames larger than 128 pixels)."""
+    frame (times smaller side / 128 for frames larger than 128 pixels, times ``motion``)."""
     side = min(height, width)
     obj_h, obj_w = (max(3, int(side * rng.uniform(0.15, 0.35))) for _ in range(2))
     texture = _OBJECT_TEXTURES[int(rng.integers(len(_OBJECT_TEXTURES)))](rng, obj_h, obj_w)
@@ -186,7 +186,7 @@ def random_object(rng: np.random.Generator, height: int, width: int) -> MovingOb
     # the padded box (obj + 2) plus one pixel for the sub-pixel shift stays inside the frame
     limit = (float(width - obj_w - 3), float(height - obj_h - 3))
     start = (rng.uniform(0, limit[0]), rng.uniform(0, limit[1]))
-    speed, angle = rng.uniform(1.5, 4.0) * _size_scale(height, width), rng.uniform(0, 2 * math.pi)
+    speed, angle = rng.uniform(1.5, 4.0) * _size_scale(height, width) * motion, rng.uniform(0, 2 * math.pi)
     velocity = (speed * math.cos(angle), speed * math.sin(angle))
     return MovingObject(_pad(texture * alpha[..., None]), _pad(luma(texture) * alpha), _pad(alpha),
                         start, velocity, limit)
@@ -227,14 +227,16 @@ class SyntheticScene:
         return self._compose(time_s, self.background_luma)
 
 
-def random_scene(rng: np.random.Generator, height: int, width: int, frame_rate_hz: float) -> SyntheticScene:
-    """A seeded random scene of ``height x width`` pixels (both >= 16)."""
+def random_scene(rng: np.random.Generator, height: int, width: int, frame_rate_hz: float,
+                 motion: float = 1.0) -> SyntheticScene:
+    """A seeded random scene of ``height x width`` pixels (both >= 16); ``motion`` scales the
+    objects' speeds (1.0: 1.5-4 px per RGB frame at 128 px)."""
     margin = _PAN_MARGIN_PX
     background = background_texture(rng, height + 2 * margin, width + 2 * margin)
     pan_start = (rng.uniform(0, 2 * margin - 1), rng.uniform(0, 2 * margin - 1))
     pan_speed, pan_angle = rng.uniform(0.1, 0.5), rng.uniform(0, 2 * math.pi)
     pan_velocity = (pan_speed * math.cos(pan_angle), pan_speed * math.sin(pan_angle))
-    objects = tuple(random_object(rng, height, width) for _ in range(int(rng.integers(2, 5))))
+    objects = tuple(random_object(rng, height, width, motion) for _ in range(int(rng.integers(2, 5))))
     return SyntheticScene(height, width, frame_rate_hz, background, luma(background),
                           pan_start, pan_velocity, objects)
 

@@ -236,25 +236,27 @@ def sequence_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-def synthetic_scene(seed: int, index: int, height: int, width: int,
-                    frame_rate_hz: float) -> tuple[SyntheticScene, np.random.Generator]:
+def synthetic_scene(seed: int, index: int, height: int, width: int, frame_rate_hz: float,
+                    motion: float = 1.0) -> tuple[SyntheticScene, np.random.Generator]:
     """Sequence ``index``'s scene and its RNG (positioned for the accumulator draw)."""
     rng = sequence_rng(seed, index)
-    return random_scene(rng, height, width, frame_rate_hz), rng
+    return random_scene(rng, height, width, frame_rate_hz, motion), rng
 
 
 # -- entry points ----------------------------------------------------------------------------
 def simulate_dataset(out: str | Path, *, sequences: int = 2, frames: int = 8, height: int = 64,
                      width: int = 64, spikes_per_frame: int = 40, exposure: float = 0.5, seed: int = 0,
                      threshold: float = DEFAULT_THRESHOLD, spike_rate: float = 20000.0,
-                     spike_downsample: int = 1, force: bool = False,
+                     spike_downsample: int = 1, motion: float = 1.0, force: bool = False,
                      on_progress: ProgressCallback | None = None) -> SimulationSummary:
     """Write ``sequences`` synthetic sequences ``seq000, seq001, ...`` of ``frames`` RGB frames
-    (``height x width``) into ``out``; byte-identical for the same arguments."""
+    (``height x width``) into ``out``; byte-identical for the same arguments. ``motion``
+    scales object speeds (more motion, more blur)."""
     started = time.perf_counter()
     params = SpikeParams(spikes_per_frame, exposure, threshold, spike_rate, spike_downsample, seed)
     _require(sequences >= 1, "--sequences", sequences, "an integer >= 1")
     _require(frames >= 1, "--frames", frames, "an integer >= 1")
+    _require(motion > 0, "--motion", motion, "a speed factor > 0")
     _require(height >= _MIN_SCENE_SIDE_PX, "--height", height, f"an integer >= {_MIN_SCENE_SIDE_PX}")
     _require(width >= _MIN_SCENE_SIDE_PX, "--width", width, f"an integer >= {_MIN_SCENE_SIDE_PX}")
     spike_h, spike_w = params.spike_geometry(height, width, "--height x --width")
@@ -264,7 +266,7 @@ def simulate_dataset(out: str | Path, *, sequences: int = 2, frames: int = 8, he
     names, spike_frames = [], []
     for index in range(sequences):
         name = f"seq{index:03d}"
-        scene, rng = synthetic_scene(seed, index, height, width, params.frame_rate_hz)
+        scene, rng = synthetic_scene(seed, index, height, width, params.frame_rate_hz, motion)
         spike_frames.append(write_sequence(scene, out, name, frames, height, width, params, rng, advance))
         names.append(name)
     return SimulationSummary(out, tuple(names), (frames,) * sequences, tuple(spike_frames),
