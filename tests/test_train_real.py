@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -75,3 +76,25 @@ def test_cli_train_resume_infer_real_vrt(cache, tmp_path):
         assert exc.value.code == 0
     pngs = sorted((tmp_path / "png").glob("*/*.png"))
     assert len(pngs) == 15 and cv2.imread(str(pngs[0])).shape == (48, 48, 3)
+
+
+def test_infer_from_a_data_root_without_sharp_frames(cache, tmp_path):
+    data = tmp_path / "inference_set"
+    shutil.copytree(cache.parent / "data" / "blur", data / "blur")
+    shutil.copytree(cache.parent / "data" / "spike", data / "spike")
+    for sync in data.glob("spike/*/sync.json"):
+        sync.unlink()
+    spikeprep.build_sync(data)
+    out = tmp_path / "run"
+    base = ["--opt", str(CONFIG), "--set", f"data.cache={cache}", "--set", f"out_dir={out}",
+            "--set", "train.total_iter=1", "--set", "train.fix_iter=1", "--set", "train.val_every=5",
+            "--set", "train.checkpoint_every=1", "--quiet"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for extra in ([], ["--infer", str(data), str(tmp_path / "png")]):
+            with pytest.raises(SystemExit) as exc:
+                main(base + extra)
+            assert exc.value.code == 0
+    pngs = sorted((tmp_path / "png").glob("*/*.png"))
+    assert len(pngs) == 15 and [p.parent.name for p in pngs[::5]] == ["seq000", "seq001", "seq002"]
+    assert not list((tmp_path / "png").glob(".infer-cache-*"))

@@ -1,8 +1,11 @@
-"""``vrt-train --infer CACHE OUT``: restore every sequence of a cache into png files."""
+"""``vrt-train --infer CACHE_OR_DATA OUT``: restore every sequence of a cache (or of a DATA_ROOT,
+voxelized on the way with the training cache's parameters) into png files."""
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -17,12 +20,42 @@ from .train import build_model
 from .validate import infer_to_png
 
 
+def _voxelize_like_training(data_root: Path, cfg: Config, into: Path, progress: bool) -> Path:
+    """Voxelize DATA_ROOT (with its spike/SEQ/sync.json) into ``into`` exactly as the training
+    cache ``cfg.data.cache`` was built, so the model sees the same spike channels."""
+    from spikeprep import open_cache, voxelize_dataset
+
+    with open_cache(cfg.data.cache) as training_cache:
+        params = training_cache.params
+    repr_params = {k: v for k, v in params["repr_params"].items() if k not in ("S", "repr")}
+    voxelize_dataset(data_root, into, S=params["S"], repr=params["repr"], repr_params=repr_params,
+                     match=params["match"], hot_pixels=params["hot_pixels"], progress=progress)
+    return into
+
+
 def infer(cfg: Config, cache, out_dir, checkpoint=None, progress: bool = True, model_fn=None) -> list[Path]:
     """Restore every sequence of ``cache`` with the chunk/tile inference; write pngs under out_dir.
 
+    cache: a spikeprep cache, or a DATA_ROOT with spike/SEQ/sync.json (sharp frames optional),
+    voxelized into a temporary cache (removed afterwards) with the training cache's parameters.
     checkpoint: a trainer checkpoint (EMA weights when it has them), default the latest in
     ``cfg.out_dir``; its stored spike normalisation (training statistics) is reused.
     """
+    from spikeprep.cache_format import MANIFEST_NAME
+
+    source = Path(cache)
+    if (source / MANIFEST_NAME).is_file() or not (source / "spike").is_dir():
+        return _infer_cache(cfg, source, out_dir, checkpoint, progress, model_fn)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".infer-cache-", dir=out_dir))
+    try:
+        _voxelize_like_training(source, cfg, scratch / "cache", progress)
+        return _infer_cache(cfg, scratch / "cache", out_dir, checkpoint, progress, model_fn)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _infer_cache(cfg: Config, cache, out_dir, checkpoint, progress: bool, model_fn) -> list[Path]:
     path = Path(checkpoint) if checkpoint else resolve_resume("auto", cfg.out_dir)
     if path is None or not path.is_file():
         raise ConfigError("no checkpoint to run inference with", path=path or cfg.out_dir,

@@ -347,8 +347,8 @@ def main(argv=None) -> None:
     @click.option("--resume", default=None, help='checkpoint path, or "auto" (latest in out_dir)')
     @click.option("--init-from", default=None, type=click.Path(exists=True, dir_okay=False),
                   help="KAIR/official RGB checkpoint to start from (spike input weights zero)")
-    @click.option("--infer", nargs=2, default=None, metavar="CACHE OUT",
-                  help="restore every sequence of CACHE into OUT/SEQ/000000.png instead of training")
+    @click.option("--infer", nargs=2, default=None, metavar="CACHE_OR_DATA OUT",
+                  help="restore every sequence of a cache, or of a DATA_ROOT with sync.json (voxelized like the training cache), into OUT/SEQ/000000.png instead of training")
     @click.option("--checkpoint", default=None, type=click.Path(exists=True, dir_okay=False),
                   help="checkpoint for --infer (default: latest in out_dir)")
     @click.option("--quiet", is_flag=True, help="no progress bar or log lines on the terminal")
