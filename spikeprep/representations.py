@@ -29,12 +29,11 @@ def _check_frames(rep, n_frames: int) -> None:
                          fix="lengthen the spike window or lower S")
 
 
-@dataclass(frozen=True)
-class Bins:
-    """``(S, H, W)`` counts; bin ``k`` = spikes in frames ``[k*L//S, (k+1)*L//S)``."""
+class _OneChannelPerBin:
+    """Shared by representations with one channel per bin and at least one frame per bin."""
 
     S: int
-    name: ClassVar[str] = "bins"
+    name: ClassVar[str]
 
     @property
     def channels(self) -> int:
@@ -44,11 +43,23 @@ class Bins:
     def min_frames(self) -> int:
         return self.S
 
-    def dtype_for(self, max_window_len: int) -> np.dtype:
-        return uint_dtype_for(-(-max_window_len // self.S))  # the longest bin: ceil(L/S)
-
     def to_dict(self) -> dict:
         return {"repr": self.name, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class Bins(_OneChannelPerBin):
+    """``(S, H, W)`` counts; bin ``k`` = spikes in frames ``[k*L//S, (k+1)*L//S)``."""
+
+    S: int
+    name: ClassVar[str] = "bins"
+
+    def normalizer(self, n_frames: int) -> np.ndarray:
+        """``(S,)`` float64 bin lengths in frames (divide counts by it to get spikes per frame)."""
+        return np.diff(bin_edges(n_frames, self.S)).astype(np.float64)
+
+    def dtype_for(self, max_window_len: int) -> np.dtype:
+        return uint_dtype_for(-(-max_window_len // self.S))  # the longest bin: ceil(L/S)
 
     def compute(self, packed, height, width, flipud=True, out=None) -> np.ndarray:
         check_packed(packed, height, width)
@@ -76,6 +87,11 @@ class Temporal4:
     name: ClassVar[str] = "temporal4"
     channels: ClassVar[int] = 4
     min_frames: ClassVar[int] = 2
+
+    def normalizer(self, n_frames: int) -> np.ndarray:
+        """``(4,)`` float64: frames behind each channel (the difference's largest magnitude)."""
+        half = n_frames // 2
+        return np.array([half, n_frames - half, max(half, n_frames - half), n_frames], np.float64)
 
     def dtype_for(self, max_window_len: int) -> np.dtype:
         if max_window_len > np.iinfo(np.int16).max:
@@ -140,7 +156,7 @@ class Ema:
 
 
 @dataclass(frozen=True)
-class Tfp:
+class Tfp(_OneChannelPerBin):
     """``(S, H, W)`` counts in a ``tfp_window``-frame window centred on each bin centre.
 
     Bin ``k`` spans ``[b, e) = [k*L//S, (k+1)*L//S)``; its window is
@@ -153,14 +169,6 @@ class Tfp:
     S: int
     tfp_window: int | None = None
     name: ClassVar[str] = "tfp"
-
-    @property
-    def channels(self) -> int:
-        return self.S
-
-    @property
-    def min_frames(self) -> int:
-        return self.S
 
     def window_len(self, n_frames: int) -> int:
         return self.tfp_window if self.tfp_window is not None else n_frames // self.S
@@ -179,9 +187,6 @@ class Tfp:
 
     def dtype_for(self, max_window_len: int) -> np.dtype:
         return uint_dtype_for(min(self.window_len(max_window_len), max_window_len))
-
-    def to_dict(self) -> dict:
-        return {"repr": self.name, **dataclasses.asdict(self)}
 
     def compute(self, packed, height, width, flipud=True, out=None) -> np.ndarray:
         check_packed(packed, height, width)

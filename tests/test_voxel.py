@@ -207,3 +207,13 @@ def test_real_data_matches_spikecv_decode():
     expected = spikecv_decode(raw, height, width, begin, end - begin).sum(0)
     np.testing.assert_array_equal(voxels.sum(0, dtype=np.int64), expected)
     np.testing.assert_array_equal(voxels, bins_reference(packed, height, width, 8))
+
+
+def test_normalizers_by_hand():
+    from spikeprep.representations import make_representation
+
+    assert make_representation("bins", 4).normalizer(10).tolist() == [2, 3, 2, 3]   # edges 0,2,5,7,10
+    assert make_representation("count", 1).normalizer(7).tolist() == [7]
+    assert make_representation("temporal4", 4).normalizer(7).tolist() == [3, 4, 4, 7]
+    assert make_representation("tfp", 2, tfp_window=4).normalizer(10).tolist() == [4, 4]
+    assert not hasattr(make_representation("ema", 4), "normalizer")

@@ -63,18 +63,9 @@ def spike_factor(manifest: dict) -> int:
     return f
 
 
-class _BinLengths:
-    """``L -> (S,)`` lengths ``(k+1)*L//S - k*L//S`` of the bins of a window (picklable)."""
-
-    def __init__(self, S: int):
-        self.S = S
-
-    def __call__(self, L: int) -> np.ndarray:
-        k = np.arange(self.S)
-        return np.maximum(((k + 1) * int(L)) // self.S - (k * int(L)) // self.S, 1).astype(np.float32)
-
-
 class _RepNormalizer:
+    """``L -> (C,) float32`` divisor of a representation (picklable for DataLoader workers)."""
+
     def __init__(self, rep):
         self.rep = rep
 
@@ -83,24 +74,14 @@ class _RepNormalizer:
 
 
 def window_divisor_fn(manifest: dict):
-    """``L -> (C,) float32`` divisor turning a window's counts into rates, or None if unknown.
+    """``L -> (C,) float32`` divisor turning a window's values into rates (spikes per frame),
+    from the cache's representation (``normalizer(L)``), or None when it has none (ema)."""
+    from spikeprep.representations import make_representation
 
-    Uses ``make_representation(...).normalizer(L)`` (spikeprep.representations) when the
-    representation has one; otherwise the bin lengths for reprs ``bins`` and ``count``.
-    """
     params = manifest["params"]
-    name, S = params.get("repr", "bins"), int(params["S"])
     repr_params = {k: v for k, v in (params.get("repr_params") or {}).items() if k not in ("S", "repr")}
-    try:
-        from spikeprep.representations import make_representation
-        rep = make_representation(name, S, **repr_params)
-        if hasattr(rep, "normalizer"):
-            return _RepNormalizer(rep)
-    except (ImportError, TypeError, ValueError, SpikeprepError):
-        pass
-    if name in ("bins", "count"):
-        return _BinLengths(S)
-    return None
+    rep = make_representation(params["repr"], int(params["S"]), **repr_params)
+    return _RepNormalizer(rep) if hasattr(rep, "normalizer") else None
 
 
 def effective_spike_norm(manifest: dict, requested: str) -> str:

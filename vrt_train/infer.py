@@ -3,6 +3,7 @@ voxelized on the way with the training cache's parameters) into png files."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -43,6 +44,8 @@ def infer(cfg: Config, cache, out_dir, checkpoint=None, progress: bool = True, m
     """
     from spikeprep.cache_format import MANIFEST_NAME
 
+    if not isinstance(cache, (str, os.PathLike)):  # an opened Cache
+        return _infer_cache(cfg, cache, out_dir, checkpoint, progress, model_fn)
     source = Path(cache)
     if (source / MANIFEST_NAME).is_file() or not (source / "spike").is_dir():
         return _infer_cache(cfg, source, out_dir, checkpoint, progress, model_fn)
