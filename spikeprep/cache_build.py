@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from .lmdb_writer import DEFAULT_INITIAL_MAP_SIZE, Journal, ShardWriter
 DEFAULT_SHARD_SIZE = 4 << 30
 #: Test hook: exit abruptly (as kill -9 would) after this many sequences were journaled.
 CRASH_ENV = "SPIKEPREP_TEST_CRASH_AFTER_SEQUENCES"
+#: Test hook: SIGKILL this process after writing that many frames (inside an open transaction).
+KILL_ENV = "SPIKEPREP_TEST_KILL_AT_FRAME"
 #: Representations whose channels partition the window, so voxel sums count spikes.
 COUNT_REPRS = ("bins", "count")
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -268,6 +271,7 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     todo = [s for s in plan.sequences if s.name not in done]
     total_frames = sum(len(s.sync.frames) for s in todo)
     crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
+    kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
     counters = {"frames": 0, "bytes": 0}
     per_sequence = []
     runner = FrameRunner(plan.config, workers)
@@ -277,6 +281,8 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
 
             def on_frame(nbytes: int) -> None:
                 counters["frames"] += 1
+                if counters["frames"] == kill_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
                 counters["bytes"] += nbytes
                 dt = max(time.perf_counter() - t0, 1e-9)
                 bar.update(task, advance=1, rate=f"{counters['frames'] / dt:.1f} frames/s "

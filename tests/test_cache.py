@@ -191,6 +191,26 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
     assert all_records(tmp_path / "crashed") == all_records(tmp_path / "clean")
 
 
+@pytest.mark.parametrize("kill_at_frame", [2, 6, 11])
+def test_sigkill_inside_a_transaction_then_resume_verifies(tmp_path, kill_at_frame):
+    """A real kill -9 of `spikeprep voxelize` while a sequence's write transaction is open."""
+    data = make_dataset(tmp_path / "data", sequences=("a", "b", "c"), frames=4)
+    build(data, tmp_path / "clean", val=["b"], shard_size="100K")
+    command = [sys.executable, "-m", "spikeprep", "voxelize", str(data), str(tmp_path / "killed"),
+               "--S", str(S), "--val", "b", "--shard-size", "100K"]
+    env = {**os.environ, "SPIKEPREP_TEST_KILL_AT_FRAME": str(kill_at_frame)}
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    assert not (tmp_path / "killed" / "manifest.json").exists()
+    proc = subprocess.run(command, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert manifest_without_time(tmp_path / "killed") == manifest_without_time(tmp_path / "clean")
+    assert all_records(tmp_path / "killed") == all_records(tmp_path / "clean")
+    verified = subprocess.run([sys.executable, "-m", "spikeprep", "verify", str(tmp_path / "killed"),
+                               "--data", str(data)], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 def test_other_parameters_refused_then_force(tmp_path):
     data = make_dataset(tmp_path / "data", sequences=("a",), frames=2)
     build(data, tmp_path / "cache")
