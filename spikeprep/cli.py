@@ -372,8 +372,8 @@ def demo_command(out, no_train):
     """Run the whole pipeline on a small built-in synthetic dataset, on CPU.
 
     \b
-    simulate (3 sequences x 12 frames, 64x64, 40 spike frames per frame)
-      -> build-sync -> voxelize --S 4 (seq002 held out for validation)
+    simulate (8 sequences x 6 frames, 64x64, fast motion, 160 spike frames per frame)
+      -> build-sync -> voxelize --S 4 (seq007 held out for validation)
       -> verify --data -> train a tiny RGB+spike VRT (configs/demo_tiny_cpu.yaml)
       -> validate, and print what was written and the PSNR of blurred input vs restored output.
 

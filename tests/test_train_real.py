@@ -54,7 +54,7 @@ def test_real_cache_items_and_window_norm(cache):
 
 def test_cli_train_resume_infer_real_vrt(cache, tmp_path):
     out = tmp_path / "run"
-    base = ["--opt", str(CONFIG), "--set", f"data.cache={cache}", "--set", f"out_dir={out}",
+    base = ["--opt", str(CONFIG), "--set", f"data.cache={cache}", "--set", f"out_dir={out}", "--set", "data.gt_size=48",
             "--set", "train.total_iter=1", "--set", "train.val_every=1", "--set", "train.fix_iter=1",
             "--set", "data.num_frames_val=2", "--set", "train.checkpoint_every=1", "--quiet"]
     from vrt_train.config import load_config
@@ -86,7 +86,7 @@ def test_infer_from_a_data_root_without_sharp_frames(cache, tmp_path):
         sync.unlink()
     spikeprep.build_sync(data)
     out = tmp_path / "run"
-    base = ["--opt", str(CONFIG), "--set", f"data.cache={cache}", "--set", f"out_dir={out}",
+    base = ["--opt", str(CONFIG), "--set", f"data.cache={cache}", "--set", f"out_dir={out}", "--set", "data.gt_size=48",
             "--set", "train.total_iter=1", "--set", "train.fix_iter=1", "--set", "train.val_every=5",
             "--set", "train.checkpoint_every=1", "--quiet"]
     with warnings.catch_warnings():
