@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -83,8 +84,12 @@ def _train(out: Path, cache: Path, config: Path, progress: bool) -> dict:
         raise ConfigError("demo training config not found", path=config, found="no such file",
                           expected="configs/demo_tiny_cpu.yaml from the spikeprep checkout",
                           fix="run the demo from a clone of the repository (pip install -e .)")
+    from vrt_train.model import SpyNetWeightsWarning
+
     cfg = load_config(config, [f"data.cache={cache}", f"out_dir={out / 'train'}"])
-    result = train(cfg, resume="auto", progress=progress)
+    with warnings.catch_warnings():  # the demo trains from scratch on purpose: SpyNet is random
+        warnings.simplefilter("ignore", SpyNetWeightsWarning)
+        result = train(cfg, resume="auto", progress=progress)
     if "psnr" not in result:  # training had already finished: report its last validation
         result.update(_last_validation(out / "train" / "val.csv"))
     return result
