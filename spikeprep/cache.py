@@ -131,6 +131,9 @@ class Cache:
         self.sequences = sorted(self._seqs)
         self._envs: dict[int, tuple] = {}
         self._pid = os.getpid()
+        #: what each record kind must decode to: ``(shape, dtype)``
+        self._expected = {"rgb": (tuple(self.params["rgb_shape"]), np.dtype(np.uint8)),
+                          "spike": (tuple(self.params["spike_shape"]), np.dtype(self.params["spike_dtype"]))}
 
     # -- metadata ---------------------------------------------------------------------------
     def _entry(self, seq: str) -> dict:
@@ -162,43 +165,43 @@ class Cache:
             self._envs[shard] = (env, env.begin(buffers=self.buffers))
         return self._envs[shard][1]
 
-    def _get(self, seq: str, key: str, required: bool = True):
-        value = self._txn(int(self._entry(seq)["shard"])).get(key.encode())
-        if value is None and required:
+    def _get(self, txn, key: str):
+        value = txn.get(key.encode())
+        if value is None:
             raise CacheError("record missing from cache", path=self.root, found=f"no {key}",
                              expected="every record the manifest lists",
                              fix="run 'spikeprep verify CACHE'")
         return value
 
-    def _array(self, seq: str, key: str, shape, dtype):
-        header, array = decode_record(self._get(seq, key), key)
-        if header.shape != tuple(shape) or header.dtype != np.dtype(dtype):
+    def _array(self, txn, key: str, shape, dtype):
+        header, array = decode_record(self._get(txn, key), key)
+        if header.shape != shape or header.dtype != dtype:
             raise CacheError("cache record has an unexpected shape or dtype", path=key,
-                             found=f"{header.dtype} {header.shape}", expected=f"{np.dtype(dtype)} {tuple(shape)}")
+                             found=f"{header.dtype} {header.shape}", expected=f"{dtype} {shape}")
         return header, array
 
     def read(self, seq: str, i: int) -> Sample:
         """Frame ``i`` of ``seq``: zero-copy read-only arrays (see the module docstring)."""
-        n = self.num_frames(seq)
-        if not 0 <= int(i) < n:
+        entry = self._entry(seq)
+        i, n = int(i), int(entry["num_frames"])
+        if not 0 <= i < n:
             raise CacheError("frame index out of range", path=self.root, found=f"{seq}[{i}]",
                              expected=f"0 <= i < {n}")
-        i = int(i)
-        rgb, spike_shape = self.params["rgb_shape"], self.params["spike_shape"]
-        _, blur = self._array(seq, frame_key(seq, i, "blur"), rgb, np.uint8)
-        sharp = None
-        if self._entry(seq)["has_sharp"]:
-            _, sharp = self._array(seq, frame_key(seq, i, "sharp"), rgb, np.uint8)
-        header, spike = self._array(seq, frame_key(seq, i, "spike"), spike_shape,
-                                    self.params["spike_dtype"])
-        return Sample(seq, i, blur, sharp, spike, header.spike_begin, header.spike_end)
+        txn = self._txn(int(entry["shard"]))
+        rgb, spike = self._expected["rgb"], self._expected["spike"]
+        _, blur = self._array(txn, frame_key(seq, i, "blur"), *rgb)
+        sharp = self._array(txn, frame_key(seq, i, "sharp"), *rgb)[1] if entry["has_sharp"] else None
+        header, voxels = self._array(txn, frame_key(seq, i, "spike"), *spike)
+        return Sample(seq, i, blur, sharp, voxels, header.spike_begin, header.spike_end)
 
     def hot_pixels(self, seq: str) -> np.ndarray | None:
         """``(h, w)`` bool mask of the pixels repaired in ``seq`` (None with ``--hot-pixels off``)."""
         if self.params["hot_pixels"] != "detect":
             self._entry(seq)
             return None
-        _, mask = self._array(seq, hot_pixels_key(seq), self.params["spike_shape"][1:], np.uint8)
+        txn = self._txn(int(self._entry(seq)["shard"]))
+        _, mask = self._array(txn, hot_pixels_key(seq), tuple(self.params["spike_shape"][1:]),
+                              np.dtype(np.uint8))
         return mask.astype(bool)
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -68,9 +68,12 @@ class _RepNormalizer:
 
     def __init__(self, rep):
         self.rep = rep
+        self._by_length: dict[int, np.ndarray] = {}
 
     def __call__(self, L: int) -> np.ndarray:
-        return np.asarray(self.rep.normalizer(int(L)), np.float32)
+        if L not in self._by_length:
+            self._by_length[L] = np.asarray(self.rep.normalizer(int(L)), np.float32)
+        return self._by_length[L]
 
 
 def window_divisor_fn(manifest: dict):
@@ -94,6 +97,24 @@ def effective_spike_norm(manifest: dict, requested: str) -> str:
     return requested
 
 
+def _one_allocation(*specs) -> list[np.ndarray]:
+    """Arrays of the given ``(shape, dtype)`` carved out of one buffer, widest itemsize first.
+
+    One ~2 MB allocation per item instead of three smaller ones: glibc then keeps reusing the
+    freed block, while three sub-MB blocks are trimmed back to the OS on every free and every
+    item pays ~500 fresh page faults (measured: 1.0 ms vs 0.5 ms per 6x192x192 item).
+    """
+    sizes = [int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in specs]
+    order = sorted(range(len(specs)), key=lambda k: -np.dtype(specs[k][1]).itemsize)
+    buffer = np.empty(sum(sizes), np.uint8)
+    arrays, offset = [None] * len(specs), 0
+    for k in order:
+        shape, dtype = specs[k]
+        arrays[k] = buffer[offset:offset + sizes[k]].view(dtype).reshape(shape)
+        offset += sizes[k]
+    return arrays
+
+
 class _CacheItems:
     """What the train and validation datasets share: the cache, sizes, and record slicing."""
 
@@ -113,32 +134,34 @@ class _CacheItems:
 
     def read_clip(self, seq: str, frames, top: int, left: int, height: int, width: int,
                   need_sharp: bool = True) -> dict:
-        f = self.f
-        rgb, sharp, spikes, divisors = [], [], [], []
-        for i in frames:
-            s = self.cache.read(seq, int(i))
-            rgb.append(np.asarray(s.blur)[top:top + height, left:left + width])
-            if s.sharp is None and not need_sharp:
-                sharp.append(np.zeros_like(rgb[-1]))
-            elif s.sharp is None:
+        """Crops of ``frames`` copied once, straight from the (read-only, mapped) records into
+        fresh arrays: ``L_rgb``/``H`` ``(T, height, width, 3)`` uint8, ``L_spike``
+        ``(T, C, height/f, width/f)`` in the cache dtype, ``window`` ``(T, C)`` float32."""
+        f, frames = self.f, [int(i) for i in frames]
+        T, (h, w) = len(frames), (height // f, width // f)
+        channels = self.channels if self.use_spike else 0
+        spikes, rgb, sharp = _one_allocation(
+            ((T, channels, h, w), np.dtype(self.manifest["params"]["spike_dtype"])),
+            ((T, height, width, 3), np.uint8), ((T, height, width, 3), np.uint8))
+        divisors = np.ones((T, channels), np.float32)
+        for t, i in enumerate(frames):
+            s = self.cache.read(seq, i)
+            rgb[t] = s.blur[top:top + height, left:left + width]
+            if s.sharp is not None:
+                sharp[t] = s.sharp[top:top + height, left:left + width]
+            elif need_sharp:
                 raise ConfigError("cache has no sharp frames to train against", found=f"{seq} frame {i}",
                                   fix="build the cache from a dataset with sharp (ground-truth) frames")
             else:
-                sharp.append(np.asarray(s.sharp)[top:top + height, left:left + width])
+                sharp[t] = 0
             if self.use_spike:
-                spikes.append(np.asarray(s.spike)[:, top // f:(top + height) // f, left // f:(left + width) // f])
-                L = int(s.spike_end) - int(s.spike_begin)
-                divisors.append(self._divisor(L) if self._divisor else np.ones(self.channels, np.float32))
-        item = {"L_rgb": torch.from_numpy(np.stack(rgb)),  # np.stack copies: safe from read-only views
-                "H": torch.from_numpy(np.stack(sharp)),
-                "seq": seq, "frames": torch.as_tensor(np.asarray(frames, np.int64))}
-        if self.use_spike:
-            item["L_spike"] = torch.from_numpy(np.stack(spikes))
-            item["window"] = torch.from_numpy(np.stack(divisors).astype(np.float32))
-        else:
-            item["L_spike"] = torch.zeros((len(frames), 0, height // f, width // f), dtype=torch.uint8)
-            item["window"] = torch.ones((len(frames), 0), dtype=torch.float32)
-        return item
+                spikes[t] = s.spike[:, top // f:top // f + h, left // f:left // f + w]
+                if self._divisor:
+                    divisors[t] = self._divisor(int(s.spike_end) - int(s.spike_begin))
+        return {"L_rgb": torch.from_numpy(rgb), "H": torch.from_numpy(sharp),
+                "L_spike": torch.from_numpy(spikes if self.use_spike else spikes.astype(np.uint8)),
+                "window": torch.from_numpy(divisors), "seq": seq,
+                "frames": torch.as_tensor(np.asarray(frames, np.int64))}
 
 
 class ShardDataset(Dataset):
