@@ -14,6 +14,7 @@ import traceback
 import click
 from rich.console import Console
 
+from . import tables
 from .errors import SpikeprepError
 
 console = Console(stderr=True, highlight=False)
@@ -100,27 +101,11 @@ def build_sync_command(data_root, sequences, spike_rate, frame_rate, exposure, o
 
     options = SyncOptions(spike_rate, frame_rate, exposure, offset, timestamps, timestamp_unit, window_spikes)
     reports = build_sync(data_root, options, sequences=tuple(sequences), force=force, dry_run=dry_run)
-    _print_sync_table(reports, dry_run)
+    stdout_console().print(tables.sync_table(reports, dry_run))
     kept = [r.sync.sequence for r in reports if r.status == "kept"]
     if kept:
         console.print(f"[yellow]warning:[/] kept existing sync.json that differs for {', '.join(kept)}; "
                       "pass --force to replace it")
-
-
-def _print_sync_table(reports, dry_run: bool) -> None:
-    from rich.table import Table
-
-    table = Table(title="build-sync (dry run: nothing written)" if dry_run else "build-sync")
-    for column in ("sequence", "mode", "frames", "spikes/window", "gaps", "overlaps", "coverage", "status"):
-        table.add_column(column, justify="left" if column in ("sequence", "mode", "status") else "right",
-                         no_wrap=True)
-    for r in reports:
-        lengths = r.lengths
-        gaps, overlaps = r.gaps_and_overlaps()
-        table.add_row(r.sync.sequence, r.mode, str(len(lengths)),
-                      f"{min(lengths)}-{max(lengths)}" if min(lengths) != max(lengths) else str(lengths[0]),
-                      str(gaps), str(overlaps), f"{r.coverage():.0%}", r.status)
-    stdout_console().print(table)
 
 
 @main.command("simulate")
@@ -268,22 +253,12 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
       rgb    spikes resized to H x W, INTER_NEAREST (counts stay integers, dtype unchanged)
       spike  blur/sharp resized to h x w, INTER_AREA (uint8)
     """
-    from rich.table import Table
-
     from .cache_build import voxelize_dataset
 
     summary = voxelize_dataset(data_root, cache, S=S, repr=repr_, repr_params=_parse_repr_params(repr_param),
                                match=match, shard_size=shard_size, workers=workers, val=val,
                                hot_pixels=hot_pixels, force=force, progress=console.is_terminal)
-    table = Table(title=f"voxelize -> {summary.cache}")
-    for column in ("sequence", "frames", "MB written", "seconds", "frames/s"):
-        table.add_column(column, justify="left" if column == "sequence" else "right")
-    for name, frames, nbytes, seconds in summary.per_sequence:
-        table.add_row(name, str(frames), f"{nbytes / 1e6:.1f}", f"{seconds:.1f}",
-                      f"{frames / seconds:.1f}" if seconds else "-")
-    table.add_row("total", str(summary.frames), f"{summary.bytes_written / 1e6:.1f}", f"{summary.seconds:.1f}",
-                  f"{summary.frames_per_s:.1f} ({summary.mb_per_s:.1f} MB/s)", style="bold")
-    stdout_console().print(table)
+    stdout_console().print(tables.voxelize_table(summary))
     click.echo(f"{summary.sequences} sequences ({summary.sequences_skipped} already done), "
                f"{summary.shards} shard(s) in {summary.cache}")
 
@@ -308,8 +283,6 @@ def verify_command(cache, data_root, sample, seed, as_json):
     """
     import json
 
-    from rich.table import Table
-
     from .verify import verify_cache
 
     report = verify_cache(cache, data_root=data_root, sample=sample, seed=seed)
@@ -319,12 +292,7 @@ def verify_command(cache, data_root, sample, seed, as_json):
         click.echo(f"ok: {report.records_checked} records, {report.sources_checked} sources, "
                    f"{report.frames_recomputed} frames re-voxelized in {report.cache}")
     else:
-        table = Table(title=f"{len(report.problems)} problem(s) in {report.cache}")
-        for column in ("sequence", "frame", "record / file", "problem"):
-            table.add_column(column)
-        for p in report.problems:
-            table.add_row(p.sequence or "-", "-" if p.frame is None else str(p.frame), p.key or "-", p.what)
-        stdout_console().print(table)
+        stdout_console().print(tables.problems_table(report))
     sys.exit(0 if report.ok else 1)
 
 
@@ -334,34 +302,11 @@ def verify_command(cache, data_root, sample, seed, as_json):
 def info_command(cache):
     """Show a cache's parameters and a table of its sequences (split, frames, shard, sizes,
     mean spikes per pixel per spike frame, hot pixels)."""
-    from rich.table import Table
-
     from .verify import cache_info
 
-    info = cache_info(cache)
     out = stdout_console()
-    params = Table(title=f"{info['cache']} (spikeprep {info['spikeprep_version']}, {info['created']})")
-    params.add_column("param")
-    params.add_column("value")
-    for key, value in info["params"].items():
-        params.add_row(key, str(value))
-    params.add_row("params_hash", info["params_hash"][:16] + "...")
-    out.print(params)
-    table = Table()
-    for column in ("sequence", "split", "frames", "shard", "MB", "spikes/px/frame", "hot pixels"):
-        table.add_column(column)
-    for row in info["sequences"]:
-        rate = "-" if row["spike_rate"] is None else f"{row['spike_rate']:.4f}"
-        table.add_row(row["sequence"], row["split"], str(row["frames"]), row["shard"],
-                      f"{(row['bytes'] or 0) / 1e6:.1f}", rate, str(row["hot_pixels"]))
-    out.print(table)
-    out.print("shards: " + ", ".join(f"{name} {'missing' if size is None else f'{size / 1e6:.1f} MB'}"
-                                     for name, size in info["shards"].items()))
-    stats = info["spike_stats"]
-    if stats.get("mean") is not None:
-        fmt = lambda xs: "[" + ", ".join(f"{x:.3g}" for x in xs) + "]"  # noqa: E731
-        out.print(f"spike_stats over {len(stats['over'])} train sequence(s): mean {fmt(stats['mean'])} "
-                  f"std {fmt(stats['std'])} q99.5 {fmt(stats['q995'])}")
+    for renderable in tables.info_renderables(cache_info(cache)):
+        out.print(renderable)
 
 
 @main.command("demo")
@@ -383,24 +328,4 @@ def demo_command(out, no_train):
 
     summary = run_demo(out, train=not no_train, progress=sys.stderr.isatty(),
                        report=lambda line: console.print(line))
-    _print_demo_summary(summary)
-
-
-def _print_demo_summary(summary) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"spikeprep demo -> {summary.out}")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    for name, (path, size) in summary.files.items():
-        table.add_row(f"{name} ({path})", f"{size / 1e6:.1f} MB")
-    for name, seconds in summary.stages.items():
-        table.add_row(f"{name} time", f"{seconds:.1f} s")
-    training = summary.training
-    if training.get("psnr") is not None:
-        table.add_row("validation PSNR, blurred input", f"{training['psnr_input']:.2f} dB")
-        table.add_row("validation PSNR, restored output", f"{training['psnr']:.2f} dB")
-        table.add_row("validation SSIM, input -> output", f"{training['ssim_input']:.3f} -> {training['ssim']:.3f}")
-    if training.get("checkpoint"):
-        table.add_row("checkpoint", str(training["checkpoint"]))
-    stdout_console().print(table)
+    stdout_console().print(tables.demo_table(summary))

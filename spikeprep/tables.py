@@ -1,0 +1,88 @@
+"""The rich tables the CLI prints: pure functions from library results to renderables."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+
+def sync_table(reports, dry_run: bool) -> Table:
+    """build-sync: one row per sequence (mode, frames, spikes per window, gaps, coverage, status)."""
+    table = Table(title="build-sync (dry run: nothing written)" if dry_run else "build-sync")
+    for column in ("sequence", "mode", "frames", "spikes/window", "gaps", "overlaps", "coverage", "status"):
+        table.add_column(column, justify="left" if column in ("sequence", "mode", "status") else "right",
+                         no_wrap=True)
+    for r in reports:
+        lengths = r.lengths
+        gaps, overlaps = r.gaps_and_overlaps()
+        table.add_row(r.sync.sequence, r.mode, str(len(lengths)),
+                      f"{min(lengths)}-{max(lengths)}" if min(lengths) != max(lengths) else str(lengths[0]),
+                      str(gaps), str(overlaps), f"{r.coverage():.0%}", r.status)
+    return table
+
+
+def voxelize_table(summary) -> Table:
+    """voxelize: frames, bytes, time and throughput per sequence, and the total."""
+    table = Table(title=f"voxelize -> {summary.cache}")
+    for column in ("sequence", "frames", "MB written", "seconds", "frames/s"):
+        table.add_column(column, justify="left" if column == "sequence" else "right")
+    for name, frames, nbytes, seconds in summary.per_sequence:
+        table.add_row(name, str(frames), f"{nbytes / 1e6:.1f}", f"{seconds:.1f}",
+                      f"{frames / seconds:.1f}" if seconds else "-")
+    table.add_row("total", str(summary.frames), f"{summary.bytes_written / 1e6:.1f}", f"{summary.seconds:.1f}",
+                  f"{summary.frames_per_s:.1f} ({summary.mb_per_s:.1f} MB/s)", style="bold")
+    return table
+
+
+def problems_table(report) -> Table:
+    """verify: one row per problem (sequence, frame, record or file, what)."""
+    table = Table(title=f"{len(report.problems)} problem(s) in {report.cache}")
+    for column in ("sequence", "frame", "record / file", "problem"):
+        table.add_column(column)
+    for p in report.problems:
+        table.add_row(p.sequence or "-", "-" if p.frame is None else str(p.frame), p.key or "-", p.what)
+    return table
+
+
+def info_renderables(info: dict) -> list:
+    """info: the parameter table, the sequence table, shard sizes and spike statistics."""
+    params = Table(title=f"{info['cache']} (spikeprep {info['spikeprep_version']}, {info['created']})")
+    params.add_column("param")
+    params.add_column("value")
+    for key, value in info["params"].items():
+        params.add_row(key, str(value))
+    params.add_row("params_hash", info["params_hash"][:16] + "...")
+    table = Table()
+    for column in ("sequence", "split", "frames", "shard", "MB", "spikes/px/frame", "hot pixels"):
+        table.add_column(column)
+    for row in info["sequences"]:
+        rate = "-" if row["spike_rate"] is None else f"{row['spike_rate']:.4f}"
+        table.add_row(row["sequence"], row["split"], str(row["frames"]), row["shard"],
+                      f"{(row['bytes'] or 0) / 1e6:.1f}", rate, str(row["hot_pixels"]))
+    out = [params, table, "shards: " + ", ".join(
+        f"{name} {'missing' if size is None else f'{size / 1e6:.1f} MB'}" for name, size in info["shards"].items())]
+    stats = info["spike_stats"]
+    if stats.get("mean") is not None:
+        def fmt(xs):
+            return "[" + ", ".join(f"{x:.3g}" for x in xs) + "]"
+        out.append(f"spike_stats over {len(stats['over'])} train sequence(s): mean {fmt(stats['mean'])} "
+                   f"std {fmt(stats['std'])} q99.5 {fmt(stats['q995'])}")
+    return out
+
+
+def demo_table(summary) -> Table:
+    """demo: files written, time per stage, validation PSNR/SSIM of input and output."""
+    table = Table(title=f"spikeprep demo -> {summary.out}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for name, (path, size) in summary.files.items():
+        table.add_row(f"{name} ({path})", f"{size / 1e6:.1f} MB")
+    for name, seconds in summary.stages.items():
+        table.add_row(f"{name} time", f"{seconds:.1f} s")
+    training = summary.training
+    if training.get("psnr") is not None:
+        table.add_row("validation PSNR, blurred input", f"{training['psnr_input']:.2f} dB")
+        table.add_row("validation PSNR, restored output", f"{training['psnr']:.2f} dB")
+        table.add_row("validation SSIM, input -> output", f"{training['ssim_input']:.3f} -> {training['ssim']:.3f}")
+    if training.get("checkpoint"):
+        table.add_row("checkpoint", str(training["checkpoint"]))
+    return table
