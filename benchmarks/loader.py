@@ -79,22 +79,20 @@ def main() -> int:
         start = int(rng.integers(len(frames) - T + 1))
         return start, int(rng.integers(H - GT + 1)), int(rng.integers(W - GT + 1))
 
+    def png_crops(fr, top, left):
+        """KAIR's way: decode the whole blur and sharp png, then crop."""
+        return [cv2.imread(os.fspath(data / name), cv2.IMREAD_COLOR)[top:top + GT, left:left + GT].copy()
+                for name in (fr.blur, fr.sharp)]
+
     def kair(i):
         start, top, left = crop_pos()
-        out = []
-        for fr in frames[start:start + T]:
-            for name in (fr.blur, fr.sharp):
-                img = cv2.imread(os.fspath(data / name), cv2.IMREAD_COLOR)
-                out.append(img[top:top + GT, left:left + GT].copy())
-        return out
+        return [crop for fr in frames[start:start + T] for crop in png_crops(fr, top, left)]
 
     def onthefly(i):
         start, top, left = crop_pos()
         out = []
         for fr in frames[start:start + T]:
-            for name in (fr.blur, fr.sharp):
-                img = cv2.imread(os.fspath(data / name), cv2.IMREAD_COLOR)
-                out.append(img[top:top + GT, left:left + GT].copy())
+            out += png_crops(fr, top, left)
             raw = np.fromfile(data / fr.spike_file, np.uint8)  # SpikeCV reads the whole file per call
             L = fr.spike_end - fr.spike_begin
             spikes = spikecv_decode(raw, sync.height, sync.width, fr.spike_begin, L)

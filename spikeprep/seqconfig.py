@@ -57,10 +57,10 @@ class Timing:
         """Spike window ``(spike_begin, spike_end)`` (end exclusive) of RGB frame ``frame_index``."""
         start = self.offset + frame_index / self.frame_rate
         stop = start + self.exposure / self.frame_rate
-        return _first_sample_at_or_after(start * self.spike_rate), _first_sample_at_or_after(stop * self.spike_rate)
+        return first_sample_at_or_after(start * self.spike_rate), first_sample_at_or_after(stop * self.spike_rate)
 
 
-def _first_sample_at_or_after(position: float) -> int:
+def first_sample_at_or_after(position: float) -> int:
     return math.ceil(position - _EPS)
 
 

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from .errors import SyncError, UsageError
-from .seqconfig import Timing, _first_sample_at_or_after
+from .seqconfig import Timing, first_sample_at_or_after
 
 Window = tuple[int, int]
 
@@ -76,7 +76,7 @@ def _parse_row(path: Path, line_no: int, fields: list[str], stem: str, unit: str
         raise SyncError(f"timestamps {where} is not numeric", path=path, found=" ".join(fields),
                         expected="two numbers") from exc
     if unit == "seconds":
-        return _first_sample_at_or_after(start * spike_rate), _first_sample_at_or_after(end * spike_rate)
+        return first_sample_at_or_after(start * spike_rate), first_sample_at_or_after(end * spike_rate)
     if start != int(start) or end != int(end):
         raise SyncError(f"timestamps {where} has fractional spike indices", path=path,
                         found=" ".join(fields), expected="integers (or '# unit: seconds')")
