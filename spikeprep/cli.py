@@ -54,6 +54,12 @@ def main(verbose: bool) -> None:
       spikeprep voxelize DATA_ROOT CACHE --S 8
                                         spike windows -> S voxel channels, LMDB shards
       spikeprep verify CACHE            prove the cache is complete and correct
+      spikeprep info CACHE              parameters, sequences and spike statistics of a cache
+      vrt-train --opt configs/X.yaml    train VRT on the cache (RGB + spike)
+
+    \b
+    Try it all on built-in synthetic data (CPU, ~2 minutes):
+      spikeprep demo
     """
 
 
