@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -124,7 +125,9 @@ def run_demo(out: str | os.PathLike = "spikeprep-demo", *, params: DemoData = De
         return result
 
     out.mkdir(parents=True, exist_ok=True)
-    stage("simulate", lambda: _simulate(data, params))
+    if stage("simulate", lambda: _simulate(data, params)) == "simulated":
+        for derived in (cache, out / "train"):  # built from older data: start them again
+            shutil.rmtree(derived, ignore_errors=True)
     stage("build-sync", lambda: build_sync(data))
     stage("voxelize", lambda: voxelize_dataset(data, cache, S=params.S, val=(params.val_sequence,),
                                                progress=progress))
