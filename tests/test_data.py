@@ -8,7 +8,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from spikeprep.errors import ConfigError
 from vrt_train.augment import SpikeNorm, assemble, geometric

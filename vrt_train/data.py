@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from spikeprep.errors import ConfigError, SpikeprepError
+from spikeprep.errors import ConfigError
 
 
 def open_any(cache):
