@@ -1,5 +1,7 @@
 """spikeprep: spike-camera recordings + RGB video -> verified training caches for VRT."""
 
+from importlib.metadata import version as _installed_version
+
 from .dat import SpikeStream, write_dat
 from .errors import SpikeprepError
 from .simulate import simulate_dataset
@@ -10,6 +12,6 @@ from .cache import Cache, Sample, open_cache
 from .cache_build import voxelize_dataset
 from .verify import verify_cache
 
-__version__ = "0.1.0"
+__version__ = _installed_version("spikeprep")  # pyproject.toml is the only source
 
 __all__ = ["Cache", "Sample", "open_cache", "verify_cache", "voxelize_dataset", "SpikeStream", "SpikeprepError", "SyncFile", "SyncOptions", "build_sync", "load_sync", "simulate_dataset", "voxelize", "write_dat", "__version__"]

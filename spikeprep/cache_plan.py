@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from importlib.metadata import version
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +22,11 @@ from .cache_format import (MATCH_MODES, encode_record, frame_key, hot_pixels_key
                            checksum)
 from .dat import SpikeStream
 from .errors import CacheError, LayoutError, UsageError
+from .hotpixels import detect_hot_pixels, firing_rate, repair_hot_pixels
+from .representations import default_S, make_representation
 from .stats import channel_histograms
 from .sync import SyncFile, find_sync_files, load_sync
+from .voxel import voxelize
 
 HASH_CHUNK = 1 << 20
 #: Per-record LMDB overhead allowance (key, node header, page slack) for shard planning.
@@ -44,23 +48,16 @@ def hash_file(path: Path) -> dict:
     return {"size": size, "blake2b": digest.hexdigest()}
 
 
-# -- representations and hot pixels (modules owned elsewhere) ---------------------------------
-
-#: S when --S is not given: the fixed channel count of count/temporal4, else 8.
-_DEFAULT_S = {"count": 1, "temporal4": 4}
-
+# -- representations and hot pixels -----------------------------------------------------------
 
 def representation_info(name: str, S: int | None, params: dict) -> tuple[int, dict, int, object]:
-    """``(S, repr_params dict, channels, rep)`` from `spikeprep.representations`."""
-    from .representations import make_representation
-    S = _DEFAULT_S.get(name, 8) if S is None else S
-    rep = make_representation(name, S, **params)
+    """``(S, repr_params dict, channels, rep)``; S None means the representation's default."""
+    rep = make_representation(name, default_S(name) if S is None else S, **params)
     return int(rep.S), rep.to_dict(), int(rep.channels), rep
 
 
 def sequence_hot_pixels(data_root: Path, sync: SyncFile) -> np.ndarray:
     """``(h, w)`` bool hot-pixel mask of a sequence: firing rate over all of its streams."""
-    from .hotpixels import detect_hot_pixels, firing_rate
     total, frames = None, 0
     for rel in sync.spike_files:
         with SpikeStream(filepath=data_root / rel, spike_h=sync.height, spike_w=sync.width,
@@ -70,12 +67,6 @@ def sequence_hot_pixels(data_root: Path, sync: SyncFile) -> np.ndarray:
             frames += len(stream)
     mask = np.asarray(detect_hot_pixels(total / max(frames, 1)), bool)
     return mask if sync.flipud else np.ascontiguousarray(mask[::-1])  # firing_rate is flipud=True
-
-
-def repair(voxels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    from .hotpixels import repair_hot_pixels
-    out = repair_hot_pixels(voxels, mask)
-    return voxels if out is None else out
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -187,7 +178,6 @@ def match_spike(voxels: np.ndarray, cfg: FrameConfig) -> np.ndarray:
 
 def compute_voxels(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None) -> np.ndarray:
     """The stored ``(C, h, w)`` voxels of one frame: voxelize, repair hot pixels, match size."""
-    from .voxel import voxelize
     out = np.empty((cfg.spike_shape[0], cfg.spike_h, cfg.spike_w), np.dtype(cfg.spike_dtype))
     # a fresh memory map per frame: unmapped right after, so pages of earlier windows never
     # accumulate in this process's RSS however long the stream is
@@ -196,7 +186,7 @@ def compute_voxels(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None) -> 
         voxels = voxelize(stream.packed(job.spike_begin, job.spike_end), cfg.spike_h, cfg.spike_w,
                           cfg.S, repr=cfg.repr, flipud=cfg.flipud, out=out, **cfg.voxel_kwargs)
     if mask is not None:
-        voxels = repair(voxels, mask)
+        voxels = repair_hot_pixels(voxels, mask)
     return match_spike(np.asarray(voxels, np.dtype(cfg.spike_dtype)), cfg)
 
 
@@ -290,7 +280,7 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
     params = {"S": S, "channels": channels, "repr": repr, "repr_params": rparams,
               "flipud": first.flipud, "match": match, "hot_pixels": hot_pixels,
               "spike_dtype": spike_dtype, "rgb_shape": list(rgb_shape), "spike_shape": list(spike_shape)}
-    voxel_kwargs = {k: v for k, v in dict(repr_params or {}).items()}
+    voxel_kwargs = dict(repr_params or {})
     cfg = FrameConfig(str(root), first.height, first.width, first.flipud, S, repr, rparams,
                       spike_dtype, match, rgb_shape, spike_shape, voxel_kwargs)
     sizes, sharps = [], []
@@ -312,7 +302,7 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
 
 
 def spikeprep_version() -> str:
-    from importlib.metadata import version
+    """The installed package's version (pyproject.toml is its only source)."""
     return version("spikeprep")
 
 

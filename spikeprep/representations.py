@@ -203,6 +203,11 @@ REPRESENTATIONS = {cls.name: cls for cls in (Bins, Count, Temporal4, Ema, Tfp)}
 _FIXED_CHANNELS = {"count": 1, "temporal4": 4}
 
 
+def default_S(name: str) -> int:
+    """S when none is given: the fixed channel count of count/temporal4, else 8."""
+    return _FIXED_CHANNELS.get(name, 8)
+
+
 def make_representation(name: str, S: int, **params):
     """Build and validate the representation ``name`` with S channels and its parameters."""
     if name not in REPRESENTATIONS:
