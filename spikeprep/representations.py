@@ -203,6 +203,12 @@ REPRESENTATIONS = {cls.name: cls for cls in (Bins, Count, Temporal4, Ema, Tfp)}
 _FIXED_CHANNELS = {"count": 1, "temporal4": 4}
 
 
+def params_of(record: dict) -> dict:
+    """The keyword parameters in a ``to_dict()`` record (a cache manifest's ``repr_params``),
+    i.e. without ``repr`` and ``S``: what `voxelize` and `make_representation` take as ``**params``."""
+    return {k: v for k, v in record.items() if k not in ("repr", "S")}
+
+
 def default_S(name: str) -> int:
     """S when none is given: the fixed channel count of count/temporal4, else 8."""
     return _FIXED_CHANNELS.get(name, 8)

@@ -25,6 +25,7 @@ from .cache_format import (checksum, decode_header, expected_records, load_manif
 from .cache_plan import (FrameConfig, FrameJob, compute_frame, hash_file, hot_pixel_record,
                          sequence_hot_pixels)
 from .errors import CacheError, SpikeprepError, UsageError
+from .representations import params_of
 from .sync import load_sync
 
 
@@ -111,10 +112,9 @@ def _check_records(root: Path, manifest: dict, report: VerifyReport) -> None:
 
 def _frame_config(manifest: dict, data_root: Path, sync) -> FrameConfig:
     p = manifest["params"]
-    voxel_kwargs = {k: v for k, v in p["repr_params"].items() if k not in ("S", "repr")}
     return FrameConfig(str(data_root), sync.height, sync.width, p["flipud"], p["S"], p["repr"],
                        p["repr_params"], p["spike_dtype"], p["match"], tuple(p["rgb_shape"]),
-                       tuple(p["spike_shape"]), voxel_kwargs)
+                       tuple(p["spike_shape"]), params_of(p["repr_params"]))
 
 
 def _check_sources(root: Path, data_root: Path, manifest: dict, report: VerifyReport, sample, seed) -> None:

@@ -217,3 +217,13 @@ def test_normalizers_by_hand():
     assert make_representation("temporal4", 4).normalizer(7).tolist() == [3, 4, 4, 7]
     assert make_representation("tfp", 2, tfp_window=4).normalizer(10).tolist() == [4, 4]
     assert not hasattr(make_representation("ema", 4), "normalizer")
+
+
+def test_representation_round_trips_through_its_manifest_record():
+    from spikeprep.representations import make_representation, params_of
+
+    for rep in (make_representation("bins", 8), make_representation("tfp", 4, tfp_window=6),
+                make_representation("ema", 4, tau_fast=10.0, tau_slow=100.0)):
+        record = rep.to_dict()
+        assert make_representation(record["repr"], record["S"], **params_of(record)) == rep
+        assert set(params_of(record)) == set(record) - {"repr", "S"}

@@ -79,11 +79,10 @@ class _RepNormalizer:
 def window_divisor_fn(manifest: dict):
     """``L -> (C,) float32`` divisor turning a window's values into rates (spikes per frame),
     from the cache's representation (``normalizer(L)``), or None when it has none (ema)."""
-    from spikeprep.representations import make_representation
+    from spikeprep.representations import make_representation, params_of
 
     params = manifest["params"]
-    repr_params = {k: v for k, v in (params.get("repr_params") or {}).items() if k not in ("S", "repr")}
-    rep = make_representation(params["repr"], int(params["S"]), **repr_params)
+    rep = make_representation(params["repr"], int(params["S"]), **params_of(params.get("repr_params") or {}))
     return _RepNormalizer(rep) if hasattr(rep, "normalizer") else None
 
 

@@ -25,11 +25,12 @@ def _voxelize_like_training(data_root: Path, cfg: Config, into: Path, progress: 
     """Voxelize DATA_ROOT (with its spike/SEQ/sync.json) into ``into`` exactly as the training
     cache ``cfg.data.cache`` was built, so the model sees the same spike channels."""
     from spikeprep import open_cache, voxelize_dataset
+    from spikeprep.representations import params_of
 
     with open_cache(cfg.data.cache) as training_cache:
         params = training_cache.params
-    repr_params = {k: v for k, v in params["repr_params"].items() if k not in ("S", "repr")}
-    voxelize_dataset(data_root, into, S=params["S"], repr=params["repr"], repr_params=repr_params,
+    voxelize_dataset(data_root, into, S=params["S"], repr=params["repr"],
+                     repr_params=params_of(params["repr_params"]),
                      match=params["match"], hot_pixels=params["hot_pixels"], progress=progress)
     return into
 
