@@ -32,6 +32,7 @@ from .cache_format import (FORMAT, checksum, FORMAT_VERSION, JOURNAL_NAME, MANIF
 from .cache_plan import (BuildPlan, FrameConfig, compute_frame, dat_sources, hot_pixel_record,
                          plan_build, sequence_hot_pixels, spikeprep_version)
 from .errors import CacheError, UsageError
+from .files import write_text_atomic
 from .lmdb_writer import DEFAULT_INITIAL_MAP_SIZE, Journal, ShardWriter
 
 DEFAULT_SHARD_SIZE = 4 << 30
@@ -303,8 +304,7 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
         writer.close()
     manifest = assemble_manifest(plan, done)
     write_json_atomic(cache / MANIFEST_NAME, manifest)
-    (cache / (META_INFO_NAME + ".partial")).write_text("\n".join(meta_info_lines(manifest)) + "\n")
-    os.replace(cache / (META_INFO_NAME + ".partial"), cache / META_INFO_NAME)
+    write_text_atomic(cache / META_INFO_NAME, "\n".join(meta_info_lines(manifest)) + "\n")
     bytes_written = sum(b for _, _, b, _ in per_sequence)
     return BuildSummary(str(cache), len(plan.sequences), len(plan.sequences) - len(todo),
                         sum(f for _, f, _, _ in per_sequence), bytes_written,

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CacheError
+from .files import write_text_atomic
 
 FORMAT = "spikeprep.cache"
 FORMAT_VERSION = 1
@@ -262,12 +263,7 @@ def load_manifest(cache: str | os.PathLike) -> dict:
 
 def write_json_atomic(path: Path, obj) -> None:
     """Write JSON via temp file + fsync + rename."""
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
 
 
 def meta_info_lines(manifest: dict) -> list[str]:

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .files import write_text_atomic
 
 #: Slack for float round-off when a time lands exactly on a spike sample.
 _EPS = 1e-6
@@ -130,7 +131,4 @@ def load_config(path: str | os.PathLike) -> SequenceConfig:
 
 def save_config(path: str | os.PathLike, config: SequenceConfig) -> None:
     """Write `config.yaml` (atomically)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(yaml.safe_dump(config.to_yaml_dict(), sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(config.to_yaml_dict(), sort_keys=False))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SyncError
+from .files import write_text_atomic
 
 FORMAT = "spikeprep.sync"
 VERSION = 1
@@ -163,8 +164,4 @@ def dump_sync(sync: SyncFile) -> str:
 
 def save_sync(path: str | os.PathLike, sync: SyncFile) -> None:
     """Write sync.json atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(dump_sync(sync))
-    os.replace(tmp, path)
+    write_text_atomic(path, dump_sync(sync))

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from spikeprep.errors import ConfigError
+from spikeprep.files import write_text_atomic
 
 from .config import Config, dump_config
 
@@ -41,12 +42,6 @@ def atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def list_checkpoints(out_dir) -> list[Path]:
     """``out_dir/checkpoints/iter_*.pt`` sorted by iteration."""
     paths = [Path(p) for p in glob.glob(os.path.join(out_dir, "checkpoints", "iter_*.pt"))]
@@ -58,7 +53,7 @@ def save_checkpoint(state: dict, cfg: Config, out_dir, it: int, keep_last: int) 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"iter_{it:08d}.pt"
     atomic_save(state, path)
-    atomic_write_text(dump_config(cfg), path.with_suffix(".yaml"))
+    write_text_atomic(path.with_suffix(".yaml"), dump_config(cfg))
     for old in list_checkpoints(out_dir)[:-keep_last]:
         old.unlink(missing_ok=True)
         old.with_suffix(".yaml").unlink(missing_ok=True)

@@ -41,12 +41,13 @@ import torch
 import torch.distributed as dist
 
 from spikeprep.errors import ConfigError, SpikeprepError
+from spikeprep.files import write_text_atomic
 
 from .augment import SpikeNorm, assemble
 from .config import Config, dump_config, load_config, to_dict
 from .data import ClipSampler, ShardDataset, ValDataset, effective_spike_norm, make_loader
 from .metrics import charbonnier
-from .checkpoint import (atomic_save, atomic_write_text, init_weights, list_checkpoints,  # noqa: F401
+from .checkpoint import (atomic_save, init_weights, list_checkpoints,  # noqa: F401
                          resolve_resume, rng_state, save_checkpoint, set_rng_state)
 from .validate import validate
 
@@ -163,7 +164,7 @@ def train(cfg: Config, *, resume=None, init_from=None, progress: bool = True, mo
     batches = iter(loader)
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(dump_config(cfg), out_dir / "config.yaml")
+        write_text_atomic(out_dir / "config.yaml", dump_config(cfg))
     log.print(f"{cfg.name}: {sum(p.numel() for p in model.parameters()):,} parameters, spike_chans "
               f"{spike_chans}, {world} process(es), batch {per_rank}/rank, spike_norm {norm.mode}, "
               f"{len(dataset)} items/epoch, iterations {start_it}..{t.total_iter}")
@@ -217,7 +218,7 @@ def train(cfg: Config, *, resume=None, init_from=None, progress: bool = True, mo
                     best = out_dir / "checkpoints" / "best.pt"
                     best.parent.mkdir(parents=True, exist_ok=True)
                     atomic_save(make_state(done), best)
-                    atomic_write_text(dump_config(cfg), best.with_suffix(".yaml"))
+                    write_text_atomic(best.with_suffix(".yaml"), dump_config(cfg))
                     summary["best_checkpoint"] = str(best)
             if world > 1:
                 dist.barrier()
