@@ -17,7 +17,7 @@ from .augment import SpikeNorm
 from .checkpoint import resolve_resume
 from .config import Config
 from .data import ValDataset
-from .train import build_model
+from .factory import build_model
 from .validate import infer_to_png
 
 

@@ -32,7 +32,6 @@ import copy
 import datetime
 import csv
 import os
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -40,13 +39,14 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from spikeprep.errors import ConfigError, SpikeprepError
+from spikeprep.errors import ConfigError
 from spikeprep.files import write_text_atomic
 
 from .augment import SpikeNorm, assemble
-from .config import Config, dump_config, load_config, to_dict
+from .config import Config, dump_config, to_dict
 from .data import ClipSampler, ShardDataset, ValDataset, effective_spike_norm, make_loader
 from .metrics import charbonnier
+from .factory import build_model  # noqa: F401  (public: vrt_train.train.build_model)
 from .checkpoint import (atomic_save, init_weights, list_checkpoints,  # noqa: F401
                          resolve_resume, rng_state, save_checkpoint, set_rng_state)
 from .validate import validate
@@ -67,15 +67,6 @@ def setup_distributed() -> tuple[int, int, torch.device, bool]:
         dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=2))
         return dist.get_rank(), world, device, True
     return (dist.get_rank() if dist.is_initialized() else 0), world, device, False
-
-
-def build_model(cfg: Config, spike_chans: int):
-    """``VRT(**cfg.netG, spike_chans=...)``; a bad netG becomes a ConfigError."""
-    from .model import VRT
-    try:
-        return VRT(**dict(cfg.netG), spike_chans=spike_chans)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError("netG is not a valid VRT configuration", found=str(exc)) from None
 
 
 def step_seed(seed: int, rank: int, it: int) -> int:
@@ -335,41 +326,12 @@ class _Logger:
 
 
 
-# -- CLI ------------------------------------------------------------------------
+# -- CLI (in vrt_train.cli; kept here for `python -m vrt_train.train` and the entry point) --
 
 def main(argv=None) -> None:
-    import click
-
-    @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-    @click.option("--opt", "opt", required=True, type=click.Path(dir_okay=False),
-                  help="trainer YAML (configs/*.yaml)")
-    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                  help="dotted override, value parsed as YAML (repeatable): --set train.total_iter=200")
-    @click.option("--resume", default=None, help='checkpoint path, or "auto" (latest in out_dir)')
-    @click.option("--init-from", default=None, type=click.Path(exists=True, dir_okay=False),
-                  help="KAIR/official RGB checkpoint to start from (spike input weights zero)")
-    @click.option("--infer", nargs=2, default=None, metavar="CACHE_OR_DATA OUT",
-                  help="restore every sequence of a cache, or of a DATA_ROOT with sync.json (voxelized like the training cache), into OUT/SEQ/000000.png instead of training")
-    @click.option("--checkpoint", default=None, type=click.Path(exists=True, dir_okay=False),
-                  help="checkpoint for --infer (default: latest in out_dir)")
-    @click.option("--quiet", is_flag=True, help="no progress bar or log lines on the terminal")
-    def cli(opt, overrides, resume, init_from, infer, checkpoint, quiet):
-        """Train VRT on RGB + spike voxels from a spikeprep LMDB cache (KAIR 006 recipe)."""
-        try:
-            cfg = load_config(opt, overrides)
-            if infer:
-                from .infer import infer as run_infer
-                run_infer(cfg, infer[0], infer[1], checkpoint, progress=not quiet)
-                return
-            summary = train(cfg, resume=resume, init_from=init_from, progress=not quiet)
-            if int(os.environ.get("RANK", "0")) == 0 and not quiet:
-                print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                               for k, v in summary.items()))
-        except SpikeprepError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(err.exit_code)
-
-    cli.main(args=argv, prog_name="vrt-train")
+    """`vrt-train`: see `vrt_train.cli.main`."""
+    from .cli import main as cli_main
+    cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,47 @@
+"""`vrt-train`: the thin CLI over `vrt_train.train.train` and `vrt_train.infer.infer`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from spikeprep.errors import SpikeprepError
+
+from .config import load_config
+
+
+def main(argv=None) -> None:
+    import click
+
+    @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--opt", "opt", required=True, type=click.Path(dir_okay=False),
+                  help="trainer YAML (configs/*.yaml)")
+    @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                  help="dotted override, value parsed as YAML (repeatable): --set train.total_iter=200")
+    @click.option("--resume", default=None, help='checkpoint path, or "auto" (latest in out_dir)')
+    @click.option("--init-from", default=None, type=click.Path(exists=True, dir_okay=False),
+                  help="KAIR/official RGB checkpoint to start from (spike input weights zero)")
+    @click.option("--infer", nargs=2, default=None, metavar="CACHE_OR_DATA OUT",
+                  help="restore every sequence of a cache, or of a DATA_ROOT with sync.json (voxelized like the training cache), into OUT/SEQ/000000.png instead of training")
+    @click.option("--checkpoint", default=None, type=click.Path(exists=True, dir_okay=False),
+                  help="checkpoint for --infer (default: latest in out_dir)")
+    @click.option("--quiet", is_flag=True, help="no progress bar or log lines on the terminal")
+    def cli(opt, overrides, resume, init_from, infer, checkpoint, quiet):
+        """Train VRT on RGB + spike voxels from a spikeprep LMDB cache (KAIR 006 recipe)."""
+        try:
+            cfg = load_config(opt, overrides)
+            if infer:
+                from .infer import infer as run_infer
+                run_infer(cfg, infer[0], infer[1], checkpoint, progress=not quiet)
+                return
+            from .train import train
+            summary = train(cfg, resume=resume, init_from=init_from, progress=not quiet)
+            if int(os.environ.get("RANK", "0")) == 0 and not quiet:
+                print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in summary.items()))
+        except SpikeprepError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(err.exit_code)
+
+    cli.main(args=argv, prog_name="vrt-train")
+
