@@ -22,9 +22,22 @@ from pathlib import Path
 
 from .errors import LayoutError
 
-IMAGE_SUFFIXES = (".png",)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 STREAM_NAME = "spikes.dat"
+#: Names a sequence's one continuous stream may have (X4K's downloads call it ``spike.dat``).
+STREAM_NAMES = (STREAM_NAME, "spike.dat")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: JPEG start-of-frame markers (baseline, extended, progressive, lossless, ...): they hold the size.
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def stream_name(spike_dir: str | os.PathLike) -> str:
+    """The continuous stream's file name in ``spike_dir``: the first of `STREAM_NAMES` present,
+    else `STREAM_NAME` (which is then reported as missing)."""
+    for name in STREAM_NAMES:
+        if (Path(spike_dir) / name).is_file():
+            return name
+    return STREAM_NAME
 
 
 @dataclass(frozen=True)
@@ -79,8 +92,8 @@ def discover(data_root: str | os.PathLike, only: tuple[str, ...] = ()) -> list[S
 def _sequence(root: Path, name: str, blur_dir: Path, spike_dir: Path, recipe: bool) -> SequenceSource:
     blur = _list_images(blur_dir / name, root)
     if not blur:
-        raise LayoutError("sequence has no frames", path=blur_dir / name, found="no .png files",
-                          expected="000000.png, 000001.png, ...")
+        raise LayoutError("sequence has no frames", path=blur_dir / name,
+                          found="no .png/.jpg files", expected="000000.png, 000001.png, ... (or .jpg)")
     sharp_dir = root / "sharp" / name
     sharp = _list_images(sharp_dir, root) if sharp_dir.is_dir() else None
     if sharp is not None:
@@ -105,6 +118,41 @@ def _check_pairs(blur: tuple[str, ...], sharp: tuple[str, ...], sharp_dir: Path)
                           fix="add or remove frames so both folders hold the same names")
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(height, width)`` of a PNG or JPEG from its header, without decoding it."""
+    path = Path(path)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        return jpeg_size(path)
+    return png_size(path)
+
+
+def jpeg_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(height, width)`` of a JPEG from its start-of-frame segment (walks the marker segments)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != b"\xff\xd8":
+                raise LayoutError("not a JPEG image", path=path, found="no SOI marker",
+                                  expected="a JPEG file (starts with FF D8)")
+            while True:
+                byte = f.read(1)
+                while byte == b"\xff":
+                    marker = f.read(1)
+                    if marker != b"\xff":
+                        break
+                else:
+                    raise LayoutError("truncated or malformed JPEG", path=path, found="no size segment",
+                                      expected="a start-of-frame segment")
+                code = marker[0] if marker else -1
+                length = struct.unpack(">H", f.read(2))[0]
+                if code in _JPEG_SOF:
+                    _, height, width = struct.unpack(">BHH", f.read(5))
+                    return height, width
+                f.seek(length - 2, os.SEEK_CUR)
+    except (OSError, struct.error) as exc:
+        raise LayoutError("cannot read image", path=path, found=str(exc), expected="a readable .jpg") from exc
+
+
 def png_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(height, width)`` of a PNG from its header, without decoding it."""
     path = Path(path)
@@ -125,7 +173,7 @@ def check_image_sizes(root: str | os.PathLike, paths: list[str]) -> tuple[int, i
     root = Path(root)
     expected = None
     for rel in paths:
-        size = png_size(root / rel)
+        size = image_size(root / rel)
         if expected is None:
             expected, first = size, rel
         elif size != expected:

@@ -8,7 +8,12 @@ spike_rate: 20000.0   # spike frames per second (Hz)             } timing: all t
 frame_rate: 500.0     # RGB frames per second (Hz)                }
 exposure: 0.5         # exposure as a fraction of the frame interval, in (0, 1]
 offset: 0.0           # seconds from spike frame 0 to frame 0's exposure start
+window_spikes: 56     # per-frame .dat files: a centred window of N frames, begin = L//2 - N//2
+margins: [20, 20]     #   or: drop LO frames at the start and HI at the end ([LO, L-HI))
 ```
+
+A dataset-level ``spike/config.yaml`` is the default for every sequence: a sequence's own
+file overrides it key by key (`merge_raw`).
 
 Timing rule: frame ``i`` is exposed during ``[t0, t1)`` with ``t0 = offset + i / frame_rate`` and
 ``t1 = t0 + exposure / frame_rate``; spike frame ``k`` is sampled at ``k / spike_rate`` and belongs
@@ -73,16 +78,41 @@ class SequenceConfig:
     spike_w: int
     flipud: bool = True
     timing: Timing | None = None
+    window_spikes: int | None = None
+    margins: tuple[int, int] | None = None
 
     def to_yaml_dict(self) -> dict:
         out: dict = {"spike_h": self.spike_h, "spike_w": self.spike_w, "flipud": self.flipud}
         if self.timing is not None:
             out.update(asdict(self.timing))
+        if self.window_spikes is not None:
+            out["window_spikes"] = self.window_spikes
+        if self.margins is not None:
+            out["margins"] = list(self.margins)
         return out
 
 
 _TIMING_KEYS = {f.name for f in fields(Timing)}
-_KNOWN_KEYS = {"spike_h", "spike_w", "flipud"} | _TIMING_KEYS
+_KNOWN_KEYS = {"spike_h", "spike_w", "flipud", "window_spikes", "margins"} | _TIMING_KEYS
+
+
+def _window_rule(raw: dict, path) -> tuple[int | None, tuple[int, int] | None]:
+    """``window_spikes`` (a positive int) and ``margins`` (two ints >= 0); at most one of them."""
+    window, margins = raw.get("window_spikes"), raw.get("margins")
+    if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window < 1):
+        raise ConfigError("window_spikes must be a positive number of spike frames", path=path,
+                          found=window, expected="an integer >= 1")
+    if margins is not None:
+        if (not isinstance(margins, (list, tuple)) or len(margins) != 2
+                or not all(isinstance(m, int) and not isinstance(m, bool) and m >= 0 for m in margins)):
+            raise ConfigError("margins must be two spike-frame counts [LO, HI]", path=path, found=margins,
+                              expected="e.g. margins: [20, 20]")
+        margins = (margins[0], margins[1])
+    if window is not None and margins is not None:
+        raise ConfigError("config.yaml gives both window_spikes and margins", path=path,
+                          found=f"window_spikes={window}, margins={list(margins)}", expected="one of them",
+                          fix="keep the one that describes the dataset's window")
+    return window, margins
 
 
 def parse_config(raw: object, path: str | os.PathLike | None = None) -> SequenceConfig:
@@ -111,22 +141,37 @@ def parse_config(raw: object, path: str | os.PathLike | None = None) -> Sequence
                               expected="floats") from exc
         except ConfigError as exc:
             raise ConfigError(exc.what, path=path, found=exc.found, expected=exc.expected) from exc
-    return SequenceConfig(raw["spike_h"], raw["spike_w"], flipud, timing)
+    window, margins = _window_rule(raw, path)
+    return SequenceConfig(raw["spike_h"], raw["spike_w"], flipud, timing, window, margins)
 
 
-def load_config(path: str | os.PathLike) -> SequenceConfig:
-    """Read and validate a sequence's `config.yaml`."""
+def read_raw(path: str | os.PathLike) -> dict:
+    """The YAML mapping in a config.yaml (not yet validated)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError("spike config not found", path=path, found="no such file",
-                          expected="config.yaml with spike_h, spike_w",
-                          fix="create it, e.g. 'spike_h: 250\\nspike_w: 400\\nflipud: true'")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError("config.yaml is not valid YAML", path=path, found=str(exc).splitlines()[0],
                           expected="a YAML mapping") from exc
-    return parse_config(raw, path)
+    if not isinstance(raw, dict):
+        raise ConfigError("config.yaml must be a mapping", path=path, found=type(raw).__name__,
+                          expected="keys spike_h, spike_w, flipud, ...")
+    return raw
+
+
+def load_config(path: str | os.PathLike, default: str | os.PathLike | None = None) -> SequenceConfig:
+    """Read and validate a sequence's `config.yaml`; ``default`` (the dataset-level
+    ``spike/config.yaml``), when it exists, supplies every key the sequence's file lacks."""
+    path = Path(path)
+    have_default = default is not None and Path(default).is_file()
+    if not path.is_file() and not have_default:
+        raise ConfigError("spike config not found", path=path, found="no such file",
+                          expected="config.yaml with spike_h, spike_w",
+                          fix="create it, e.g. 'spike_h: 250\\nspike_w: 400\\nflipud: true'")
+    raw = read_raw(default) if have_default else {}
+    if path.is_file():
+        raw = {**raw, **read_raw(path)}
+    return parse_config(raw, path if path.is_file() else default)
 
 
 def save_config(path: str | os.PathLike, config: SequenceConfig) -> None:

@@ -9,6 +9,15 @@ Core schema (fixed; tools outside this repo read it, so fields are only ever add
 
 Paths are relative to DATA_ROOT, ``spike_end`` is exclusive, frames are in order. Extra
 top-level fields (``source``: how the windows were derived) are written alongside.
+
+Added fields (written only when they carry information, so older files stay valid):
+
+- top level ``split`` (the dataset's own split of the sequence, e.g. ``"train"``/``"test"``,
+  written by ``spikeprep import``) and ``T`` (VRT clip length from the recipe's sync form);
+- per frame ``name`` (the frame's name in the source dataset, e.g. ``"000047"``) and the
+  padding ``pad_before``/``pad_after`` (spike frames of ``pad_value``, 0 or 1, that the
+  window has before/after the core ``[spike_begin, spike_end)``, which always lies inside the
+  stream, so a tool that ignores padding still reads valid indices).
 """
 
 from __future__ import annotations
@@ -35,11 +44,29 @@ class FrameWindow:
     spike_file: str
     spike_begin: int
     spike_end: int
+    name: str | None = None
+    pad_before: int = 0
+    pad_after: int = 0
+    pad_value: int = 0
 
     @property
     def length(self) -> int:
-        """Spike frames in the window."""
-        return self.spike_end - self.spike_begin
+        """Spike frames in the window, padding included (what the representation sees)."""
+        return self.pad_before + self.spike_end - self.spike_begin + self.pad_after
+
+    @property
+    def source_name(self) -> str:
+        """The frame's name in the source dataset: ``name``, else the blur file's stem."""
+        return self.name if self.name is not None else Path(self.blur).stem
+
+    def to_dict(self) -> dict:
+        out = {"blur": self.blur, "sharp": self.sharp, "spike_file": self.spike_file,
+               "spike_begin": self.spike_begin, "spike_end": self.spike_end}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.pad_before or self.pad_after:
+            out.update(pad_before=self.pad_before, pad_after=self.pad_after, pad_value=self.pad_value)
+        return out
 
 
 @dataclass(frozen=True)
@@ -52,20 +79,23 @@ class SyncFile:
     flipud: bool
     frames: tuple[FrameWindow, ...]
     source: dict = field(default_factory=dict)
+    split: str | None = None
+    T: int | None = None
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "format": FORMAT,
             "version": VERSION,
             "sequence": self.sequence,
             "spike": {"height": self.height, "width": self.width, "flipud": self.flipud},
-            "frames": [
-                {"blur": f.blur, "sharp": f.sharp, "spike_file": f.spike_file,
-                 "spike_begin": f.spike_begin, "spike_end": f.spike_end}
-                for f in self.frames
-            ],
+            "frames": [f.to_dict() for f in self.frames],
             "source": self.source,
         }
+        if self.split is not None:
+            out["split"] = self.split
+        if self.T is not None:
+            out["T"] = self.T
+        return out
 
     @property
     def spike_files(self) -> list[str]:
@@ -107,7 +137,16 @@ def _parse_frame(raw, index: int, path) -> FrameWindow:
              f"{begin!r}, {end!r}", "integer spike indices")
     _require(0 <= begin < end, f"{where} has an empty or negative spike window", path,
              f"[{begin}, {end})", "0 <= spike_begin < spike_end")
-    return FrameWindow(raw["blur"], sharp, raw["spike_file"], begin, end)
+    name = raw.get("name")
+    _require(name is None or (isinstance(name, str) and name and "/" not in name),
+             f"{where}.name must be a file name without '/'", path, name, "e.g. \"000047\"")
+    pads = [raw.get(k, 0) for k in ("pad_before", "pad_after")]
+    _require(all(_is_int(p) and p >= 0 for p in pads), f"{where} pad_before/pad_after must be "
+             "non-negative integers", path, pads, "spike frames of padding, >= 0")
+    value = raw.get("pad_value", 0)
+    _require(value in (0, 1) and not isinstance(value, bool), f"{where}.pad_value must be 0 or 1", path,
+             value, "0 (frames of zeros) or 1 (frames of ones)")
+    return FrameWindow(raw["blur"], sharp, raw["spike_file"], begin, end, name, pads[0], pads[1], value)
 
 
 def parse_sync(raw: object, path: str | os.PathLike | None = None) -> SyncFile:
@@ -126,8 +165,13 @@ def parse_sync(raw: object, path: str | os.PathLike | None = None) -> SyncFile:
              frames_raw if not isinstance(frames_raw, list) else "[]", "a non-empty list")
     frames = tuple(_parse_frame(f, i, path) for i, f in enumerate(frames_raw))
     check_order(frames, path)
+    split, clip = raw.get("split"), raw.get("T")
+    _require(split is None or (isinstance(split, str) and split), "sync.json 'split' must be a name", path,
+             split, 'e.g. "train" or "test"')
+    _require(clip is None or (_is_int(clip) and 1 <= clip <= len(frames)), "sync.json 'T' (VRT clip "
+             "length) is out of range", path, clip, f"an integer in [1, {len(frames)}] (the frame count)")
     return SyncFile(raw["sequence"], spike["height"], spike["width"], spike["flipud"], frames,
-                    raw.get("source") or {})
+                    raw.get("source") or {}, split, clip)
 
 
 def check_order(frames: tuple[FrameWindow, ...] | list[FrameWindow], path=None) -> None:

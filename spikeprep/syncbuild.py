@@ -8,7 +8,8 @@ from pathlib import Path
 
 from . import layout, windows
 from .dat import count_frames
-from .errors import SyncError, WindowError
+from .errors import ConfigError, SyncError, WindowError
+from .files import ensure_real_dir
 from .seqconfig import SequenceConfig, Timing, load_config
 from .sync import FrameWindow, SyncFile, check_order, dump_sync, save_sync, sync_path
 
@@ -78,12 +79,38 @@ def _choose_mode(root: Path, source: layout.SequenceSource, options: SyncOptions
     explicit = options.timestamps or options.spike_rate or options.frame_rate
     if source.recipe and (spike_dir / "sync.json").is_file() and not explicit:
         return "recipe"
-    if not (spike_dir / layout.STREAM_NAME).is_file() and all(
-            (spike_dir / f"{stem}.dat").is_file() for stem in source.stems):
-        return "per-frame"
+    has_stream = any((spike_dir / name).is_file() for name in layout.STREAM_NAMES)
+    if not has_stream:
+        missing = [s for s in source.stems if not (spike_dir / f"{s}.dat").is_file()]
+        if not missing:
+            return "per-frame"
+        if len(missing) < len(source.stems):
+            shown = ", ".join(f"{s}.dat" for s in missing[:8]) + (" ..." if len(missing) > 8 else "")
+            raise SyncError(f"{len(missing)} of {len(source.stems)} frames have no per-frame .dat",
+                            path=spike_dir, found=f"missing {shown}",
+                            expected="one .dat per blur frame, named like it (or one continuous spikes.dat)",
+                            fix="add the missing files, or remove those frames from the blur folder")
     if options.timestamps or (spike_dir / TIMESTAMPS_NAME).is_file():
         return "timestamps"
     return "timing"
+
+
+def config_paths(data_root: str | os.PathLike, source: layout.SequenceSource) -> tuple[Path, Path]:
+    """A sequence's ``config.yaml`` and the dataset-level default beside its folder."""
+    spike_dir = Path(data_root) / source.spike_dir
+    return spike_dir / "config.yaml", Path(data_root) / Path(source.spike_dir).parts[0] / "config.yaml"
+
+
+def check_configs(data_root: str | os.PathLike, sources: list[layout.SequenceSource]) -> None:
+    """Every sequence needs a config.yaml (its own or the dataset-level one): name all that lack it."""
+    lacking = [s for s in sources if not any(p.is_file() for p in config_paths(data_root, s))]
+    if lacking:
+        shown = ", ".join(s.name for s in lacking[:10]) + (" ..." if len(lacking) > 10 else "")
+        raise ConfigError(f"spike config not found for {len(lacking)} of {len(sources)} sequences",
+                          path=Path(data_root) / Path(lacking[0].spike_dir).parts[0],
+                          found=f"none for {shown}",
+                          expected="spike/SEQ/config.yaml per sequence, or one spike/config.yaml for all",
+                          fix="add spike/config.yaml with spike_h, spike_w (and flipud) for the whole dataset")
 
 
 def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
@@ -91,17 +118,18 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
     """Compute and fully validate one sequence's windows (reads headers and sizes, no pixels)."""
     root = Path(data_root)
     spike_dir = root / source.spike_dir
-    config = load_config(spike_dir / "config.yaml")
+    config = load_config(*config_paths(root, source))
     layout.check_image_sizes(root, list(source.blur) + list(source.sharp or ()))
     mode = _choose_mode(root, source, options)
-    stream = f"{source.spike_dir}/{layout.STREAM_NAME}"
+    stream = f"{source.spike_dir}/{layout.stream_name(spike_dir)}"
     if mode == "per-frame":
         files = [f"{source.spike_dir}/{stem}.dat" for stem in source.stems]
     else:
         files = [stream] * len(source.blur)
         if not (root / stream).is_file():
             raise SyncError("sequence has no spike stream", path=root / stream, found="missing",
-                            expected=f"{layout.STREAM_NAME}, or one .dat per blur frame named like it")
+                            expected=f"{' or '.join(layout.STREAM_NAMES)}, or one .dat per blur frame "
+                                     "named like it")
     lengths = {name: count_frames(root / name, config.spike_h, config.spike_w) for name in dict.fromkeys(files)}
     spans = _windows(root, source, mode, config, options, files, lengths)
     frames = tuple(
@@ -113,7 +141,8 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
     if mode == "timing" and timing is not None:
         source_info.update(spike_rate=timing.spike_rate, frame_rate=timing.frame_rate,
                            exposure=timing.exposure, offset=timing.offset)
-    sync = SyncFile(source.name, config.spike_h, config.spike_w, config.flipud, frames, source_info)
+    clip = windows.read_recipe_clip_length(spike_dir / "sync.json") if mode == "recipe" else None
+    sync = SyncFile(source.name, config.spike_h, config.spike_w, config.flipud, frames, source_info, T=clip)
     return SequenceReport(sync, mode, lengths)
 
 
@@ -124,7 +153,10 @@ def _windows(root: Path, source, mode: str, config: SequenceConfig, options: Syn
         return windows.read_recipe_sync(spike_dir / "sync.json", source.name,
                                         [Path(p).name for p in source.blur])
     if mode == "per-frame":
-        return windows.per_frame_windows([lengths[f] for f in files], options.window_spikes, files)
+        if options.window_spikes is not None:  # the flag overrides config.yaml's window rule
+            return windows.per_frame_windows([lengths[f] for f in files], options.window_spikes, files)
+        return windows.per_frame_windows([lengths[f] for f in files], config.window_spikes, files,
+                                         config.margins)
     timing = _merged_timing(config, options)
     if mode == "timestamps":
         path = Path(options.timestamps) if options.timestamps else spike_dir / TIMESTAMPS_NAME
@@ -165,13 +197,18 @@ def build_sync(data_root: str | os.PathLike, options: SyncOptions = SyncOptions(
     ("kept") unless ``force``. With ``dry_run`` nothing is written. Every sequence is validated
     before anything is written, so a bad sequence leaves all files untouched.
     """
-    reports = [derive_sequence(data_root, s, options) for s in layout.discover(data_root, sequences)]
+    sources = layout.discover(data_root, sequences)
+    check_configs(data_root, sources)
+    reports = [derive_sequence(data_root, s, options) for s in sources]
     if dry_run:
         return reports
     return [_write(data_root, r, force) for r in reports]
 
 
 def _write(data_root, report: SequenceReport, force: bool) -> SequenceReport:
+    # sync.json belongs to DATA_ROOT: a linked sequence folder becomes a real folder of links
+    # first, so nothing is ever written through a link into the download it points to.
+    ensure_real_dir(data_root, Path("spike") / report.sync.sequence)
     path = sync_path(data_root, report.sync.sequence)
     if path.is_file():
         if path.read_text() == dump_sync(report.sync):

@@ -3,7 +3,8 @@
 (a) fixed timing (`seqconfig.Timing`: spike rate, frame rate, exposure, offset);
 (b) a timestamps file: one line per blur frame, ``START END`` or ``NAME START END``, in spike
     indices or seconds (``# unit: seconds`` header or ``--timestamp-unit``), end exclusive;
-(c) one `.dat` per frame: the whole file, or a centred window of ``window_spikes`` frames;
+(c) one `.dat` per frame: the whole file, a centred window of ``window_spikes`` frames
+    (``begin = L//2 - N//2``, the loaders' rule), or the file less ``margins`` at each end;
 (d) the recipe's hand-written ``sync.json`` (``{"seq_name", "T", "frames": [{"rgb", ...}]}``).
 All functions here are pure: they take parsed inputs and return window lists.
 """
@@ -83,20 +84,39 @@ def _parse_row(path: Path, line_no: int, fields: list[str], stem: str, unit: str
     return int(start), int(end)
 
 
-def per_frame_windows(lengths: list[int], window_spikes: int | None, files: list[str]) -> list[Window]:
-    """(c) One `.dat` per frame: the whole file, or a centred window of ``window_spikes`` frames."""
-    if window_spikes is None:
-        return [(0, n) for n in lengths]
-    if window_spikes <= 0:
+def centred_window(n_frames: int, window_spikes: int) -> Window:
+    """``window_spikes`` frames centred in an ``n_frames`` file: ``begin = L//2 - N//2``.
+
+    The rule SpkDeblurNet (``[L//2-28, L//2+28)``), S-SDM (``L//2 - 97//2``) and Spike-Zoo use;
+    for odd N in an even-length file it starts one frame later than ``(L-N)//2``.
+    """
+    begin = n_frames // 2 - window_spikes // 2
+    return begin, begin + window_spikes
+
+
+def per_frame_windows(lengths: list[int], window_spikes: int | None, files: list[str],
+                      margins: tuple[int, int] | None = None) -> list[Window]:
+    """(c) One `.dat` per frame: the whole file, a `centred_window` of ``window_spikes`` frames,
+    or ``[LO, L - HI)`` with ``margins = (LO, HI)``."""
+    if window_spikes is not None and window_spikes <= 0:
         raise UsageError("--window-spikes must be positive", found=window_spikes, expected="> 0")
     windows = []
     for n, name in zip(lengths, files):
-        if window_spikes > n:
-            raise SyncError("per-frame spike file is shorter than --window-spikes", path=name,
-                            found=f"{n} spike frames", expected=f">= {window_spikes}",
-                            fix="lower --window-spikes or omit it to use whole files")
-        begin = (n - window_spikes) // 2
-        windows.append((begin, begin + window_spikes))
+        if window_spikes is not None:
+            if window_spikes > n:
+                raise SyncError("per-frame spike file is shorter than --window-spikes", path=name,
+                                found=f"{n} spike frames", expected=f">= {window_spikes}",
+                                fix="lower --window-spikes (or window_spikes in config.yaml) or omit it "
+                                    "to use whole files")
+            windows.append(centred_window(n, window_spikes))
+        elif margins is not None:
+            if sum(margins) >= n:
+                raise SyncError("per-frame spike file is not longer than its margins", path=name,
+                                found=f"{n} spike frames, margins {list(margins)}",
+                                expected=f"> {sum(margins)} frames", fix="lower the margins in config.yaml")
+            windows.append((margins[0], n - margins[1]))
+        else:
+            windows.append((0, n))
     return windows
 
 
@@ -104,6 +124,8 @@ def read_recipe_sync(path: str | os.PathLike, sequence: str, blur_names: list[st
     """(d) The recipe's ``{"seq_name", "T", "frames": [{"rgb", "spike_begin", "spike_end"}]}``.
 
     Every blur frame must appear exactly once; windows are returned in blur-folder order.
+    ``T`` is the VRT clip length (frames per training sample, `recipe_clip_length`), not the
+    number of frames.
     """
     path = Path(path)
     try:
@@ -118,9 +140,7 @@ def read_recipe_sync(path: str | os.PathLike, sequence: str, blur_names: list[st
     if raw.get("seq_name") not in (None, sequence):
         raise SyncError("recipe sync.json names another sequence", path=path, found=raw.get("seq_name"),
                         expected=sequence)
-    if raw.get("T") not in (None, len(frames)):
-        raise SyncError("recipe sync.json T disagrees with its frame list", path=path,
-                        found=f"T={raw.get('T')}, {len(frames)} frames", expected="T == len(frames)")
+    recipe_clip_length(raw, len(frames), path)
     by_name = {}
     for i, entry in enumerate(frames):
         try:
@@ -142,3 +162,22 @@ def read_recipe_sync(path: str | os.PathLike, sequence: str, blur_names: list[st
         raise SyncError("recipe sync.json lists frames that do not exist", path=path,
                         found=", ".join(extra[:5]), expected="only frames present in the RGB folder")
     return [by_name[n] for n in blur_names]
+
+
+def recipe_clip_length(raw: dict, n_frames: int, path) -> int | None:
+    """The recipe's ``T``: VRT's clip length, ``1 <= T <= n_frames`` (None when absent)."""
+    clip = raw.get("T")
+    if clip is None:
+        return None
+    if not isinstance(clip, int) or isinstance(clip, bool) or not 1 <= clip <= n_frames:
+        raise SyncError("recipe sync.json T (VRT clip length, frames per training sample) is out of range",
+                        path=path, found=f"T={clip!r} with {n_frames} frames",
+                        expected=f"an integer with 1 <= T <= {n_frames}",
+                        fix="set T to the clip length you train with (e.g. 6)")
+    return clip
+
+
+def read_recipe_clip_length(path: str | os.PathLike) -> int | None:
+    """``T`` from a recipe sync.json already validated by `read_recipe_sync`."""
+    raw = json.loads(Path(path).read_text())
+    return recipe_clip_length(raw, len(raw["frames"]), path)
