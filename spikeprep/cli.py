@@ -50,6 +50,8 @@ def main(verbose: bool) -> None:
     \b
     Pipeline:
       spikeprep simulate OUT            make a synthetic dataset (or convert high-fps frames)
+      spikeprep import PRESET SRC DATA_ROOT
+                                        link a public dataset (spk-gopro, s-vrt, s-sdm, x4k, rsb)
       spikeprep build-sync DATA_ROOT    write spike/SEQ/sync.json: spike window per RGB frame
       spikeprep voxelize DATA_ROOT CACHE --S 8
                                         spike windows -> S voxel channels, LMDB shards
@@ -112,6 +114,66 @@ def build_sync_command(data_root, sequences, spike_rate, frame_rate, exposure, o
     if kept:
         console.print(f"[yellow]warning:[/] kept existing sync.json that differs for {', '.join(kept)}; "
                       "pass --force to replace it")
+
+
+def _size(text):
+    from .errors import UsageError
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise UsageError("--spike-size must be HxW", found=text, expected="e.g. 360x640") from exc
+    return h, w
+
+
+@main.command("import")
+@click.argument("preset", type=click.Choice(["spk-gopro", "s-vrt", "s-sdm", "x4k", "rsb"]))
+@click.argument("source", type=click.Path(file_okay=False, path_type=str))
+@click.argument("data_root", type=click.Path(file_okay=False, path_type=str))
+@click.option("--sequence", "sequences", multiple=True, metavar="SEQ", help="Only this sequence (repeatable).")
+@click.option("--split", "splits", multiple=True, metavar="SPLIT", help="Only this split, e.g. train (repeatable).")
+@click.option("--blur", type=click.Choice(["gamma", "linear"]), help="spk-gopro: blur_gamma (default, the loader's) or blur.")
+@click.option("--pad", type=click.Choice(["ones", "zeros", "skip"]),
+              help="x4k: windows past the stream's ends are padded with ones (default, the loader's), zeros, or skipped.")
+@click.option("--spike-full", is_flag=True, help="s-sdm: use the 720x1280 spike_full/ folder.")
+@click.option("--margins", nargs=2, type=int, metavar="LO HI", help="rsb: window [LO, L-HI) instead of the centred 97.")
+@click.option("--spike-size", metavar="HxW", help="Override the preset's spike frame size.")
+@click.option("--dry-run", is_flag=True, help="Print the table; write nothing.")
+@click.option("--force", is_flag=True, help="Replace sequences whose SOURCE changed or whose DATA_ROOT folders differ.")
+@reports_errors
+def import_command(preset, source, data_root, sequences, splits, blur, pad, spike_full, margins, spike_size,
+                   dry_run, force):
+    """Link a downloaded RGB + spike dataset into DATA_ROOT with config.yaml and sync.json.
+
+    \b
+    Presets (windows as each dataset's own loader feeds its network):
+      spk-gopro  SpkDeblurNet Spk-GoPro: per-frame .dat, centre 56 [L//2-28, L//2+28)
+      s-vrt      S-VRT GoPro: whole per-frame .dat (voxelize --repr svrt-tfp --S 4)
+      s-sdm      S-SDM Spike-GOPRO: centre 97 of each .dat ([20, 117) for 137 frames)
+      x4k        SpkDeblurNet X4K1000FPS: [c-32, c+32] of spike.dat, padded with ones
+      rsb        S-SDM real captures (.jpg, no ground truth): as s-sdm
+    \b
+    DATA_ROOT gets links to SOURCE's files (never copies), spike/SEQ/config.yaml and
+    spike/SEQ/sync.json (with each frame's source name and the sequence's split, which
+    voxelize uses unless --val is given). Nothing is ever written inside SOURCE.
+    Re-importing is idempotent; a changed SOURCE needs --force.
+    \b
+    Example:
+      spikeprep import spk-gopro ~/downloads/Spk-GoPro data/ --dry-run
+    """
+    from .datasets import ImportOptions, import_dataset
+    from .datasets.table import import_table
+
+    options = ImportOptions(tuple(sequences), tuple(splits), blur, pad, spike_full,
+                            tuple(margins) if margins else None, _size(spike_size) if spike_size else None)
+    plan, status = import_dataset(preset, source, data_root, options, force=force, dry_run=dry_run)
+    stdout_console().print(import_table(plan, status, dry_run))
+    for seq in plan.sequences:
+        for warning in seq.warnings[:3]:
+            console.print(f"[yellow]warning:[/] {seq.name}: {warning}")
+        if len(seq.warnings) > 3:
+            console.print(f"[yellow]warning:[/] {seq.name}: {len(seq.warnings) - 3} more like these")
+    for note in plan.notes:
+        console.print(f"note: {note}")
 
 
 @main.command("simulate")

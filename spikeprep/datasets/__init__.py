@@ -1,0 +1,61 @@
+"""`spikeprep import PRESET SOURCE DATA_ROOT`: public RGB + spike datasets in one command.
+
+Each preset module reads one dataset's download (read-only) into an `ImportPlan` with the
+windows that dataset's own loader feeds its network; `write.apply` links SOURCE's files into
+DATA_ROOT and writes each sequence's config.yaml and sync.json (split and frame names added).
+
+| preset | module | loader the windows come from |
+|---|---|---|
+| spk-gopro | `spk_gopro` | SpkDeblurNet codes/dataset/gopro_sequence.py |
+| s-vrt | `svrt` | S-VRT data/dataset_video_train_rgbspike.py |
+| s-sdm | `ssdm` | S-SDM codes/dataset.py + train_deblur.py |
+| x4k | `x4k` | SpkDeblurNet codes/dataset/x4k1000fps_sequence.py |
+| rsb | `ssdm` | S-SDM codes/dataset.py (data_type='real') |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import spk_gopro, ssdm, svrt, x4k
+from .base import ImportOptions, ImportPlan, check_unique, select
+from ..errors import LayoutError, UsageError
+
+PRESETS = {
+    "spk-gopro": spk_gopro.plan,
+    "s-vrt": svrt.plan,
+    "s-sdm": ssdm.plan_ssdm,
+    "x4k": x4k.plan,
+    "rsb": ssdm.plan_rsb,
+}
+
+
+def plan_import(preset: str, source: str | os.PathLike, options: ImportOptions = ImportOptions()) -> ImportPlan:
+    """Read SOURCE (never writing to it) and plan every selected sequence of ``preset``."""
+    if preset not in PRESETS:
+        raise UsageError("unknown dataset preset", found=repr(preset), expected="one of " + ", ".join(PRESETS))
+    root = Path(source).absolute()
+    if not root.is_dir():
+        raise LayoutError("SOURCE not found", path=root, found="no such directory",
+                          expected="the folder the dataset was downloaded/unpacked into")
+    plan = PRESETS[preset](root, options)
+    check_unique(list(plan.sequences), root)
+    chosen = select(list(plan.sequences), options, root)
+    return ImportPlan(plan.preset, root, tuple(chosen), plan.notes)
+
+
+def import_dataset(preset: str, source: str | os.PathLike, data_root: str | os.PathLike,
+                   options: ImportOptions = ImportOptions(), *, force: bool = False,
+                   dry_run: bool = False) -> tuple[ImportPlan, dict[str, str]]:
+    """Plan, then (unless ``dry_run``) write DATA_ROOT. Returns the plan and per-sequence status."""
+    from .write import apply, check_roots
+
+    plan = plan_import(preset, source, options)
+    check_roots(plan.source, Path(data_root))
+    if dry_run:
+        return plan, {s.name: "dry-run" for s in plan.sequences}
+    return plan, apply(plan, data_root, force)
+
+
+__all__ = ["PRESETS", "ImportOptions", "ImportPlan", "import_dataset", "plan_import"]
