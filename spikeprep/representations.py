@@ -197,8 +197,71 @@ class Tfp(_OneChannelPerBin):
         return count_ranges(packed, height, width, starts, ends, flipud, out)
 
 
+@dataclass(frozen=True)
+class SvrtTfp:
+    """``(S, H, W)`` uint8: S-VRT's TFP input exactly (its ``voxelize_spikes_tfp`` + the uint8
+    artifacts of ``prepare_spike_tfp.py``).
+
+    Centres: the midpoints ``(e0 + e1) // 2`` of the S segments ``np.linspace(0, L, S + 1,
+    dtype=int)`` (``L // 2`` for S = 1), clamped to ``[hw, L - hw]``; channel c averages frames
+    ``[c - hw, c + hw + 1)`` as a Python slice (one frame shorter at the upper clamp, where it
+    stops at L): ``uint8(float32(count) / float32(n) * 255)`` (truncated), grey levels 0..255.
+    Needs ``L > 2 * hw`` as S-VRT does. Unlike `Tfp` (counts in ``L // S``-frame windows centred
+    with ``(b + e - w) // 2``), edge channels are clamped inward and values are scaled.
+    """
+
+    S: int
+    half_window: int = 20
+    name: ClassVar[str] = "svrt-tfp"
+
+    @property
+    def channels(self) -> int:
+        return self.S
+
+    @property
+    def min_frames(self) -> int:
+        return 2 * self.half_window + 1
+
+    def to_dict(self) -> dict:
+        return {"repr": self.name, **dataclasses.asdict(self)}
+
+    def normalizer(self, n_frames: int) -> np.ndarray:
+        """``(S,)`` float64 255s: value / 255 is S-VRT's float32 input in [0, 1]."""
+        return np.full(self.S, 255.0)
+
+    def dtype_for(self, max_window_len: int) -> np.dtype:
+        return np.dtype(np.uint8)
+
+    def windows(self, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(S,)`` int64 starts and ends of the averaged frames of an L-frame window."""
+        hw = self.half_window
+        if self.S == 1:
+            centres = np.array([n_frames // 2])
+        else:
+            edges = np.linspace(0, n_frames, self.S + 1, dtype=int)
+            centres = (edges[:-1] + edges[1:]) // 2
+        centres = np.clip(centres, hw, n_frames - hw).astype(np.int64)
+        return centres - hw, np.minimum(centres + hw + 1, n_frames)
+
+    def compute(self, packed, height, width, flipud=True, out=None) -> np.ndarray:
+        check_packed(packed, height, width)
+        n_frames = len(packed)
+        if n_frames <= 2 * self.half_window:
+            raise VoxelError(f"spike window too short for --repr svrt-tfp with half_window={self.half_window}",
+                             found=f"L={n_frames} spike frames", expected=f"L > {2 * self.half_window} "
+                             "(S-VRT needs more frames than twice the half window)",
+                             fix="lower --repr-param half_window or use longer windows")
+        out = check_out(out, (self.S, height, width), np.uint8, max_value=255)
+        starts, ends = self.windows(n_frames)
+        counts = count_ranges(packed, height, width, starts, ends, flipud,
+                              np.empty((self.S, height, width), np.uint16))
+        lengths = (ends - starts).astype(np.float32)[:, None, None]
+        np.copyto(out, (counts.astype(np.float32) / lengths * np.float32(255)).astype(np.uint8))
+        return out
+
+
 #: ``--repr`` name -> representation class.
-REPRESENTATIONS = {cls.name: cls for cls in (Bins, Count, Temporal4, Ema, Tfp)}
+REPRESENTATIONS = {cls.name: cls for cls in (Bins, Count, Temporal4, Ema, Tfp, SvrtTfp)}
 
 _FIXED_CHANNELS = {"count": 1, "temporal4": 4}
 
@@ -243,6 +306,12 @@ def make_representation(name: str, S: int, **params):
                 raise UsageError(f"{key} must be a positive number of spike frames",
                                  found=repr(value), expected="> 0")
             params[key] = float(value)
+    if name == "svrt-tfp":
+        hw = params.get("half_window", cls.half_window)
+        if isinstance(hw, bool) or not isinstance(hw, (int, np.integer)) or hw < 0:
+            raise UsageError("half_window must be a number of spike frames >= 0", found=repr(hw),
+                             expected="an integer >= 0 (S-VRT's default 20)")
+        params["half_window"] = int(hw)
     if name == "tfp" and params.get("tfp_window") is not None:
         window = params["tfp_window"]
         if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
