@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -168,12 +169,13 @@ def test_per_frame_dat_files(tmp_path):
     assert result.exit_code == 1 and "shorter than --window-spikes" in result.output
 
 
-def make_recipe(root: Path, frames=3) -> Path:
+def make_recipe(root: Path, frames=3, T=2) -> Path:
+    """The recipe's layout; ``T`` is VRT's clip length (frames per training sample), < frames."""
     make_dataset(root / "tmp", frames=frames, sharp=False)
     shutil.move(root / "tmp/blur/seqA", root / "gopro_rgb/seqA")
     shutil.move(root / "tmp/spike/seqA", root / "spike_raw/seqA")
     shutil.rmtree(root / "tmp")
-    recipe = {"seq_name": "seqA", "T": frames,
+    recipe = {"seq_name": "seqA", "T": T,
               "frames": [{"rgb": f"{i:06d}.png", "spike_begin": 10 * i + 1, "spike_end": 10 * i + 9}
                          for i in range(frames)]}
     (root / "spike_raw/seqA/sync.json").write_text(json.dumps(recipe))
@@ -189,7 +191,15 @@ def test_recipe_layout_is_converted(tmp_path):
     assert [(f.blur, f.sharp, f.spike_file, f.spike_begin, f.spike_end) for f in sync.frames][0] == (
         "gopro_rgb/seqA/000000.png", None, "spike_raw/seqA/spikes.dat", 1, 9)
     assert windows_of(tmp_path) == [(1, 9), (11, 19), (21, 29)]
+    assert sync.T == 2
     assert (tmp_path / "spike_raw/seqA/sync.json").read_text() == original
+
+
+@pytest.mark.parametrize("T", [0, 4, "6", True])
+def test_recipe_clip_length_out_of_range(tmp_path, T):
+    make_recipe(tmp_path, frames=3, T=T)
+    result = run("build-sync", tmp_path)
+    assert result.exit_code == 1 and "T (VRT clip length" in result.output and "1 <= T <= 3" in result.output
 
 
 def test_recipe_missing_frame_is_an_error(tmp_path):
@@ -227,3 +237,73 @@ def test_geometry_mismatch_between_config_and_stream(tmp_path):
 def test_verbose_shows_traceback(tmp_path):
     result = run("--verbose", "build-sync", tmp_path / "missing")
     assert result.exit_code == 1 and "error: DATA_ROOT not found" in result.output
+
+
+# -- general capabilities (issue 12): jpg, spike.dat, dataset-level config, window rules --------
+
+def per_frame(root: Path, lengths=(10, 11, 12)) -> Path:
+    make_dataset(root, frames=len(lengths))
+    (root / "spike/seqA/spikes.dat").unlink()
+    for i, n in enumerate(lengths):
+        write_dat(root / f"spike/seqA/{i:06d}.dat", np.zeros((n, 16, 24), bool))
+    return root
+
+
+def test_config_window_spikes_margins_and_the_flag_override(tmp_path):
+    per_frame(tmp_path, (10, 11, 12))
+    cfg = tmp_path / "spike/seqA/config.yaml"
+    base = yaml.safe_load(cfg.read_text())
+    cfg.write_text(yaml.safe_dump({**base, "window_spikes": 5}))
+    build_sync(tmp_path)
+    # begin = L//2 - N//2: 10 -> 3, 11 -> 3, 12 -> 4 (today's (L-N)//2 gives 2, 3, 3 for odd N)
+    assert windows_of(tmp_path) == [(3, 8), (3, 8), (4, 9)]
+    build_sync(tmp_path, SyncOptions(window_spikes=4), force=True)
+    assert windows_of(tmp_path) == [(3, 7), (3, 7), (4, 8)]
+    cfg.write_text(yaml.safe_dump({**base, "margins": [2, 3]}))
+    build_sync(tmp_path, force=True)
+    assert windows_of(tmp_path) == [(2, 7), (2, 8), (2, 9)]
+    cfg.write_text(yaml.safe_dump({**base, "margins": [5, 5]}))
+    assert "not longer than its margins" in run("build-sync", tmp_path, "--force").output
+    cfg.write_text(yaml.safe_dump({**base, "margins": [5, 5], "window_spikes": 4}))
+    assert "both window_spikes and margins" in run("build-sync", tmp_path, "--force").output
+    for bad in ({"margins": [1]}, {"margins": [-1, 2]}, {"window_spikes": 0}):
+        cfg.write_text(yaml.safe_dump({**base, **bad}))
+        result = run("build-sync", tmp_path, "--force")
+        assert result.exit_code == 1 and ("margins must be" in result.output or "window_spikes must" in result.output)
+
+
+def test_dataset_level_config_and_missing_configs_named(tmp_path):
+    make_dataset(tmp_path, sequences=("seqA", "seqB", "seqC"), frames=2)
+    (tmp_path / "spike/seqA/config.yaml").rename(tmp_path / "spike/config.yaml")
+    (tmp_path / "spike/seqB/config.yaml").unlink()
+    assert run("build-sync", tmp_path).exit_code == 0  # A and B take the dataset-level file
+    (tmp_path / "spike/seqC/config.yaml").write_text("spike_h: 16\nspike_w: 24\nflipud: false\n")
+    build_sync(tmp_path, force=True)
+    flips = {s: load_sync(tmp_path / f"spike/{s}/sync.json").flipud for s in ("seqA", "seqB", "seqC")}
+    assert flips == {"seqA": True, "seqB": True, "seqC": False}  # seqC's own key wins, timing from the default
+    (tmp_path / "spike/config.yaml").unlink()
+    result = run("build-sync", tmp_path, "--force")
+    assert result.exit_code == 1 and "spike config not found for 2 of 3 sequences" in result.output
+    assert "seqA, seqB" in result.output
+
+
+def test_jpg_inputs_and_spike_dat_stream(tmp_path):
+    make_dataset(tmp_path, frames=3, sharp=False)
+    for png in sorted((tmp_path / "blur/seqA").glob("*.png")):
+        image = cv2.imread(str(png))
+        assert cv2.imwrite(str(png.with_suffix(".jpg")), image)
+        png.unlink()
+    (tmp_path / "spike/seqA/spikes.dat").rename(tmp_path / "spike/seqA/spike.dat")
+    result = run("build-sync", tmp_path)
+    assert result.exit_code == 0, result.output
+    sync = load_sync(tmp_path / "spike/seqA/sync.json")
+    assert [f.blur for f in sync.frames][0] == "blur/seqA/000000.jpg"
+    assert {f.spike_file for f in sync.frames} == {"spike/seqA/spike.dat"}
+
+
+def test_some_frames_without_dat_are_named(tmp_path):
+    per_frame(tmp_path, (10, 11, 12))
+    (tmp_path / "spike/seqA/000001.dat").unlink()
+    result = run("build-sync", tmp_path)
+    assert result.exit_code == 1 and "1 of 3 frames have no per-frame .dat" in result.output
+    assert "000001.dat" in result.output
