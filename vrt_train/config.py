@@ -40,7 +40,7 @@ class AugmentConfig:
 class DataConfig:
     cache: str = ""                 # LMDB cache folder (spikeprep voxelize output)
     use_spike: bool = True          # False: RGB only (netG.spike_chans = 0)
-    num_frames: int = 6             # T frames per training clip
+    num_frames: Optional[int] = 6   # T frames per training clip; null: the cache's smallest training T
     gt_size: int = 192              # RGB crop size (pixels)
     batch_size: int = 8             # GLOBAL batch, split over ranks
     workers: int = 4                # DataLoader workers per rank
@@ -164,7 +164,7 @@ def _check(cfg: Config, source) -> None:
         bad("data.spike_norm", repr(d.spike_norm), " | ".join(SPIKE_NORMS))
     if t.amp not in AMP_MODES:
         bad("train.amp", repr(t.amp), "null | bf16 | fp16")
-    for key, value in [("data.num_frames", d.num_frames), ("data.gt_size", d.gt_size),
+    for key, value in [("data.num_frames", d.num_frames or 1), ("data.gt_size", d.gt_size),
                        ("data.batch_size", d.batch_size), ("train.total_iter", t.total_iter),
                        ("train.scheduler_periods", t.scheduler_periods),
                        ("train.checkpoint_every", t.checkpoint_every),

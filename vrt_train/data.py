@@ -162,6 +162,25 @@ class _CacheItems:
                 "frames": torch.as_tensor(np.asarray(frames, np.int64))}
 
 
+def clip_frames(cache, seqs, num_frames: int | None) -> int:
+    """VRT's clip length: ``data.num_frames`` when given, else (None) the smallest ``T`` the
+    cache records over the training sequences ``seqs``; VRT needs at least 2."""
+    source = "data.num_frames"
+    if num_frames is None:
+        lengths = {s: cache.clip_length(s) for s in seqs}
+        known = [t for t in lengths.values() if t is not None]
+        if not known:
+            raise ConfigError("data.num_frames is null but the cache records no clip length T",
+                              found=f"no T for {', '.join(seqs) or 'any training sequence'}",
+                              expected="data.num_frames: N, or a cache of a recipe dataset whose sync.json has T",
+                              fix="set data.num_frames (KAIR's GoPro configs use 6)")
+        num_frames, source = min(known), "the cache's smallest training T"
+    if num_frames < 2:
+        raise ConfigError("VRT needs clips of at least 2 frames", found=f"{num_frames} ({source})",
+                          expected=">= 2", fix="set data.num_frames to 2 or more")
+    return num_frames
+
+
 class ShardDataset(Dataset):
     """Random ``num_frames``-frame clips with a random ``gt_size`` crop, from ``split`` sequences.
 
@@ -174,6 +193,7 @@ class ShardDataset(Dataset):
     def __init__(self, cache, num_frames: int = 6, gt_size: int = 192, split: str = "train",
                  seed: int = 0, samples_per_epoch: int | None = None, use_spike: bool = True):
         self.items = _CacheItems(cache, split, use_spike)
+        num_frames = clip_frames(self.items.cache, self.items.seqs, num_frames)
         self.num_frames, self.gt_size, self.seed = num_frames, gt_size, seed
         self.samples_per_epoch = samples_per_epoch
         f = self.items.f

@@ -138,7 +138,8 @@ def validate(model, dataset, val_cfg, norm, device, use_spike: bool) -> dict:
 
 @torch.no_grad()
 def infer_to_png(model, dataset, val_cfg, norm, device, out_dir, use_spike: bool) -> list[Path]:
-    """Restore every sequence of ``dataset`` (a `ValDataset`); write ``OUT/SEQ/000000.png``."""
+    """Restore every sequence of ``dataset`` (a `ValDataset`); write ``OUT/SEQ/<name>.png`` under
+    each frame's source name from the cache manifest (``000000``-style when it has none)."""
     model.eval()
     written = []
     for i in range(len(dataset)):
@@ -148,7 +149,7 @@ def infer_to_png(model, dataset, val_cfg, norm, device, out_dir, use_spike: bool
         folder = Path(out_dir) / item["seq"]
         folder.mkdir(parents=True, exist_ok=True)
         for frame, img in zip(item["frames"].tolist(), out):
-            path = folder / f"{frame:06d}.png"
+            path = folder / f"{dataset.items.cache.frame_name(item['seq'], frame)}.png"
             bgr = np.ascontiguousarray(img.permute(1, 2, 0).numpy()[:, :, ::-1])
             if not cv2.imwrite(os.fspath(path), bgr):
                 raise OSError(f"could not write {path}")

@@ -210,7 +210,8 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
                           has_sharp=seq.has_sharp,
                           sources=dict(sorted({**sources, **state["sources"]}.items())),
                           records=dict(sorted(state["records"].items())), hot_pixels=hot,
-                          bytes=nbytes, spike_frames=state["spike_frames"], spike_rate=rate)
+                          bytes=nbytes, spike_frames=state["spike_frames"], spike_rate=rate,
+                          T=seq.sync.T, frame_names=tuple(f.source_name for f in seq.sync.frames))
     return {"kind": "sequence", "name": seq.name, **entry.to_dict(),
             "hists": stats.to_json(state["hists"])}
 

@@ -58,6 +58,30 @@ class FrameJob:
     spike_file: str
     spike_begin: int
     spike_end: int
+    pad_before: int = 0
+    pad_after: int = 0
+    pad_value: int = 0
+
+    @classmethod
+    def of(cls, sequence: str, index: int, frame) -> "FrameJob":
+        """The job of a `spikeprep.sync.FrameWindow` (padding included)."""
+        return cls(sequence, index, frame.blur, frame.sharp, frame.spike_file, frame.spike_begin,
+                   frame.spike_end, frame.pad_before, frame.pad_after, frame.pad_value)
+
+    @property
+    def window_len(self) -> int:
+        """Spike frames voxelized, padding included."""
+        return self.pad_before + self.spike_end - self.spike_begin + self.pad_after
+
+
+def padded(packed: np.ndarray, job: FrameJob) -> np.ndarray:
+    """``(L, H*W/8)`` packed window with the job's padding frames (all bits ``pad_value``) added
+    before and after; the window itself when there is none."""
+    if not (job.pad_before or job.pad_after):
+        return packed
+    fill = 0xFF if job.pad_value else 0x00
+    pad = lambda n: np.full((n, packed.shape[1]), fill, np.uint8)  # noqa: E731
+    return np.concatenate([pad(job.pad_before), packed, pad(job.pad_after)])
 
 
 @dataclass
@@ -114,7 +138,7 @@ def compute_voxels(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None) -> 
     # accumulate in this process's RSS however long the stream is
     with SpikeStream(filepath=Path(cfg.data_root) / job.spike_file, spike_h=cfg.spike_h,
                      spike_w=cfg.spike_w, print_dat_detail=False) as stream:
-        voxels = voxelize(stream.packed(job.spike_begin, job.spike_end), cfg.spike_h, cfg.spike_w,
+        voxels = voxelize(padded(stream.packed(job.spike_begin, job.spike_end), job), cfg.spike_h, cfg.spike_w,
                           p.S, repr=p.repr, flipud=p.flipud, out=out, **p.repr_params)
     if mask is not None:
         voxels = repair_hot_pixels(voxels, mask)
@@ -138,7 +162,7 @@ def compute_frame(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None = Non
                     encode_record(voxels, job.spike_begin, job.spike_end)))
     hists = channel_histograms(voxels) if with_stats else []
     return FrameResult(job.index, records, {k: checksum(v) for k, v in records}, sources, hists,
-                       job.spike_end - job.spike_begin)
+                       job.window_len)
 
 
 

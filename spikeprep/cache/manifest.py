@@ -192,7 +192,8 @@ class SequenceEntry(_Record):
 
     ``sources``: DATA_ROOT-relative path -> fingerprint (`spikeprep.fingerprint`);
     ``records``: record key -> checksum hex; ``spike_rate``: mean spikes per pixel per spike
-    frame (count representations only).
+    frame (count representations only); ``T``: VRT clip length from the recipe (None: unknown);
+    ``frame_names``: each frame's name in the source dataset (sync.json), for inference output.
     """
 
     shard: int = _spec(_int)
@@ -205,6 +206,14 @@ class SequenceEntry(_Record):
     bytes: int | None = None
     spike_frames: int | None = None
     spike_rate: float | None = None
+    T: int | None = _spec(lambda v, w, p: None if v is None else _int(v, w, p), default=None,
+                          omit_default=True)
+    frame_names: tuple = _spec(lambda v, w, p: tuple(str(x) for x in v), expected="a list of names",
+                               default=(), omit_default=True)
+
+    def frame_name(self, index: int) -> str:
+        """Frame ``index``'s source name (``000000``-style when the manifest has none)."""
+        return self.frame_names[index] if index < len(self.frame_names) else f"{index:06d}"
 
     def expected_records(self, params: CacheParams, sequence: str) -> dict[str, tuple[tuple, np.dtype]]:
         """``{key: (shape, dtype)}`` of every record this entry promises."""

@@ -35,8 +35,7 @@ class SequencePlan:
     has_sharp: bool
 
     def jobs(self) -> list[FrameJob]:
-        return [FrameJob(self.name, i, f.blur, f.sharp, f.spike_file, f.spike_begin, f.spike_end)
-                for i, f in enumerate(self.sync.frames)]
+        return [FrameJob.of(self.name, i, f) for i, f in enumerate(self.sync.frames)]
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,12 @@ def assign_shards(sizes: list[int], shard_size: int) -> list[int]:
     return shards
 
 
+def split_val(syncs: list[SyncFile]) -> list[str]:
+    """Validation sequences from the sync files' ``split`` (written by ``spikeprep import``):
+    every sequence whose split is not ``train`` (the datasets' ``test``/``val``)."""
+    return [s.sequence for s in syncs if s.split not in (None, "train")]
+
+
 def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none",
                hot_pixels="off", val=(), shard_size: int) -> BuildPlan:
     """Read the sync files and fix params, shapes, split and shards of a build."""
@@ -113,6 +118,7 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
     if unknown:
         raise UsageError("--val names sequences that are not in DATA_ROOT", found=", ".join(unknown),
                          expected="one of: " + ", ".join(names))
+    val = tuple(sorted(set(val) if val else split_val(syncs)))
     first = syncs[0]
     for s, p in zip(syncs, paths):
         if (s.height, s.width, s.flipud) != (first.height, first.width, first.flipud):

@@ -151,6 +151,15 @@ class Cache:
         """``"train"`` or ``"val"``."""
         return self._entry(seq).split
 
+    def frame_name(self, seq: str, index: int) -> str:
+        """Frame ``index``'s name in the source dataset (e.g. ``"000047"``; ``"000003"`` for frame
+        3 of a cache that records no names): inference writes ``OUT/SEQ/<name>.png``."""
+        return self._entry(seq).frame_name(index)
+
+    def clip_length(self, seq: str) -> int | None:
+        """The recipe's ``T`` (VRT clip length) of a sequence, or None when its sync.json had none."""
+        return self._entry(seq).T
+
     def __len__(self) -> int:
         return sum(self.num_frames(s) for s in self.sequences)
 

@@ -163,7 +163,7 @@ def _recompute(root, data_root, manifest, syncs, todo, report) -> None:
                         report.add(seq, None, key, "hot-pixel mask differs from the one detected "
                                                    "from the source streams")
             f = sync.frames[i]
-            job = FrameJob(seq, i, f.blur, f.sharp, f.spike_file, f.spike_begin, f.spike_end)
+            job = FrameJob.of(seq, i, f)
             try:
                 result = compute_frame(job, cfg, masks.get(seq), with_stats=False)
             except SpikeprepError as err:
