@@ -43,6 +43,12 @@ class FakeCache:
     def split(self, seq):
         return self._splits[seq]
 
+    def frame_name(self, seq, i):
+        return f"{i:06d}"
+
+    def clip_length(self, seq):
+        return None
+
     def read(self, seq, i):
         s = self.seqs.index(seq)
         y, x = np.mgrid[0:self.size, 0:self.size]
