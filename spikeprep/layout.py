@@ -76,7 +76,8 @@ def discover(data_root: str | os.PathLike, only: tuple[str, ...] = ()) -> list[S
         raise LayoutError("no RGB input folder", path=blur_dir, found="missing",
                           expected="DATA_ROOT/blur/SEQ/*.png (or the recipe's gopro_rgb/SEQ/*.png)",
                           fix="see the README's 'Input layout' section")
-    names = sorted(p.name for p in blur_dir.iterdir() if p.is_dir())
+    nested = _sequence_folders(blur_dir)
+    names = sorted(nested)
     if only:
         unknown = sorted(set(only) - set(names))
         if unknown:
@@ -86,36 +87,59 @@ def discover(data_root: str | os.PathLike, only: tuple[str, ...] = ()) -> list[S
     if not names:
         raise LayoutError("no sequences found", path=blur_dir, found="no sub-folders",
                           expected="one folder of frames per sequence")
-    return [_sequence(root, name, blur_dir, spike_dir, recipe) for name in names]
+    return [_sequence(root, name, nested[name], blur_dir, spike_dir, recipe) for name in names]
 
 
-def _sequence(root: Path, name: str, blur_dir: Path, spike_dir: Path, recipe: bool) -> SequenceSource:
-    blur = _list_images(blur_dir / name, root)
+def _sequence_folders(blur_dir: Path) -> dict[str, tuple[str, ...]]:
+    """Sequence name -> folder parts under ``blur_dir``. A folder of frames is a sequence; a folder
+    holding only folders is a level of nesting, its parts joined with ``_`` (``002/clip`` ->
+    ``002_clip``). A folder with neither is a sequence without frames (an error later)."""
+    out: dict[str, tuple[str, ...]] = {}
+
+    def walk(folder: Path, parts: tuple[str, ...]) -> None:
+        subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if parts and (_list_images(folder, folder) or not subs):
+            name = "_".join(parts)
+            if name in out:
+                raise LayoutError("two nested folders give the same sequence name", path=folder,
+                                  found=f"{'/'.join(out[name])} and {'/'.join(parts)} -> {name}",
+                                  expected="unique names after joining levels with '_'", fix="rename one")
+            out[name] = parts
+            return
+        for sub in subs:
+            walk(sub, (*parts, sub.name))
+
+    walk(blur_dir, ())
+    return out
+
+
+def _sequence(root: Path, name: str, parts: tuple[str, ...], blur_dir: Path, spike_dir: Path,
+              recipe: bool) -> SequenceSource:
+    rel = Path(*parts)
+    blur = _list_images(blur_dir / rel, root)
     if not blur:
-        raise LayoutError("sequence has no frames", path=blur_dir / name,
+        raise LayoutError("sequence has no frames", path=blur_dir / rel,
                           found="no .png/.jpg files", expected="000000.png, 000001.png, ... (or .jpg)")
-    sharp_dir = root / "sharp" / name
-    sharp = _list_images(sharp_dir, root) if sharp_dir.is_dir() else None
-    if sharp is not None:
-        _check_pairs(blur, sharp, sharp_dir)
-    if not (spike_dir / name).is_dir():
-        raise LayoutError("sequence has no spike folder", path=spike_dir / name, found="missing",
+    sharp_dir = root / "sharp" / rel
+    sharp = _matching_sharp(blur, _list_images(sharp_dir, root), sharp_dir) if sharp_dir.is_dir() else None
+    spike = spike_dir / rel if (spike_dir / rel).is_dir() else spike_dir / name
+    if not spike.is_dir():
+        raise LayoutError("sequence has no spike folder", path=spike_dir / rel, found="missing",
                           expected=f"{STREAM_NAME} or one .dat per frame, plus config.yaml")
-    return SequenceSource(name, blur, sharp, (spike_dir / name).relative_to(root).as_posix(), recipe)
+    return SequenceSource(name, blur, sharp, spike.relative_to(root).as_posix(), recipe)
 
 
-def _check_pairs(blur: tuple[str, ...], sharp: tuple[str, ...], sharp_dir: Path) -> None:
-    blur_stems = [Path(p).stem for p in blur]
-    sharp_stems = [Path(p).stem for p in sharp]
-    if blur_stems != sharp_stems:
-        missing = sorted(set(blur_stems) - set(sharp_stems))
-        extra = sorted(set(sharp_stems) - set(blur_stems))
-        found = "; ".join(part for part in (
-            f"missing sharp for {', '.join(missing[:5])}" if missing else "",
-            f"sharp without blur: {', '.join(extra[:5])}" if extra else "") if part)
+def _matching_sharp(blur: tuple[str, ...], sharp: tuple[str, ...], sharp_dir: Path) -> tuple[str, ...]:
+    """The sharp frame named like each blur frame: the sharp folder may hold more frames (all of a
+    high-frame-rate sequence, as X4K's fullRGB); every blur frame needs its own."""
+    by_stem = {Path(p).stem: p for p in sharp}
+    missing = [Path(p).stem for p in blur if Path(p).stem not in by_stem]
+    if missing:
         raise LayoutError("sharp frames do not match blur frames one to one", path=sharp_dir,
-                          found=found, expected=f"the same {len(blur_stems)} file names as the blur folder",
-                          fix="add or remove frames so both folders hold the same names")
+                          found=f"missing sharp for {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""),
+                          expected=f"a sharp frame named like each of the {len(blur)} blur frames",
+                          fix="add the missing frames (extra sharp frames are ignored)")
+    return tuple(by_stem[Path(p).stem] for p in blur)
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:

@@ -307,3 +307,21 @@ def test_some_frames_without_dat_are_named(tmp_path):
     result = run("build-sync", tmp_path)
     assert result.exit_code == 1 and "1 of 3 frames have no per-frame .dat" in result.output
     assert "000001.dat" in result.output
+
+
+def test_nested_sequence_folders_and_sharp_subset(tmp_path):
+    make_dataset(tmp_path / "flat", sequences=("clip",), frames=3)
+    for kind in ("blur", "sharp", "spike"):
+        (tmp_path / "data" / kind / "002").mkdir(parents=True)
+        shutil.move(tmp_path / "flat" / kind / "clip", tmp_path / "data" / kind / "002" / "occ008.320")
+    extra = tmp_path / "data/sharp/002/occ008.320/000017.png"  # a larger sharp folder (X4K's fullRGB)
+    write_png(extra, np.zeros((16, 24, 3), np.uint8))
+    result = run("build-sync", tmp_path / "data")
+    assert result.exit_code == 0, result.output
+    sync = load_sync(tmp_path / "data/spike/002_occ008.320/sync.json")
+    assert sync.sequence == "002_occ008.320" and len(sync.frames) == 3
+    assert sync.frames[2].sharp == "sharp/002/occ008.320/000002.png"
+    assert {f.spike_file for f in sync.frames} == {"spike/002/occ008.320/spikes.dat"}
+    (tmp_path / "data/sharp/002/occ008.320/000001.png").unlink()
+    result = run("build-sync", tmp_path / "data", "--force")
+    assert result.exit_code == 1 and "missing sharp for 000001" in result.output
