@@ -281,3 +281,103 @@ def test_build_sync_on_linked_sequence_folders_leaves_source_alone(tmp_path):
     assert replicas.tree_hash(src) == before and not (seq_spikes / "sync.json").exists()
     lengths = [{f.length for f in load_sync(r / "spike/seqA/sync.json").frames} for r in roots]
     assert lengths == [{97}, {101}]
+
+
+# -- every error path, each made to happen ---------------------------------------------------------
+
+def _gopro(tmp_path):
+    return replicas.spk_gopro(tmp_path / "src", {"train": {"GOPR0372_07_00": ["000001", "000002"]}},
+                              spike=(8, 16), rgb=(16, 32))
+
+
+def _ssdm(tmp_path):
+    return replicas.ssdm(tmp_path / "src", {"train": {"seqA": 3}}, spike=(8, 16), rgb=(16, 32))
+
+
+def _x4k(tmp_path):
+    return replicas.x4k(tmp_path / "src", "train", {("002", "clip"): [40]}, n_full=80, spike=(8, 8), rgb=(16, 16))
+
+
+def _svrt(tmp_path):
+    return replicas.svrt(tmp_path / "src", {"train": {"GOPR0372_07_00": 56}}, spike=(8, 16), rgb=(16, 32))
+
+
+ERRORS = [
+    ("spk-gopro", _gopro, lambda s: (s / "GOPRO_Large_spike_seq/train/GOPR0372_07_00/spike/000001.dat").write_bytes(
+        b"\0" * 16 * 10), ["--spike-size", "8x16"], "shorter than the 56-frame window"),
+    ("spk-gopro", _gopro, lambda s: (s / "GOPRO_Large_spike_seq/train/GOPR0372_07_00/spike/000001.dat").write_bytes(
+        b"\0" * 100), ["--spike-size", "8x16"], "not a whole number of frames"),
+    ("spk-gopro", _gopro, lambda s: (s / "GOPRO_Large/train/GOPR0372_07_00/sharp/000002.png").unlink(),
+     ["--spike-size", "8x16"], "1 of 2 frames have no sharp frame"),
+    ("spk-gopro", _gopro, lambda s: [p.unlink() for p in (s / "GOPRO_Large/train/GOPR0372_07_00/blur_gamma").iterdir()],
+     ["--spike-size", "8x16"], "sequence has no blurry frames"),
+    ("spk-gopro", _gopro, lambda s: replicas.write_image(s / "GOPRO_Large/train/GOPR0372_07_00/sharp/000002.png", 8, 8),
+     ["--spike-size", "8x16"], "images differ in size"),
+    ("s-vrt", _svrt, lambda s: (s / "GOPRO_Large_spike_seq/test").mkdir(), [], "no test_GT_blurred/"),
+    ("s-sdm", _ssdm, lambda s: replicas.random_dat(s / "GOPRO/train/spike_data/seqA/000099.dat", 137, 8, 16),
+     ["--spike-size", "8x16"], "1 spike files have no blurry frame"),
+    ("s-sdm", _ssdm, lambda s: [p.unlink() for p in (s / "GOPRO/train/spike_data/seqA").iterdir()],
+     ["--spike-size", "8x16"], "sequence has no spike files"),
+    ("s-sdm", _ssdm, lambda s: None, ["--spike-size", "8x16", "--blur", "linear"], "does not apply to preset s-sdm"),
+    ("rsb", lambda t: replicas.rsb(t / "src", {"a": [("0001", 30)]}, spike=(8, 16), rgb=(16, 32)), lambda s: None,
+     ["--spike-size", "8x16", "--margins", "20", "10"], "not longer than --margins"),
+    ("rsb", _ssdm, lambda s: None, [], "does not look like the RSB real captures"),
+    ("x4k", _x4k, lambda s: (s / "train_spike_2xds/002/clip/spike.dat").unlink(), ["--spike-size", "8x8"],
+     "clip has no spike stream"),
+    ("x4k", _x4k, lambda s: [replicas.write_image(s / f"train_{k}/002/clip/frame7.png", 16, 16)
+                             for k in ("blurry_65", "fullRGB")],
+     ["--spike-size", "8x8"], "not AAAA or AAAA_BBB"),
+    ("x4k", lambda t: replicas.x4k(t / "src", "train", {("002", "clip"): [1]}, n_full=20, spike=(8, 8), rgb=(16, 16)),
+     lambda s: None, ["--spike-size", "8x8", "--pad", "skip"], "every frame of the clip was skipped"),
+]
+
+
+@pytest.mark.parametrize("preset, make, spoil, args, message", ERRORS,
+                         ids=[f"{e[0]}-{e[4][:24]}" for e in ERRORS])
+def test_import_errors(tmp_path, preset, make, spoil, args, message):
+    src = make(tmp_path)
+    spoil(src)
+    before = replicas.tree_hash(src)
+    result = run("import", preset, src, tmp_path / "data", *args)
+    assert result.exit_code in (1, 2) and message in result.output, result.output
+    assert result.output.startswith("error: ") and "Traceback" not in result.output
+    assert not (tmp_path / "data").exists() and replicas.tree_hash(src) == before
+
+
+def test_x4k_pre_cut_files_are_used_whole(tmp_path):
+    src = _x4k(tmp_path)
+    (src / "train_spike_2xds/002/clip/spike.dat").unlink()
+    replicas.random_dat(src / "train_spike_2xds_65/002/clip/0010.dat", 65, 8, 8)
+    result = run("import", "x4k", src, tmp_path / "data", "--spike-size", "8x8")
+    assert result.exit_code == 0, result.output
+    frame = imported(tmp_path / "data")["002_clip"].frames[0]
+    assert (frame.name, frame.spike_file, frame.spike_begin, frame.spike_end) == ("0010", "spike/002_clip/0010.dat", 0, 65)
+
+
+def test_replace_refuses_foreign_files_and_bad_records(tmp_path):
+    src = _gopro(tmp_path)
+    args = ("import", "spk-gopro", src, tmp_path / "data", "--spike-size", "8x16")
+    assert run(*args).exit_code == 0
+    (tmp_path / "data/spike/GOPR0372_07_00/notes.txt").write_text("mine")
+    result = run(*args, "--blur", "linear", "--force")
+    assert result.exit_code == 1 and "holds files spikeprep did not create" in result.output
+    assert (tmp_path / "data/spike/GOPR0372_07_00/notes.txt").read_text() == "mine"
+    assert (tmp_path / "data/spike/GOPR0372_07_00/000001.dat").is_symlink()  # nothing was removed
+    (tmp_path / "data/import.json").write_text("{not json")
+    result = run(*args)
+    assert result.exit_code == 1 and "import record is not valid JSON" in result.output
+    result = run("import", "spk-gopro", src, tmp_path / "d2", "--spike-size", "8x16")
+    assert result.exit_code == 0
+    assert run("import", "spk-gopro", tmp_path / "d2/blur", tmp_path / "d2").exit_code == 2
+
+
+def test_two_data_roots_over_one_download(tmp_path):
+    src = _gopro(tmp_path)
+    before = replicas.tree_hash(src)
+    for name, blur in (("gamma", "gamma"), ("linear", "linear")):
+        result = run("import", "spk-gopro", src, tmp_path / name, "--spike-size", "8x16", "--blur", blur)
+        assert result.exit_code == 0, result.output
+    for name, folder in (("gamma", "blur_gamma"), ("linear", "blur")):
+        link = tmp_path / name / imported(tmp_path / name)["GOPR0372_07_00"].frames[0].blur
+        assert f"/{folder}/000001.png" in os.readlink(link)
+    assert replicas.tree_hash(src) == before

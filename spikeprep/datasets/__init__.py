@@ -51,8 +51,8 @@ def import_dataset(preset: str, source: str | os.PathLike, data_root: str | os.P
     """Plan, then (unless ``dry_run``) write DATA_ROOT. Returns the plan and per-sequence status."""
     from .write import apply, check_roots
 
+    check_roots(Path(source).absolute(), Path(data_root))
     plan = plan_import(preset, source, options)
-    check_roots(plan.source, Path(data_root))
     if dry_run:
         return plan, {s.name: "dry-run" for s in plan.sequences}
     return plan, apply(plan, data_root, force)

@@ -139,6 +139,12 @@ def decide(plan: ImportPlan, data_root: Path, force: bool) -> list[tuple[Sequenc
             action = "unchanged"
         elif force:
             action = "replace"
+            foreign = _foreign(data_root, out)
+            if foreign:
+                raise LayoutError("sequence folder holds files spikeprep did not create", path=foreign[0].parent,
+                                  found=", ".join(p.name for p in foreign[:5]),
+                                  expected="only links and config.yaml/sync.json",
+                                  fix="move them away, then re-import (nothing was changed)")
         else:
             action = "blocked"
             why = ("SOURCE changed since it was imported" if previous not in (None, fp) else
@@ -153,21 +159,27 @@ def decide(plan: ImportPlan, data_root: Path, force: bool) -> list[tuple[Sequenc
     return decisions
 
 
+def _ours(entry: Path) -> bool:
+    return entry.is_symlink() or entry.name in OWNED_FILES or entry.name.endswith(".partial")
+
+
+def _foreign(root: Path, out: Outputs) -> list[Path]:
+    """Entries of the sequence's (real) folders that a replace would have to delete but that
+    spikeprep did not create."""
+    folders = [root / f for f in out.folders]
+    return [e for f in folders if f.is_dir() and not f.is_symlink() for e in sorted(f.iterdir()) if not _ours(e)]
+
+
 def _clear(root: Path, out: Outputs) -> None:
-    """Remove what a previous import left in the sequence's folders: links and our own files only."""
+    """Remove what a previous import left in the sequence's folders: links and our own files only
+    (`decide` has checked that nothing else is there)."""
     for folder in (root / f for f in out.folders):
         if folder.is_symlink():
             folder.unlink()
-            continue
-        if not folder.is_dir():
-            continue
-        for entry in folder.iterdir():
-            if entry.is_symlink() or entry.name in OWNED_FILES or entry.name.endswith(".partial"):
-                entry.unlink()
-        if any(folder.iterdir()):
-            raise LayoutError("sequence folder holds files spikeprep did not create", path=folder,
-                              found=", ".join(p.name for p in list(folder.iterdir())[:5]),
-                              expected="only links and config.yaml/sync.json", fix="move them away, then re-import")
+        elif folder.is_dir():
+            for entry in folder.iterdir():
+                if _ours(entry):
+                    entry.unlink()
 
 
 def write_sequence(root: Path, out: Outputs, replace: bool) -> None:

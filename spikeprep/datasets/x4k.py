@@ -29,18 +29,19 @@ _BLURRY = re.compile(r"^(?P<split>.+)_blurry_(?P<n>\d+)$")
 _FRAME = re.compile(r"^(?P<a>\d+)(?:_(?P<b>\d+))?$")
 
 
-def centre_index(stem: str) -> int:
+def centre_index(stem: str, path: Path | None = None) -> int:
     """Original 1000 fps index of a frame name: ``AAAA`` -> 4*AAAA, ``AAAA_BBB`` -> 4*AAAA + BBB + 1."""
     match = _FRAME.match(stem)
     if match is None:
-        raise LayoutError("X4K frame name is not AAAA or AAAA_BBB", found=stem, expected="e.g. 0001 or 0001_002")
+        raise LayoutError("X4K frame name is not AAAA or AAAA_BBB", path=path, found=stem,
+                          expected="e.g. 0001 or 0001_002", fix="remove the stray file from the blurry folder")
     a, b = int(match["a"]), match["b"]
     return 4 * a + (int(b) + 1 if b is not None else 0)
 
 
-def window(stem: str, n_window: int, length: int) -> tuple[int, int, int, int]:
+def window(stem: str, n_window: int, length: int, path: Path | None = None) -> tuple[int, int, int, int]:
     """``(begin, end, pad_before, pad_after)`` of frame ``stem`` in a ``length``-frame stream."""
-    c = centre_index(stem)
+    c = centre_index(stem, path)
     return padded_window(c - n_window // 2, c + n_window // 2 + 1, length)
 
 
@@ -95,7 +96,7 @@ def _sequence(source: Path, split: str, n_window: int, parts: tuple[str, ...], b
     if stream.is_file():
         length = stream_length(stream, h, w)
         for blur in blurs:
-            begin, end, before, after = window(blur.stem, n_window, length)
+            begin, end, before, after = window(blur.stem, n_window, length, blur)
             if (before or after) and pad == "skip" or end <= begin:
                 skipped.append((blur.stem, f"window past the stream's {'start' if before else 'end'}"))
                 continue
