@@ -4,6 +4,7 @@ The public API, by pipeline stage (everything `vrt_train`, the tests and the ben
 
 * spike streams: `SpikeStream` (SpikeCV-compatible memory-mapped reader), `write_dat`
 * simulation: `simulate_dataset`
+* public datasets: `import_dataset`, `ImportOptions` (``spikeprep import PRESET SOURCE DATA_ROOT``)
 * alignment: `build_sync`, `SyncOptions`, `load_sync`, `SyncFile`
 * voxels: `voxelize` (one window), `make_representation`, `REPRESENTATIONS`
 * the cache: `voxelize_dataset` (build), `open_cache` -> `Cache` (read, ``cache.manifest`` is a
@@ -24,6 +25,7 @@ from .cache.info import cache_info
 from .cache.records import MANIFEST_NAME
 from .cache.verify import verify_cache
 from .dat import SpikeStream, write_dat
+from .datasets import ImportOptions, import_dataset
 from .errors import (CacheError, ConfigError, DatError, LayoutError, SpikeprepError, SyncError,
                      UsageError, VoxelError, WindowError)
 from .files import write_text_atomic
@@ -45,6 +47,7 @@ def is_cache(path) -> bool:
 __all__ = [
     "SpikeStream", "write_dat",
     "simulate_dataset",
+    "import_dataset", "ImportOptions",
     "build_sync", "SyncOptions", "load_sync", "SyncFile",
     "voxelize", "make_representation", "REPRESENTATIONS",
     "voxelize_dataset", "open_cache", "Cache", "Sample", "Manifest", "CacheParams", "SequenceEntry",

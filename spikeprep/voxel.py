@@ -16,6 +16,9 @@ ema           S (even)    float32                      c < S/2: fast trace, c >=
                                                        sampled at the end of ema bin ``c % (S/2)``
 tfp           S           uint8 / uint16 / uint32 (*)  spikes in a ``tfp_window``-frame window
                                                        centred on bin ``c``, clipped to ``[0, L)``
+                                                       (not S-VRT's: see svrt-tfp)
+svrt-tfp      S           uint8 (grey levels)          S-VRT's TFP: mean of ``2*hw+1`` frames around
+                                                       clamped segment centres, x255, truncated
 ============  ==========  ===========================  =========================================
 
 (*) the narrowest unsigned type holding the longest counted frame range (<= 255 frames: uint8,
