@@ -127,12 +127,13 @@ def decide(plan: ImportPlan, data_root: Path, force: bool) -> list[tuple[Sequenc
 
     Raises before anything is written when a sequence needs ``force`` (naming all of them).
     """
-    record = load_record(data_root)
-    known = record.get("sequences", {}) if record.get("source") == str(plan.source) else {}
+    known = load_record(data_root).get("sequences", {})
     decisions, blocked = [], []
     for seq in plan.sequences:
         out, fp = outputs_of(seq, plan.preset), fingerprint(seq)
-        previous = known.get(seq.name, {}).get("fingerprint")
+        entry = known.get(seq.name, {})
+        same_origin = (entry.get("source"), entry.get("preset")) == (str(plan.source), plan.preset)
+        previous = entry.get("fingerprint") if same_origin else None
         if not _exists(data_root, out):
             action = "write"
         elif previous == fp and _matches(data_root, out):
@@ -194,12 +195,11 @@ def write_sequence(root: Path, out: Outputs, replace: bool) -> None:
 
 
 def save_record(data_root: Path, plan: ImportPlan, done: list[tuple[SequencePlan, str]]) -> None:
-    record = load_record(data_root)
-    if record.get("source") != str(plan.source) or record.get("preset") != plan.preset:
-        record = {"format": RECORD_FORMAT, "version": 1, "preset": plan.preset, "source": str(plan.source),
-                  "sequences": {}}
+    """``DATA_ROOT/import.json``: per sequence its preset, SOURCE, split, frames and fingerprint."""
+    record = load_record(data_root) or {"format": RECORD_FORMAT, "version": 1, "sequences": {}}
     for seq, fp in done:
-        record["sequences"][seq.name] = {"split": seq.split, "frames": len(seq.frames), "fingerprint": fp}
+        record["sequences"][seq.name] = {"preset": plan.preset, "source": str(plan.source), "split": seq.split,
+                                         "frames": len(seq.frames), "fingerprint": fp}
     record["sequences"] = dict(sorted(record["sequences"].items()))
     write_text_atomic(data_root / RECORD, json.dumps(record, indent=1) + "\n")
 
