@@ -381,3 +381,15 @@ def test_two_data_roots_over_one_download(tmp_path):
         link = tmp_path / name / imported(tmp_path / name)["GOPR0372_07_00"].frames[0].blur
         assert f"/{folder}/000001.png" in os.readlink(link)
     assert replicas.tree_hash(src) == before
+
+
+def test_scaled_down_copies_take_the_spike_size_from_the_rgb_ratio(tmp_path):
+    """A copy at 1/40 size (RGB 18x32, spikes 9x16): the loader's 360x640 does not divide the
+    files, RGB / 2 (the loader's paired-crop scale) does."""
+    src = replicas.spk_gopro(tmp_path / "src", {"train": {"GOPR0372_07_00": ["000001"]}}, spike=(9, 16), rgb=(18, 32))
+    assert run("import", "spk-gopro", src, tmp_path / "data").exit_code == 0
+    sync = imported(tmp_path / "data")["GOPR0372_07_00"]
+    assert (sync.height, sync.width) == (9, 16) and sync.frames[0].spike_end - sync.frames[0].spike_begin == 56
+    src = replicas.rsb(tmp_path / "rsb", {"a": [("0001", 137)]}, spike=(10, 16), rgb=(40, 64))
+    assert run("import", "rsb", src, tmp_path / "data2").exit_code == 0
+    assert imported(tmp_path / "data2")["a"].height == 10

@@ -85,3 +85,20 @@ def require_all(missing: list[str], total: int, folder: Path, what: str, fix: st
         shown = ", ".join(missing[:8]) + (f" ... ({len(missing)} in all)" if len(missing) > 8 else "")
         raise SyncError(f"{len(missing)} of {total} frames have no {what}", path=folder,
                         found=f"missing {shown}", expected=f"a {what} for every frame", fix=fix)
+
+
+def pick_spike_size(fixed: tuple[int, int], rgb_size: tuple[int, int], ratio: int, probe: Path,
+                    given: tuple[int, int] | None) -> tuple[int, int]:
+    """The spike frame ``(h, w)`` of a sequence: ``given`` (--spike-size) when set; else the
+    loader's hard-coded ``fixed`` size, or, when ``probe`` (one of its .dat files) is not a whole
+    number of such frames, the RGB size / ``ratio`` (the loaders' paired-crop scale, which a
+    scaled-down copy of the dataset keeps). Falls back to ``fixed`` (then reported as a size error)."""
+    if given:
+        return given
+    derived = (rgb_size[0] // ratio, rgb_size[1] // ratio)
+    size = probe.stat().st_size if probe.is_file() else 0
+    for h, w in (fixed, derived):
+        frame = h * w // 8
+        if h * w % 8 == 0 and frame and size and size % frame == 0:
+            return h, w
+    return fixed

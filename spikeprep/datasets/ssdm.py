@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import FramePlan, ImportOptions, ImportPlan, SequencePlan, join_name, reject_options
-from .scan import images, leaf_sequences, one_size, require_all, stream_length, subdirs
+from .scan import images, leaf_sequences, one_size, pick_spike_size, require_all, stream_length, subdirs
 from ..errors import LayoutError
 from ..windows import centred_window
 
@@ -37,7 +37,7 @@ def plan_ssdm(source: Path, options: ImportOptions) -> ImportPlan:
     root = _root(source, lambda p: any((d / "blur_data").is_dir() for d in subdirs(p)),
                  "S-SDM's Spike-GOPRO ({train,test}/blur_data/)")
     spike_folder = "spike_full" if options.spike_full else "spike_data"
-    h, w = options.spike_size or GOPRO_SPIKE[spike_folder]
+    size = (GOPRO_SPIKE[spike_folder], 1 if options.spike_full else 4, options.spike_size)
     sequences = []
     for split_dir in subdirs(root):
         if not (split_dir / "blur_data").is_dir():
@@ -45,7 +45,7 @@ def plan_ssdm(source: Path, options: ImportOptions) -> ImportPlan:
         for parts, blur_dir in leaf_sequences(split_dir / "blur_data"):
             rel = Path(*parts)
             sequences.append(_sequence(join_name(parts), split_dir.name, images(blur_dir),
-                                       split_dir / "sharp_data" / rel, split_dir / spike_folder / rel, h, w, None))
+                                       split_dir / "sharp_data" / rel, split_dir / spike_folder / rel, size, None))
     return ImportPlan("s-sdm", source, tuple(sequences))
 
 
@@ -54,12 +54,12 @@ def plan_rsb(source: Path, options: ImportOptions) -> ImportPlan:
     reject_options("rsb", options, {"margins"})
     root = _root(source, lambda p: (p / "spike_data").is_dir() and (p / "blur_data").is_dir(),
                  "the RSB real captures (spike_data/ and blur_data/)")
-    h, w = options.spike_size or RSB_SPIKE
+    size = (RSB_SPIKE, 4, options.spike_size)
     sequences = []
     for parts, _ in leaf_sequences(root / "blur_data"):
         rel = Path(*parts)
         sequences.append(_sequence(join_name(parts), "test", images(root / "blur_data" / rel), None,
-                                   root / "spike_data" / rel, h, w, options.margins))
+                                   root / "spike_data" / rel, size, options.margins))
     return ImportPlan("rsb", source, tuple(sequences),
                       ("RSB has no ground truth: the cache is for inference (vrt-train --infer)",))
 
@@ -89,7 +89,7 @@ def _window(n: int, margins: tuple[int, int] | None, dat: Path) -> tuple[int, in
 
 
 def _sequence(name: str, split: str, blurs: list[Path], sharp_dir: Path | None, spike_dir: Path,
-              h: int, w: int, margins: tuple[int, int] | None) -> SequencePlan:
+              size: tuple, margins: tuple[int, int] | None) -> SequencePlan:
     dats = {p.stem: p for p in spike_dir.glob("*.dat")} if spike_dir.is_dir() else {}
     orphans = sorted(set(dats) - {b.stem for b in blurs})
     if orphans:
@@ -105,6 +105,9 @@ def _sequence(name: str, split: str, blurs: list[Path], sharp_dir: Path | None, 
     if sharp_dir is not None:
         require_all([b.name for b in kept if not (sharp_dir / b.name).is_file()], len(kept), sharp_dir,
                     "sharp frame", "complete the download")
+    sizes = kept + ([sharp_dir / b.name for b in kept] if sharp_dir else [])
+    rgb_size = one_size(sizes, kept[0].parent)
+    h, w = pick_spike_size(size[0], rgb_size, size[1], dats[kept[0].stem], size[2])
     frames, warnings = [], []
     for blur in kept:
         n = stream_length(dats[blur.stem], h, w)
@@ -112,9 +115,8 @@ def _sequence(name: str, split: str, blurs: list[Path], sharp_dir: Path | None, 
         warnings += [note] if note else []
         frames.append(FramePlan(blur.stem, blur, sharp_dir / blur.name if sharp_dir else None,
                                 dats[blur.stem], begin, end))
-    sizes = kept + ([sharp_dir / b.name for b in kept] if sharp_dir else [])
     extra = {"margins": list(margins)} if margins is not None else {"window_spikes": WINDOW}
     rule = (f"[{margins[0]}, L-{margins[1]})" if margins is not None
             else f"centre {WINDOW}: [L//2-{WINDOW // 2}, L//2+{WINDOW - WINDOW // 2}) = [20, 117) at L=137")
-    return SequencePlan(name, split, h, w, tuple(frames), one_size(sizes, kept[0].parent), rule, extra,
+    return SequencePlan(name, split, h, w, tuple(frames), rgb_size, rule, extra,
                         skipped, warnings=tuple(warnings))

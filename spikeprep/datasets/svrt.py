@@ -30,7 +30,7 @@ def plan(source: Path, options: ImportOptions) -> ImportPlan:
     """Every SEQ of ``{split}_GT_blurred`` for each split present; whole-file windows."""
     reject_options(NAME, options, set())
     spike_root = require_dir(source, "GOPRO_Large_spike_seq", "S-VRT's GoPro + spike data")
-    h, w, flipud = _spike_geometry(spike_root, options)
+    size, flipud = _spike_geometry(spike_root, options)
     sequences = []
     for split_dir in subdirs(spike_root):
         lq = find_dir(source, f"{split_dir.name}_GT_blurred")
@@ -47,20 +47,18 @@ def plan(source: Path, options: ImportOptions) -> ImportPlan:
                                   expected="NNNNNN.png frames")
             sequences.append(per_frame_sequence(
                 seq_dir.name, split_dir.name, blurs, gt / seq_dir.name if gt else None,
-                split_dir / seq_dir.name / "spike", h, w, None, "whole file"))
+                split_dir / seq_dir.name / "spike", size, None, "whole file"))
     sequences = [replace(s, flipud=flipud) for s in sequences]
     return ImportPlan(NAME, source, tuple(sequences),
                       ("S-VRT feeds TFP of the whole file: voxelize with --repr svrt-tfp --S 4",))
 
 
-def _spike_geometry(spike_root: Path, options: ImportOptions) -> tuple[int, int, bool]:
-    """``(h, w, flipud)`` from the spike root's config.yaml (--spike-size wins), else S-VRT's defaults."""
+def _spike_geometry(spike_root: Path, options: ImportOptions) -> tuple[tuple, bool]:
+    """``((h, w) or the default, RGB/spike ratio, given size), flipud)``: the spike root's config.yaml
+    (--spike-size wins over it), else S-VRT's default 360x640 (or RGB / 2, see `pick_spike_size`)."""
     path = spike_root / "config.yaml"
     if path.is_file():
         config = parse_config(read_raw(path), path)
-        h, w, flipud = config.spike_h, config.spike_w, config.flipud
-    else:
-        (h, w), flipud = DEFAULT_SPIKE_SIZE, True
-    if options.spike_size:
-        h, w = options.spike_size
-    return h, w, flipud
+        given = options.spike_size or (config.spike_h, config.spike_w)
+        return (given, 2, given), config.flipud
+    return (DEFAULT_SPIKE_SIZE, 2, options.spike_size), True

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .base import (PAD_VALUES, FramePlan, ImportOptions, ImportPlan, SequencePlan, join_name, padded_window,
                    reject_options)
-from .scan import images, leaf_sequences, one_size, require_all, stream_length, subdirs
+from .scan import images, leaf_sequences, one_size, pick_spike_size, require_all, stream_length, subdirs
 from ..errors import LayoutError, UsageError
 
 NAME = "x4k"
@@ -63,9 +63,9 @@ def plan(source: Path, options: ImportOptions) -> ImportPlan:
         blurry = [b for b in blurry if b[0] in options.splits]
     sequences = []
     for split, n_window, blurry_dir in blurry:
-        h, w = options.spike_size or SPIKE_SIZE.get(split, SPIKE_SIZE["train"])
+        size = (SPIKE_SIZE.get(split, SPIKE_SIZE["train"]), 2, options.spike_size)
         for parts, clip_dir in leaf_sequences(blurry_dir):
-            sequences.append(_sequence(source, split, n_window, parts, images(clip_dir), h, w, pad))
+            sequences.append(_sequence(source, split, n_window, parts, images(clip_dir), size, pad))
     notes = _check_split_sizes(sequences)
     return ImportPlan(NAME, source, tuple(sequences), notes)
 
@@ -84,7 +84,7 @@ def _check_split_sizes(sequences: list[SequencePlan]) -> tuple[str, ...]:
 
 
 def _sequence(source: Path, split: str, n_window: int, parts: tuple[str, ...], blurs: list[Path],
-              h: int, w: int, pad: str) -> SequencePlan:
+              size: tuple, pad: str) -> SequencePlan:
     rel = Path(*parts)
     sharp_dir = source / f"{split}_fullRGB" / rel
     require_all([b.name for b in blurs if not (sharp_dir / b.name).is_file()], len(blurs), sharp_dir,
@@ -92,6 +92,9 @@ def _sequence(source: Path, split: str, n_window: int, parts: tuple[str, ...], b
     stream = source / f"{split}_spike_2xds" / rel / "spike.dat"
     cut_dir = source / f"{split}_spike_2xds_{n_window}" / rel
     name = join_name(parts)
+    rgb_size = one_size(blurs + [sharp_dir / b.name for b in blurs], blurs[0].parent)
+    probe = stream if stream.is_file() else cut_dir / f"{blurs[0].stem}.dat"
+    h, w = pick_spike_size(size[0], rgb_size, size[1], probe, size[2])
     frames, skipped = [], []
     if stream.is_file():
         length = stream_length(stream, h, w)
@@ -115,6 +118,5 @@ def _sequence(source: Path, split: str, n_window: int, parts: tuple[str, ...], b
     if not frames:
         raise LayoutError("every frame of the clip was skipped", path=stream, found=f"{len(skipped)} skipped",
                           expected="at least one window inside the stream", fix="use --pad ones or zeros")
-    sizes = [f.blur for f in frames] + [f.sharp for f in frames]
-    return SequencePlan(name, split, h, w, tuple(frames), one_size(sizes, blurs[0].parent), rule, {},
+    return SequencePlan(name, split, h, w, tuple(frames), rgb_size, rule, {},
                         tuple(skipped), pad_value=PAD_VALUES.get(pad, 1))
