@@ -154,6 +154,7 @@ def test_svrt_whole_files_and_dataset_config(tmp_path):
     assert [(f.name, f.spike_begin, f.spike_end) for f in syncs["GOPR0384_11_00"].frames] == [
         ("000000", 0, 88), ("000001", 0, 88), ("000002", 0, 88)]
     assert syncs["GOPR0372_07_00"].frames[1].sharp == "sharp/GOPR0372_07_00/000001.png"
+    assert syncs["GOPR0372_07_00"].T == 3  # S-VRT trains on 6-frame clips; this replica has 3 frames
 
 
 # -- s-sdm --------------------------------------------------------------------------------------

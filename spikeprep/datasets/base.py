@@ -67,6 +67,7 @@ class SequencePlan:
     flipud: bool = True
     pad_value: int = 1
     warnings: tuple[str, ...] = ()
+    T: int | None = None                        # VRT clip length the dataset's trainer uses
 
 
 @dataclass(frozen=True)

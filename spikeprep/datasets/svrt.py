@@ -24,6 +24,7 @@ from ..seqconfig import parse_config, read_raw
 
 NAME = "s-vrt"
 DEFAULT_SPIKE_SIZE = (360, 640)  # S-VRT's DEFAULT_SPIKE_CONFIG and the dataset's spike_h/spike_w defaults
+CLIP_FRAMES = 6                  # "num_frame": 6 in options/006_train_vrt_videodeblurring_gopro_rgbspike.json
 
 
 def plan(source: Path, options: ImportOptions) -> ImportPlan:
@@ -48,7 +49,7 @@ def plan(source: Path, options: ImportOptions) -> ImportPlan:
             sequences.append(per_frame_sequence(
                 seq_dir.name, split_dir.name, blurs, gt / seq_dir.name if gt else None,
                 split_dir / seq_dir.name / "spike", size, None, "whole file"))
-    sequences = [replace(s, flipud=flipud) for s in sequences]
+    sequences = [replace(s, flipud=flipud, T=CLIP_FRAMES) for s in sequences]
     return ImportPlan(NAME, source, tuple(sequences),
                       ("S-VRT feeds TFP of the whole file: voxelize with --repr svrt-tfp --S 4",))
 

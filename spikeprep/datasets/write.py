@@ -48,7 +48,8 @@ def sync_of(seq: SequencePlan, preset: str) -> SyncFile:
                     f.pad_before, f.pad_after, seq.pad_value if (f.pad_before or f.pad_after) else 0)
         for f in seq.frames)
     source = {"mode": "import", "preset": preset, "rule": seq.rule}
-    return SyncFile(seq.name, seq.spike_h, seq.spike_w, seq.flipud, frames, source, split=seq.split)
+    return SyncFile(seq.name, seq.spike_h, seq.spike_w, seq.flipud, frames, source, split=seq.split,
+                    T=min(seq.T, len(frames)) if seq.T else None)
 
 
 def outputs_of(seq: SequencePlan, preset: str) -> Outputs:
