@@ -80,3 +80,7 @@ class VoxelError(SpikeprepError):
 
 class CacheError(SpikeprepError):
     """A voxel cache is missing, corrupt, incomplete, or built with other parameters."""
+
+
+class DependencyError(SpikeprepError):
+    """A feature needs an optional extra that is not installed (e.g. torch: spikeprep[train])."""

@@ -1,4 +1,8 @@
-"""`vrt-train`: the thin CLI over `vrt_train.train.train` and `vrt_train.infer.infer`."""
+"""`vrt-train`: the thin CLI over `vrt_train.train.train` and `vrt_train.infer.infer`.
+
+Nothing here imports torch at module level: `main` first checks that the ``train`` extra is
+installed and otherwise prints how to install it and exits 1.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,14 @@ import sys
 from spikeprep.errors import SpikeprepError
 
 from .config import load_config
+from .requirements import missing_train_message, missing_train_packages
 
 
 def main(argv=None) -> None:
+    missing = missing_train_packages()
+    if missing:  # before click parses anything: even --help needs the trainer installed
+        print(f"error: {missing_train_message('vrt-train', missing)}", file=sys.stderr)
+        sys.exit(1)
     import click
 
     @click.command(context_settings={"help_option_names": ["-h", "--help"]})
