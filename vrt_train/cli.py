@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from spikeprep.errors import SpikeprepError
+from spikeprep import SpikeprepError
 
 from .config import load_config
 from .requirements import missing_train_message, missing_train_packages
