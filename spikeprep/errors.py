@@ -80,3 +80,7 @@ class VoxelError(SpikeprepError):
 
 class CacheError(SpikeprepError):
     """A voxel cache is missing, corrupt, incomplete, or built with other parameters."""
+
+
+class LockError(CacheError):
+    """Another process holds a cache's write lock (or left one that cannot be checked)."""
