@@ -25,13 +25,14 @@ from .records import FORMAT, JOURNAL_NAME, MANIFEST_NAME, META_INFO_NAME
 #: followed by ``.partial`` is that entry's temp file (`spikeprep.files.write_text_atomic`).
 OWNED_ENTRIES = (
     re.escape(MANIFEST_NAME), re.escape(META_INFO_NAME), re.escape(JOURNAL_NAME),
-    r"shard-\d{5}\.lmdb",
-    r"progress-part-\d+-of-\d+\.jsonl",  # journals of `voxelize --part I/N`
+    r"shard-\d{5,}\.lmdb",
+    r"progress\.part-\d+-of-\d+\.jsonl",  # journals of `voxelize --part I/N`
 )
 #: Files LMDB keeps in a shard directory.
 SHARD_FILES = ("data.mdb", "lock.mdb")
 _OWNED = re.compile("|".join(f"(?:{p})" for p in OWNED_ENTRIES) + r"(?:\.partial)?")
-_SHARD = re.compile(r"shard-\d{5}\.lmdb")
+_SHARD = re.compile(r"shard-\d{5,}\.lmdb")
+_PART_JOURNAL = re.compile(r"progress\.part-\d+-of-\d+\.jsonl")
 
 
 def check_locations(cache: Path, data_root: Path) -> None:
@@ -48,21 +49,26 @@ def check_locations(cache: Path, data_root: Path) -> None:
                          expected="a directory (created if missing)", fix="choose another CACHE")
 
 
+def _journal_is_ours(path: Path) -> bool:
+    """Whether ``path`` starts with the ``start`` line of a spikeprep build journal."""
+    try:
+        with open(path, "rb") as f:
+            first = json.loads(f.readline())
+    except (OSError, ValueError):
+        return False
+    return isinstance(first, dict) and first.get("kind") == "start" and first.get("format") == FORMAT
+
+
 def _parses_as_ours(cache: Path) -> str | None:
-    """Why ``cache`` is a spikeprep cache (``"manifest.json"`` / ``"progress.jsonl"``), or None."""
+    """Why ``cache`` is a spikeprep cache (the file that says so: ``manifest.json``, or the build
+    journal of an unfinished build, ``progress.jsonl`` or a part's journal), or None."""
     try:
         manifest_from_dict(json.loads((cache / MANIFEST_NAME).read_text(encoding="utf-8")))
         return MANIFEST_NAME
     except (OSError, ValueError, TypeError, KeyError, AttributeError, CacheError):
         pass
-    try:
-        with open(cache / JOURNAL_NAME, "rb") as f:
-            first = json.loads(f.readline())
-        if isinstance(first, dict) and first.get("kind") == "start" and first.get("format") == FORMAT:
-            return JOURNAL_NAME
-    except (OSError, ValueError):
-        pass
-    return None
+    journals = [JOURNAL_NAME] + sorted(p.name for p in cache.iterdir() if _PART_JOURNAL.fullmatch(p.name))
+    return next((name for name in journals if _journal_is_ours(cache / name)), None)
 
 
 def foreign_entries(cache: Path) -> list[str]:
