@@ -276,7 +276,7 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
                                match=match, shard_size=shard_size, workers=workers, val=val,
                                hot_pixels=hot_pixels, force=force, progress=console.is_terminal,
                                break_lock=break_lock,
-                               on_notice=lambda line: console.print(f"[yellow]warning:[/] {escape(line)}"))
+                               on_notice=lambda line: console.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True))
     stdout_console().print(tables.voxelize_table(summary))
     rebuilt = f", {len(summary.rebuilt)} rebuilt (sources changed)" if summary.rebuilt else ""
     click.echo(f"{summary.sequences} sequences ({summary.sequences_skipped} already done{rebuilt}), "

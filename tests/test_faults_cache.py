@@ -199,7 +199,7 @@ def invoke(*args):
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
-    return result.exit_code, result.output
+    return result.exit_code, " ".join(result.output.split())  # rich wraps long lines
 
 
 def voxelize_args(data, cache, *extra):
