@@ -135,6 +135,16 @@ def test_lock_held_on_another_host_needs_break_lock(tmp_path):
         assert json.loads(path.read_text())["host"] == socket.gethostname()
 
 
+def test_lock_from_another_pid_namespace_is_not_taken_for_dead(tmp_path):
+    """A container with the same host name cannot see the holder's pid: it must not take over."""
+    cache = tmp_path / "cache"
+    write_lock_file(cache, "exclusive.lock", pid=dead_pid(), pid_ns="pid:[1]")
+    with pytest.raises(LockError, match="another host or container.*--break-lock"):
+        acquire_write_lock(cache)
+    with acquire_write_lock(cache, break_lock=True) as lock:
+        assert [h.pid_ns for h in lock.broken] == ["pid:[1]"]
+
+
 def test_break_lock_never_breaks_a_live_local_holder(tmp_path):
     holder = hold_lock(tmp_path / "cache")
     try:

@@ -191,15 +191,17 @@ def _plan_changed(cache: Path, plan: BuildPlan, cached: dict, done: dict) -> Cac
                       fix="the dataset changed: pass --force to rebuild the cache")
 
 
-def refresh_stale(cache: Path, plan: BuildPlan, done: dict[str, dict]) -> dict[str, list[str]]:
+def refresh_stale(cache: Path, plan: BuildPlan, done: dict[str, dict],
+                  journal: Journal | None = None) -> dict[str, list[str]]:
     """Find done sequences whose sources changed (`spikeprep.cache.staleness`); drop them from
-    ``done`` so they are built again, journal their invalidation first and remove the manifest,
-    so the cache reads as unfinished until they are rebuilt. Returns ``{name: changed files}``.
-    The shard plan is unchanged here (`prepare_cache` checked it), so they fit their shards."""
+    ``done`` so they are built again, journal their invalidation first (in ``journal``, default
+    ``progress.jsonl``; a part passes its own) and remove the manifest, so the cache reads as
+    unfinished until they are rebuilt. Returns ``{name: changed files}``. Call it after the
+    shard plan was checked equal to the journal's (`prepare_cache`): then they fit their shards."""
     stale = stale_sequences(Path(plan.config.data_root), plan.sequences, done)
     if not stale:
         return {}
-    journal = Journal(cache)
+    journal = journal or Journal(cache)
     for name in sorted(stale):
         journal.append({"kind": "invalidate", "name": name, "changed": stale[name]})
         del done[name]
