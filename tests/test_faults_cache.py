@@ -567,15 +567,21 @@ def running(pids) -> set[int]:
     return alive
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_signal_to_voxelize_with_workers_leaves_no_orphans(dataset, tmp_path, sig):
+@pytest.mark.parametrize("sig, group", [(signal.SIGTERM, False), (signal.SIGKILL, False),
+                                        (signal.SIGTERM, True)])
+def test_signal_to_voxelize_with_workers_leaves_no_orphans(dataset, tmp_path, sig, group):
+    """SIGTERM / SIGKILL to the build process, or SIGTERM to its whole process group (what
+    schedulers send): no worker runs 10 s later, and the cache resumes and verifies."""
     data, reference = dataset
     cache = tmp_path / "cache"
-    proc = start_paused(2, voxelize_args(data, cache, "--workers", 3), cwd=ROOT)
+    proc = start_paused(2, voxelize_args(data, cache, "--workers", 3), cwd=ROOT, start_new_session=group)
     try:
         workers = descendants(proc.pid)
         assert len(workers) >= 3, workers  # the pool (and multiprocessing's resource tracker)
-        proc.send_signal(sig)
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
@@ -584,11 +590,32 @@ def test_signal_to_voxelize_with_workers_leaves_no_orphans(dataset, tmp_path, si
         time.sleep(0.1)
     assert running(workers) == set()
     if sig == signal.SIGTERM:
-        assert proc.returncode == 128 + signal.SIGTERM
-        assert "error: voxelize stopped by SIGTERM" in err and "re-run the same command to resume" in err
+        assert proc.returncode in ((128 + signal.SIGTERM, 1) if group else (128 + signal.SIGTERM,)), err
         assert "Traceback" not in err and lock_files(cache) == []
+        assert ("error: voxelize stopped by SIGTERM" in err and "re-run the same command to resume" in err
+                or group and "error: a voxelize worker process died" in err), err
     else:
         assert proc.returncode == -signal.SIGKILL and len(lock_files(cache)) == 1
     code, output = invoke(*voxelize_args(data, cache))  # resumes (taking over a SIGKILL's lock)
     assert code == 0, output
     assert records(cache) == records(reference) and verifies(cache, data)
+
+
+def test_a_worker_killed_alone_is_an_error_not_a_traceback(dataset, tmp_path):
+    data, reference = dataset
+    cache = tmp_path / "cache"
+    proc = start_paused(1, voxelize_args(data, cache, "--workers", 2), go_file=tmp_path / "go", cwd=ROOT)
+    try:
+        pool = [pid for pid in descendants(proc.pid)
+                if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        os.kill(pool[0], signal.SIGKILL)
+        time.sleep(0.5)
+        (tmp_path / "go").touch()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1 and "Traceback" not in err
+    assert "error: a voxelize worker process died" in err and "re-run the same command" in err
+    assert lock_files(cache) == []
+    code, output = invoke(*voxelize_args(data, cache))
+    assert code == 0 and records(cache) == records(reference) and verifies(cache, data)

@@ -20,6 +20,7 @@ import re
 import time
 from importlib.metadata import version
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +107,15 @@ def _work(job, mask):
     return compute_frame(job, _WORKER_CFG, mask)
 
 
+def _worker_died(sequence: str) -> CacheError:
+    """The error for a worker process that died (a signal, the OOM killer), not a traceback."""
+    return CacheError("a voxelize worker process died", found=f"a worker ended while computing "
+                      f"frames of {sequence} (killed by a signal, or out of memory)",
+                      expected="workers that run until the build ends",
+                      fix="finished sequences are kept: re-run the same command to resume "
+                          "(with fewer --workers if memory ran out)")
+
+
 class FrameRunner:
     """Computes `FrameResult`s in job order; with workers, at most ``2*workers+1`` in flight."""
 
@@ -131,6 +141,8 @@ class FrameRunner:
                     yield pending.pop(0).result()
             while pending:
                 yield pending.pop(0).result()
+        except BrokenProcessPool:
+            raise _worker_died(job.sequence) from None
         finally:
             for future in pending:
                 future.cancel()
