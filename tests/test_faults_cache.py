@@ -651,3 +651,18 @@ def test_a_worker_killed_alone_is_an_error_not_a_traceback(dataset, tmp_path):
     assert lock_files(cache) == []
     code, output = invoke(*voxelize_args(data, cache))
     assert code == 0 and records(cache) == records(reference) and verifies(cache, data)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_stop_signals_become_an_error_with_exit_code_128_plus_signal(sig):
+    from spikeprep.cache.interrupt import stop_on_signals
+    from spikeprep.errors import BuildInterrupted
+
+    before = signal.getsignal(sig)
+    with pytest.raises(BuildInterrupted) as err:
+        with stop_on_signals():
+            os.kill(os.getpid(), sig)
+            time.sleep(5)  # interrupted by the handler
+    assert err.value.exit_code == 128 + sig
+    assert f"stopped by {signal.Signals(sig).name}" in str(err.value) and "resume" in str(err.value)
+    assert signal.getsignal(sig) is before  # restored
