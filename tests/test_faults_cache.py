@@ -666,3 +666,21 @@ def test_stop_signals_become_an_error_with_exit_code_128_plus_signal(sig):
     assert err.value.exit_code == 128 + sig
     assert f"stopped by {signal.Signals(sig).name}" in str(err.value) and "resume" in str(err.value)
     assert signal.getsignal(sig) is before  # restored
+
+
+def test_read_only_cache_parent_is_a_clear_error(dataset, tmp_path):
+    """Root ignores chmod: a read-only bind mount in a private mount namespace (skipped where
+    unshare is not permitted)."""
+    data, _ = dataset
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("unshare -m is not permitted here")
+    script = (f"mount --bind {parent} {parent} && mount -o remount,bind,ro {parent} && "
+              f"{sys.executable} -m spikeprep voxelize {data} {parent / 'cache'} --S {S}")
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr
+    assert "error: cannot create the write lock of CACHE" in proc.stderr
+    assert "Read-only file system" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(parent.iterdir()) == []
