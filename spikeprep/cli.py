@@ -233,9 +233,13 @@ def _parse_repr_params(pairs) -> dict:
 @click.option("--val", multiple=True, metavar="SEQ", help="Validation sequence (repeatable): excluded from spike_stats.")
 @click.option("--hot-pixels", type=click.Choice(["off", "detect"]), default="off", show_default=True,
               help="detect: find stuck pixels per sequence, repair voxels, store the mask.")
-@click.option("--force", is_flag=True, help="Wipe a CACHE built with other parameters and rebuild.")
+@click.option("--force", is_flag=True,
+              help="Wipe a CACHE built with other parameters and rebuild (only a spikeprep cache holding nothing else).")
+@click.option("--break-lock", is_flag=True,
+              help="Remove a write lock held from another host (only when no process there writes CACHE).")
 @reports_errors
-def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, workers, val, hot_pixels, force):
+def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, workers, val, hot_pixels, force,
+                     break_lock):
     """Voxelize every sequence of DATA_ROOT (needs spike/SEQ/sync.json) into an LMDB cache.
 
     \b
@@ -248,6 +252,11 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
                                   spike_stats (per-channel mean/std/q995 over train sequences)
       CACHE/meta_info.txt         KAIR list: "SEQ NFRAMES (H,W,3) 0"
       CACHE/progress.jsonl        build journal: re-run the same command to resume after a crash
+      CACHE/.locks/               write lock: a second writer fails at once naming the holder
+    \b
+    Safety: CACHE may not be DATA_ROOT or a folder above it; --force deletes only a spikeprep
+    cache holding nothing else; a resume rebuilds sequences whose sources changed (or refuses,
+    naming them); SIGTERM/SIGINT stop the build resumably and stop the workers.
     \b
     Records per frame (raw arrays behind a 48-byte header, no PNG):
       SEQ/000000/blur   (H,W,3) uint8 RGB       SEQ/000000/sharp  (H,W,3) uint8 RGB
@@ -259,13 +268,18 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
       rgb    spikes resized to H x W, INTER_NEAREST (counts stay integers, dtype unchanged)
       spike  blur/sharp resized to h x w, INTER_AREA (uint8)
     """
+    from rich.markup import escape
+
     from .cache.build import voxelize_dataset
 
     summary = voxelize_dataset(data_root, cache, S=S, repr=repr_, repr_params=_parse_repr_params(repr_param),
                                match=match, shard_size=shard_size, workers=workers, val=val,
-                               hot_pixels=hot_pixels, force=force, progress=console.is_terminal)
+                               hot_pixels=hot_pixels, force=force, progress=console.is_terminal,
+                               break_lock=break_lock,
+                               on_notice=lambda line: console.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True))
     stdout_console().print(tables.voxelize_table(summary))
-    click.echo(f"{summary.sequences} sequences ({summary.sequences_skipped} already done), "
+    rebuilt = f", {len(summary.rebuilt)} rebuilt (sources changed)" if summary.rebuilt else ""
+    click.echo(f"{summary.sequences} sequences ({summary.sequences_skipped} already done{rebuilt}), "
                f"{summary.shards} shard(s) in {summary.cache}")
 
 

@@ -56,10 +56,13 @@ class ShardWriter:
         self.grows += 1
 
     def write_sequence(self, shard: int, planned_bytes: int,
-                       produce: Callable[[], Iterable[tuple[str, bytes]]]) -> int:
+                       produce: Callable[[], Iterable[tuple[str, bytes]]],
+                       clear_prefix: str | None = None) -> int:
         """Put every ``(key, value)`` that ``produce()`` yields in one transaction; return bytes.
 
         ``produce`` is called again from scratch if the map fills up mid-transaction.
+        ``clear_prefix`` (e.g. ``"SEQ/"``): first delete every key starting with it, in the same
+        transaction, so a rebuilt sequence never keeps records of its previous build.
         """
         env = self.env(shard)
         if self.prefit:
@@ -71,6 +74,8 @@ class ShardWriter:
             written = 0
             txn = env.begin(write=True)
             try:
+                if clear_prefix:
+                    _delete_prefix(txn, clear_prefix.encode())
                 for key, value in produce():
                     txn.put(key.encode(), value)
                     written += len(value)
@@ -87,3 +92,14 @@ class ShardWriter:
         for env in self._envs.values():
             env.close()
         self._envs.clear()
+
+
+def _delete_prefix(txn: lmdb.Transaction, prefix: bytes) -> int:
+    """Delete every key starting with ``prefix`` inside ``txn``; return how many."""
+    cursor, deleted = txn.cursor(), 0
+    if cursor.set_range(prefix):
+        while cursor.key().startswith(prefix):
+            if not cursor.delete():  # moves to the next key; False at the end
+                break
+            deleted += 1
+    return deleted
