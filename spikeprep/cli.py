@@ -114,6 +114,50 @@ def build_sync_command(data_root, sequences, spike_rate, frame_rate, exposure, o
                       "pass --force to replace it")
 
 
+@main.command("check-sync")
+@click.argument("data_root", type=click.Path(path_type=str))
+@click.option("--sequence", "sequences", multiple=True, metavar="SEQ", help="Check only SEQ (repeatable).")
+@click.option("--search", type=int, default=None, metavar="N",
+              help="Search offsets in [-N, N] spike frames [default: half the median window, >= 8].")
+@click.option("--frames", type=int, default=100, show_default=True, metavar="K",
+              help="Score at most K evenly spaced frames per sequence (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print {\"sequences\": {SEQ: {...}}} on stdout.")
+@click.option("--preview", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
+              help="Write contact sheets and a score-vs-offset plot per sequence into DIR.")
+@click.option("--fix", is_flag=True, help="Write offsets (window_shift) and flipud into config.yaml, rebuild sync.json.")
+@reports_errors
+def check_sync_command(data_root, sequences, search, frames, as_json, preview, fix):
+    """Check each sequence's frame/spike alignment from the data: the spike count of every
+    window should correlate best with its blurry frame unmoved and as-is.
+
+    \b
+    Verdicts: ok, offset (windows should move by the best offset), orientation (the spike
+    image is flipped), weak (too little texture or motion to tell).
+    Exit codes: 0 all ok/weak, 3 an offset or orientation found (with --fix: one not fixed),
+    1 errors, 2 usage errors. Calibrate a rig: check-sync, --fix, check-sync again.
+    \b
+    Example:
+      spikeprep check-sync data/ --preview previews/
+    """
+    import json
+
+    from .checksync import CheckOptions, check_sync, exit_code
+
+    checks = check_sync(data_root, tuple(sequences), CheckOptions(search, frames))
+    fixes = []
+    if fix:
+        from .syncfix import apply_fixes, fixes_exit_code
+        fixes = apply_fixes(data_root, checks)
+    if preview:
+        from .preview import write_check_previews
+        write_check_previews(data_root, checks, preview)
+    if as_json:
+        click.echo(json.dumps({"sequences": {c.sequence: c.to_dict() for c in checks}}, indent=1))
+    else:
+        stdout_console().print(tables.check_sync_table(checks, fixes))
+    sys.exit(fixes_exit_code(fixes) if fix else exit_code(checks))
+
+
 @main.command("simulate")
 @click.argument("out", type=click.Path(file_okay=False, path_type=str))
 @click.option("--sequences", type=int, default=2, show_default=True, help="Synthetic sequences seq000, seq001, ...")
