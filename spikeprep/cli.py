@@ -154,7 +154,9 @@ def check_sync_command(data_root, sequences, search, frames, as_json, preview, f
     if as_json:
         click.echo(json.dumps({"sequences": {c.sequence: c.to_dict() for c in checks}}, indent=1))
     else:
-        stdout_console().print(tables.check_sync_table(checks, fixes))
+        stdout_console().print(tables.check_sync_table(checks))
+    for line in tables.fix_lines(fixes):
+        click.echo(f"--fix {line}", err=as_json)
     sys.exit(fixes_exit_code(fixes) if fix else exit_code(checks))
 
 

@@ -7,8 +7,10 @@ NaN where a moved window leaves its stream.
 
 **When is another candidate "clearly" better?** Scores are compared frame by frame: ``d_i =
 candidate_i - current_i``. The gain is ``median(d)``; its noise is the frame-to-frame spread of
-``d`` (``1.4826 * MAD``, a robust standard deviation) divided by ``sqrt(n)``, times 1.2533 (the
-standard error of a median). The candidate is clearly better iff
+``d``, ``spread(d) = max(1.4826 * MAD(d), IQR(d) / 1.349)`` (two robust estimates of a standard
+deviation; the larger, so that frames split into two camps are not called consistent), divided
+by ``sqrt(n)`` and times 1.2533 (the standard error of a median). The candidate is clearly
+better iff
 
     gain > max(MIN_GAIN, Z * 1.2533 * spread(d) / sqrt(n)),   Z = 4, MIN_GAIN = 0.005,
 
@@ -38,6 +40,8 @@ MIN_FRAMES = 5
 _MEDIAN_SE = 1.2533
 #: MAD -> standard deviation for normal samples.
 _MAD_SIGMA = 1.4826
+#: IQR -> standard deviation for normal samples.
+_IQR_SIGMA = 1.349
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,8 @@ def compare(candidate: np.ndarray, current: np.ndarray) -> Comparison:
     if len(d) == 0:
         return Comparison(0.0, math.inf, 0)
     gain = float(np.median(d))
-    spread = _MAD_SIGMA * float(np.median(np.abs(d - gain)))
+    q25, q75 = np.percentile(d, [25, 75])
+    spread = max(_MAD_SIGMA * float(np.median(np.abs(d - gain))), float(q75 - q25) / _IQR_SIGMA)
     noise = _MEDIAN_SE * spread / math.sqrt(len(d))
     return Comparison(gain, max(MIN_GAIN, Z * noise), len(d))
 
