@@ -15,10 +15,11 @@ rot180     both (a 180 degree turn)
 =========  ==========================
 
 `score_windows` scores many windows of one frame in one pass over the packed bytes: the
-windows' distinct ends cut the span into disjoint pieces, the numba kernel
-(`spikeprep.voxel.count_ranges_kernel`) counts every piece at once, running sums over the pieces
-give each window's count image as a difference of two sums, and one matrix product correlates
-every window with every target. `reference_scores` is the same score in plain numpy.
+windows' distinct ends ``b_0 < b_1 < ...`` cut the span into pieces; `prefix_counts_kernel`
+(the SWAR counting of `spikeprep.voxel`, keeping running totals) writes the count of frames
+``[b_0, b_m)`` for every ``m``, each window's count image is a difference of two of those, and
+one matrix product correlates every window with every target. `reference_scores` is the same
+score in plain numpy.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import numpy as np
 
 from .dat import unpack_frames
 from .errors import UsageError, WindowError
-from .voxel import check_packed, count_ranges_kernel
+from .voxel import _BLOCK_BYTES, _LANE_ONES, _MAX_FLUSH_FRAMES, _jit, _load_partial_word, _load_word, \
+    check_packed, prange
 
 ORIENTATIONS = ("as-is", "flipud", "fliplr", "rot180")
 
@@ -56,14 +58,14 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def unit_targets(images: np.ndarray) -> np.ndarray:
-    """``(T, H, W)`` images -> ``(T, H*W)`` float64 rows centred and scaled to unit norm.
+    """``(T, H, W)`` images -> ``(T, H*W)`` float32 rows centred and scaled to unit norm.
 
     A constant image becomes all zeros, so every correlation with it is 0 (no information).
     """
     flat = np.asarray(images, np.float64).reshape(len(images), -1)
     flat = flat - flat.mean(axis=1, keepdims=True)
     norms = np.sqrt((flat * flat).sum(axis=1, keepdims=True))
-    return np.divide(flat, norms, out=np.zeros_like(flat), where=norms > 0)
+    return np.divide(flat, norms, out=np.zeros_like(flat), where=norms > 0).astype(np.float32)
 
 
 def orientation_targets(image: np.ndarray) -> np.ndarray:
@@ -75,14 +77,63 @@ def orientation_targets(image: np.ndarray) -> np.ndarray:
     return np.stack([oriented(image, o) for o in ORIENTATIONS])
 
 
-def window_count_images(packed: np.ndarray, height: int, width: int,
-                        windows: np.ndarray) -> np.ndarray:
+@_jit(parallel=True)
+def prefix_counts_kernel(flat, frame_bytes, bounds, out):
+    """Running spike counts at frame bounds, straight from packed bytes.
+
+    flat: ``(L*H*W/8,)`` uint8 packed frames back to back; bounds: ``(M,)`` increasing int64
+    frame indices in ``[0, L]``; out: ``(M, H*W)`` int32, filled with ``out[m, p]`` = spikes of
+    stored pixel ``p`` (``8*j + k``: bit k of byte j) in frames ``[bounds[0], bounds[m])``.
+    Each thread owns 512 bytes of the frame: byte-lane SWAR counters as in
+    `spikeprep.voxel.count_ranges_kernel`, drained into a block-local int32 total every 255
+    frames and at every bound, where the total is copied out (a contiguous 16 KiB row piece).
+    Unchecked: callers validate (see `window_count_images`).
+    """
+    n_blocks = (frame_bytes + _BLOCK_BYTES - 1) // _BLOCK_BYTES
+    for block in prange(n_blocks):
+        j0 = block * _BLOCK_BYTES
+        n_bytes = min(j0 + _BLOCK_BYTES, frame_bytes) - j0
+        full_words = n_bytes // 8
+        tail_bytes = n_bytes - 8 * full_words
+        n_words = full_words + (1 if tail_bytes else 0)
+        acc = np.zeros(8 * n_words, np.uint64)
+        total = np.zeros(8 * n_bytes, np.int32)
+        out[0, 8 * j0:8 * (j0 + n_bytes)] = 0
+        for m in range(1, len(bounds)):
+            frame = bounds[m - 1]
+            while frame < bounds[m]:
+                chunk_stop = min(frame + _MAX_FLUSH_FRAMES, bounds[m])
+                for f in range(frame, chunk_stop):
+                    base = f * frame_bytes + j0
+                    for k in range(8):
+                        shift = np.uint64(k)
+                        row = k * n_words
+                        for w in range(full_words):
+                            acc[row + w] += (_load_word(flat, base + 8 * w) >> shift) & _LANE_ONES
+                    if tail_bytes:
+                        word = _load_partial_word(flat, base + 8 * full_words, tail_bytes)
+                        for k in range(8):
+                            acc[k * n_words + full_words] += (word >> np.uint64(k)) & _LANE_ONES
+                # drain: lane b of acc[k, w] counts pixel 8 * (8w + b) + k of the block
+                for i in range(n_bytes):
+                    w, lane = divmod(i, 8)
+                    shift = np.uint64(8 * lane)
+                    for k in range(8):
+                        total[8 * i + k] += np.int32((acc[k * n_words + w] >> shift) & np.uint64(0xFF))
+                acc[:] = 0
+                frame = chunk_stop
+            out[m, 8 * j0:8 * (j0 + n_bytes)] = total
+    return out
+
+
+def window_count_images(packed: np.ndarray, height: int, width: int, windows: np.ndarray,
+                        dtype=np.int32) -> np.ndarray:
     """Spike count images of several windows of one packed span, in one pass over the span.
 
     packed: ``(L, H*W/8)`` uint8 frames as stored (`SpikeStream.packed`); windows: ``(n, 2)``
     int frame ranges ``[begin, end)`` relative to the span, inside ``[0, L]``. Returns ``(n, H*W)``
-    int32 counts in **stored pixel order** (rows bottom-up for a flipud stream: see
-    `stored_order`).
+    counts (``dtype``: int32, or float32, exact below 2**24) in **stored pixel order** (rows
+    bottom-up for a flipud stream: see `stored_order`).
     """
     flat = check_packed(packed, height, width)
     windows = np.asarray(windows, np.int64).reshape(-1, 2)
@@ -92,16 +143,13 @@ def window_count_images(packed: np.ndarray, height: int, width: int,
                           expected=f"0 <= begin <= end <= {len(packed)} (the span's frames)")
     bounds = np.unique(windows)
     pixels = height * width
-    sums = np.zeros((len(bounds), pixels), np.int32)  # sums[m] = spikes in frames [bounds[0], bounds[m])
-    if len(bounds) > 1:
-        pieces = np.empty((len(bounds) - 1, 1, pixels), np.int32)
-        # one "row" of H*W pixels in stored order: the kernel's flush then needs no row mapping
-        count_ranges_kernel(flat, pixels // 8, bounds[:-1], bounds[1:], 1, pixels, False, pieces)
-        for m in range(1, len(bounds)):
-            np.add(sums[m - 1], pieces[m - 1, 0], out=sums[m])
+    sums = prefix_counts_kernel(flat, pixels // 8, bounds, np.empty((len(bounds), pixels), np.int32))
     first = np.searchsorted(bounds, windows[:, 0])
     last = np.searchsorted(bounds, windows[:, 1])
-    return sums[last] - sums[first]
+    out = np.empty((len(windows), pixels), dtype)
+    for j in range(len(windows)):
+        np.subtract(sums[last[j]], sums[first[j]], out=out[j], casting="unsafe")
+    return out
 
 
 def stored_order(images: np.ndarray, flipud: bool) -> np.ndarray:
@@ -110,16 +158,18 @@ def stored_order(images: np.ndarray, flipud: bool) -> np.ndarray:
     return (images[:, ::-1] if flipud else images).reshape(len(images), -1)
 
 
-def correlate_counts(counts: np.ndarray, targets: np.ndarray) -> np.ndarray:
+def correlate_counts(counts: np.ndarray, targets: np.ndarray, in_place: bool = False) -> np.ndarray:
     """``(n, P)`` integer count images x ``(T, P)`` `unit_targets` rows -> ``(n, T)`` correlations.
 
-    A window without spikes (or with the same count everywhere) scores 0 against everything.
+    Computed in float32 (counts are exact below 2**24) on centred counts, with numpy's pairwise
+    sums for the norms: no cancellation, relative error ~1e-6. A window without spikes (or
+    with the same count everywhere) scores 0 against everything. ``in_place``: float32 counts
+    are centred in place (saves a copy).
     """
-    counts_f = counts.astype(np.float64)
-    sum_x = counts_f.sum(axis=1)
-    centred_sq = np.einsum("ij,ij->i", counts_f, counts_f) - sum_x * sum_x / counts.shape[1]
-    norms = np.sqrt(np.maximum(centred_sq, 0.0))
-    dots = counts_f @ targets.T  # targets are centred, so this is the centred cross product
+    centred = counts if in_place and counts.dtype == np.float32 else counts.astype(np.float32)
+    centred -= centred.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    norms = np.sqrt(np.square(centred).sum(axis=1, dtype=np.float64))
+    dots = (centred @ np.asarray(targets, np.float32).T).astype(np.float64)
     return np.divide(dots, norms[:, None], out=np.zeros_like(dots), where=norms[:, None] > 0)
 
 
@@ -139,6 +189,31 @@ def score_windows(packed: np.ndarray, height: int, width: int, windows: np.ndarr
                          fix="resize the image to the spike resolution first")
     counts = window_count_images(packed, height, width, windows)
     return correlate_counts(counts, unit_targets(stored_order(images, flipud)))
+
+
+def orientation_unit_targets(images: np.ndarray, flipud: bool = True) -> np.ndarray:
+    """``(k, H, W)`` images -> ``(4k, H*W)`` float32: each image's `unit_targets` row in stored
+    pixel order, in every orientation (image-major: image 0's 4 orientations first). Centring
+    and scaling commute with flips, so each image is normalised once."""
+    images = np.asarray(images)
+    height, width = images.shape[1:]
+    units = unit_targets(stored_order(images, flipud)).reshape(len(images), height, width)
+    # a flip in image orientation is the same flip in stored order (rows reversed either way)
+    return np.stack([oriented(u, o) for u in units for o in ORIENTATIONS]).reshape(4 * len(images), -1)
+
+
+def score_window_orientations(packed: np.ndarray, height: int, width: int, windows: np.ndarray,
+                              images: np.ndarray, flipud: bool = True) -> np.ndarray:
+    """`score_windows` against every orientation of each image: ``(n, k, 4)`` for ``(k, H, W)``
+    images (e.g. the blurry and the sharp luma) and the 4 `ORIENTATIONS`."""
+    images = np.asarray(images)
+    if images.ndim != 3 or images.shape[1:] != (height, width):
+        raise UsageError("target images must match the spike frame size",
+                         found=f"shape {images.shape}", expected=f"(k, {height}, {width})",
+                         fix="resize the image to the spike resolution first")
+    counts = window_count_images(packed, height, width, windows, np.float32)
+    scores = correlate_counts(counts, orientation_unit_targets(images, flipud), in_place=True)
+    return scores.reshape(len(counts), len(images), len(ORIENTATIONS))
 
 
 def reference_scores(packed: np.ndarray, height: int, width: int, windows: np.ndarray,

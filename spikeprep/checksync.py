@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from . import layout
-from .alignment import ORIENTATIONS, orientation_targets, score_windows
+from .alignment import ORIENTATIONS, score_window_orientations
 from .dat import SpikeStream
 from .errors import ConfigError, LayoutError, UsageError
 from .seqconfig import load_config
@@ -145,10 +145,9 @@ class _Sequence:
         out = np.full((len(lumas), len(ORIENTATIONS), len(windows)), np.nan)
         if inside.any():
             span = int(windows[inside, 0].min()), int(windows[inside, 1].max())
-            targets = np.concatenate([orientation_targets(luma) for luma in lumas])
-            scores = score_windows(stream.packed(*span), self.sync.height, self.sync.width,
-                                   windows[inside] - span[0], targets, self.sync.flipud)
-            out[:, :, inside] = scores.T.reshape(len(lumas), len(ORIENTATIONS), -1)
+            scores = score_window_orientations(stream.packed(*span), self.sync.height, self.sync.width,
+                                               windows[inside] - span[0], np.stack(lumas), self.sync.flipud)
+            out[:, :, inside] = scores.transpose(1, 2, 0)
         return out
 
 

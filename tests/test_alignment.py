@@ -50,7 +50,7 @@ def test_score_windows_equals_the_numpy_reference(geom, length, data, flipud):
     targets = np.concatenate([orientation_targets(image), [np.full((h, w), 0.5)]])
     ours = score_windows(packed, h, w, windows, targets, flipud)
     assert ours.shape == (n, 5)
-    np.testing.assert_allclose(ours, reference_scores(packed, h, w, windows, targets, flipud), atol=1e-9)
+    np.testing.assert_allclose(ours, reference_scores(packed, h, w, windows, targets, flipud), atol=1e-5)  # float32
 
 
 def test_orientations_by_hand():
@@ -89,7 +89,7 @@ def test_real_streams_score_as_is_around_the_ground_truth_frame(path):
     assert best_orientation(scores) == "as-is"
     assert scores["as-is"] > 0.9 and max(scores[o] for o in ORIENTATIONS[1:]) < scores["as-is"] - 0.5
     reference = reference_scores(stream.packed(131, 171), 250, 400, np.array([[0, 40]]), orientation_targets(gt))
-    np.testing.assert_allclose(list(scores.values()), reference[0], atol=1e-9)
+    np.testing.assert_allclose(list(scores.values()), reference[0], atol=1e-5)
 
 
 def test_compare_by_hand_and_noise_alone_is_not_clear():
@@ -125,3 +125,16 @@ def test_judge_verdicts_on_constructed_scores():
     few = _scores([0.80, 0.85, 0.90, 0.85, 0.80])
     few[:, :, 0] = np.nan  # the moved window leaves the stream for every frame
     assert "keep every moved window" in judge(offsets, few).reason
+
+
+@pytest.mark.parametrize("geom", [(40, 120), (5, 16), (250, 400)])
+def test_prefix_counts_match_numpy_over_blocks_and_long_pieces(geom):
+    from spikeprep.alignment import window_count_images
+    from spikeprep.dat import unpack_frames
+    h, w = geom
+    rng = np.random.default_rng(7)
+    packed = pack_frames(rng.random((300, h, w)) < 0.9)  # > 255 frames per piece: lanes must drain
+    windows = np.array([[0, 300], [7, 290], [290, 300], [5, 5]])
+    stored = unpack_frames(packed, h, w, flipud=False).reshape(300, -1).astype(np.int64)
+    expected = np.stack([stored[b:e].sum(axis=0) for b, e in windows])
+    assert np.array_equal(window_count_images(packed, h, w, windows), expected)
