@@ -13,7 +13,7 @@ fire on the luma at the spike resolution (threshold 1). Everything runs on one c
 
 Rows: ``spikeprep check-sync`` on the sequence (library call `check_sequence`, everything: png
 reads, both passes, verdict); then the scoring of one frame's first-pass window set (offsets and
-scales, 4 orientations x blur + sharp) by the kernel path (`alignment.score_windows`) and by a
+scales, 4 orientations x blur + sharp) by the kernel path (`alignment.score_window_orientations`) and by a
 plain numpy reference of the same scoring (``unpackbits`` of the span, running sums over
 frames, centred dot products), on ``--ref-frames`` frames, with the largest score difference.
 """
@@ -36,9 +36,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from spikeprep.alignment import orientation_targets, score_windows  # noqa: E402
-from spikeprep.checksync import (SCALES, COARSE_STEPS, CheckOptions, _Sequence, check_sequence,  # noqa: E402
-                                 offset_grid, sample_frames, scaled_windows)
+from spikeprep.alignment import ORIENTATIONS, orientation_targets, score_window_orientations  # noqa: E402
+from spikeprep.checksync import (SCALES, CheckOptions, _Sequence, check_sequence,  # noqa: E402
+                                 first_pass_offsets, sample_frames, scaled_windows)
 from spikeprep.dat import DatWriter, unpack_frames  # noqa: E402
 from spikeprep.syncbuild import build_sync  # noqa: E402
 
@@ -109,7 +109,7 @@ def numpy_scores(packed, windows, images) -> np.ndarray:
 
 def frame_windows(seq: _Sequence, i: int, search: int) -> np.ndarray:
     frame = seq.sync.frames[i]
-    offsets = offset_grid(search, max(1, -(-search // COARSE_STEPS)))
+    offsets = first_pass_offsets(search)[0]
     shifted = np.stack([frame.spike_begin + offsets, frame.spike_end + offsets], axis=1)
     return np.concatenate([shifted, scaled_windows(frame.spike_begin, frame.spike_end, SCALES)])
 
@@ -126,19 +126,21 @@ def compare_scoring(root: Path, check, n_frames: int) -> dict:
     for i in frames:
         windows = frame_windows(seq, i, check.search)
         span = windows[:, 0].min(), windows[:, 1].max()
-        targets = np.concatenate([orientation_targets(luma) for luma in seq.lumas(i)]).astype(np.float64)
+        lumas = np.stack(seq.lumas(i))
+        targets = np.concatenate([orientation_targets(luma) for luma in lumas]).astype(np.float64)
         packed = stream.packed(*span)
-        t0 = time.perf_counter()
-        a = score_windows(packed, SPIKE_H, SPIKE_W, windows - span[0], targets, True)
-        t1 = time.perf_counter()
+        t0 = time.process_time()
+        a = score_window_orientations(packed, SPIKE_H, SPIKE_W, windows - span[0], lumas, True)
+        a = a.reshape(len(windows), len(lumas) * len(ORIENTATIONS))
+        t1 = time.process_time()
         b = numpy_scores(packed, windows - span[0], targets)
-        t2 = time.perf_counter()
+        t2 = time.process_time()
         ours, ref = ours + t1 - t0, ref + t2 - t1
         worst = max(worst, float(np.abs(a - b).max()))
     n = len(frames)
     return {"frames": n, "windows_per_frame": len(windows), "targets": len(targets),
-            "span_frames": int(span[1] - span[0]), "kernel_ms_per_frame": 1e3 * ours / n,
-            "numpy_ms_per_frame": 1e3 * ref / n, "speedup": ref / ours, "max_abs_score_diff": worst}
+            "span_frames": int(span[1] - span[0]), "kernel_cpu_ms_per_frame": 1e3 * ours / n,
+            "numpy_cpu_ms_per_frame": 1e3 * ref / n, "speedup": ref / ours, "max_abs_score_diff": worst}
 
 
 def machine() -> dict:
@@ -163,22 +165,22 @@ def main() -> None:
         synthesize(root, args.frames, args.spikes_per_frame)
         print(f"synthesized {root} in {time.perf_counter() - t0:.1f} s")
     check_sequence(root, "seq", CheckOptions(frames=6))  # warm-up: numba's cache, page cache
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     check = check_sequence(root, "seq", CheckOptions(frames=0))
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     result = {"machine": machine(), "shape": f"{RGB_H}x{RGB_W} RGB, {SPIKE_H}x{SPIKE_W} spikes",
               "frames": len(check.sampled), "window_len": check.window_len, "search": check.search,
-              "check_sync_seconds": seconds, "target_seconds": 10.0, "verdict": check.verdict,
+              "check_sync_seconds": seconds, "check_sync_cpu_seconds": cpu_seconds, "target_seconds": 10.0, "verdict": check.verdict,
               "best_offset": check.judgement.best_offset, "score": check.judgement.score,
               "scoring": compare_scoring(root, check, args.ref_frames)}
     s = result["scoring"]
     print(f"check-sync, one {result['frames']}-frame sequence ({result['shape']}, windows of "
-          f"{check.window_len}, search +-{check.search}), 1 thread: {seconds:.2f} s "
-          f"(target < 10 s: {'pass' if seconds < 10 else 'FAIL'}); verdict {check.verdict}, "
+          f"{check.window_len}, search +-{check.search}), 1 thread: {seconds:.2f} s wall, {cpu_seconds:.2f} s CPU "
+          f"(target < 10 s: {'pass' if seconds < 10 else 'FAIL'}; load average {os.getloadavg()[0]:.1f}); verdict {check.verdict}, "
           f"best offset {check.judgement.best_offset:+d}, score {check.judgement.score:.3f}")
     print(f"first-pass scoring per frame ({s['windows_per_frame']} windows x {s['targets']} targets, "
-          f"{s['span_frames']}-frame span, {s['frames']} frames): kernel {s['kernel_ms_per_frame']:.1f} ms, "
-          f"numpy reference {s['numpy_ms_per_frame']:.1f} ms ({s['speedup']:.1f}x); "
+          f"{s['span_frames']}-frame span, {s['frames']} frames): kernel {s['kernel_cpu_ms_per_frame']:.1f} ms, "
+          f"numpy reference {s['numpy_cpu_ms_per_frame']:.1f} ms CPU ({s['speedup']:.1f}x); "
           f"max |score difference| {s['max_abs_score_diff']:.1e}")
     print(f"machine: {result['machine']}")
     if args.json:

@@ -28,7 +28,7 @@ import numpy as np
 
 from .dat import unpack_frames
 from .errors import UsageError, WindowError
-from .voxel import _BLOCK_BYTES, _LANE_ONES, _MAX_FLUSH_FRAMES, _jit, _load_partial_word, _load_word, \
+from .voxel import _BLOCK_BYTES, _BYTE, _LANE_ONES, _MAX_FLUSH_FRAMES, _jit, _load_partial_word, _load_word, \
     check_packed, prange
 
 ORIENTATIONS = ("as-is", "flipud", "fliplr", "rot180")
@@ -98,6 +98,7 @@ def prefix_counts_kernel(flat, frame_bytes, bounds, out):
         n_words = full_words + (1 if tail_bytes else 0)
         acc = np.zeros(8 * n_words, np.uint64)
         total = np.zeros(8 * n_bytes, np.int32)
+        words = np.empty(8, np.uint64)
         out[0, 8 * j0:8 * (j0 + n_bytes)] = 0
         for m in range(1, len(bounds)):
             frame = bounds[m - 1]
@@ -115,12 +116,14 @@ def prefix_counts_kernel(flat, frame_bytes, bounds, out):
                         for k in range(8):
                             acc[k * n_words + full_words] += (word >> np.uint64(k)) & _LANE_ONES
                 # drain: lane b of acc[k, w] counts pixel 8 * (8w + b) + k of the block
-                for i in range(n_bytes):
-                    w, lane = divmod(i, 8)
-                    shift = np.uint64(8 * lane)
+                for w in range(n_words):
                     for k in range(8):
-                        total[8 * i + k] += np.int32((acc[k * n_words + w] >> shift) & np.uint64(0xFF))
-                acc[:] = 0
+                        words[k] = acc[k * n_words + w]
+                        acc[k * n_words + w] = 0
+                    for lane in range(min(8, n_bytes - 8 * w)):
+                        shift = np.uint64(8 * lane)
+                        for k in range(8):  # writes run along the block's pixels
+                            total[64 * w + 8 * lane + k] += np.int32((words[k] >> shift) & _BYTE)
                 frame = chunk_stop
             out[m, 8 * j0:8 * (j0 + n_bytes)] = total
     return out
@@ -143,12 +146,28 @@ def window_count_images(packed: np.ndarray, height: int, width: int, windows: np
                           expected=f"0 <= begin <= end <= {len(packed)} (the span's frames)")
     bounds = np.unique(windows)
     pixels = height * width
-    sums = prefix_counts_kernel(flat, pixels // 8, bounds, np.empty((len(bounds), pixels), np.int32))
+    sums = prefix_counts_kernel(flat, pixels // 8, bounds, np.empty((len(bounds), pixels), dtype))
     first = np.searchsorted(bounds, windows[:, 0])
     last = np.searchsorted(bounds, windows[:, 1])
     out = np.empty((len(windows), pixels), dtype)
     for j in range(len(windows)):
-        np.subtract(sums[last[j]], sums[first[j]], out=out[j], casting="unsafe")
+        np.subtract(sums[last[j]], sums[first[j]], out=out[j])
+    return out
+
+
+@_jit(parallel=True)
+def row_moments_kernel(rows, out):
+    """``out[i] = (sum of rows[i], sum of rows[i]**2)``: rows ``(n, P)`` of whole numbers (counts,
+    possibly stored as float32) summed exactly in int64 (integer sums vectorize)."""
+    for i in prange(rows.shape[0]):
+        s1 = 0
+        s2 = 0
+        for p in range(rows.shape[1]):
+            x = np.int64(rows[i, p])
+            s1 += x
+            s2 += x * x
+        out[i, 0] = s1
+        out[i, 1] = s2
     return out
 
 
@@ -158,19 +177,20 @@ def stored_order(images: np.ndarray, flipud: bool) -> np.ndarray:
     return (images[:, ::-1] if flipud else images).reshape(len(images), -1)
 
 
-def correlate_counts(counts: np.ndarray, targets: np.ndarray, in_place: bool = False) -> np.ndarray:
-    """``(n, P)`` integer count images x ``(T, P)`` `unit_targets` rows -> ``(n, T)`` correlations.
+def correlate_counts(counts: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """``(n, P)`` count images x ``(T, P)`` `unit_targets` rows -> ``(n, T)`` correlations.
 
-    Computed in float32 (counts are exact below 2**24) on centred counts, with numpy's pairwise
-    sums for the norms: no cancellation, relative error ~1e-6. A window without spikes (or
-    with the same count everywhere) scores 0 against everything. ``in_place``: float32 counts
-    are centred in place (saves a copy).
+    The targets are centred, so ``counts @ targets.T`` is already the centred cross product
+    (float32 matrix product; counts are exact in float32 below 2**24); the counts' centred
+    norms come from their exact integer sums and sums of squares (`row_moments_kernel`). A window
+    without spikes (or with the same count everywhere) scores 0 against everything.
     """
-    centred = counts if in_place and counts.dtype == np.float32 else counts.astype(np.float32)
-    centred -= centred.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
-    norms = np.sqrt(np.square(centred).sum(axis=1, dtype=np.float64))
-    dots = (centred @ np.asarray(targets, np.float32).T).astype(np.float64)
-    return np.divide(dots, norms[:, None], out=np.zeros_like(dots), where=norms[:, None] > 0)
+    counts = np.ascontiguousarray(counts, np.float32)
+    moments = row_moments_kernel(counts, np.empty((len(counts), 2), np.int64)).astype(np.float64)
+    centred_sq = moments[:, 1] - moments[:, 0] ** 2 / counts.shape[1]
+    norms = np.sqrt(np.maximum(centred_sq, 0.0))
+    dots = (counts @ np.asarray(targets, np.float32).T).astype(np.float64)
+    return np.divide(dots, norms[:, None], out=np.zeros_like(dots), where=norms[:, None] > 1e-9)
 
 
 def score_windows(packed: np.ndarray, height: int, width: int, windows: np.ndarray,
@@ -212,7 +232,7 @@ def score_window_orientations(packed: np.ndarray, height: int, width: int, windo
                          found=f"shape {images.shape}", expected=f"(k, {height}, {width})",
                          fix="resize the image to the spike resolution first")
     counts = window_count_images(packed, height, width, windows, np.float32)
-    scores = correlate_counts(counts, orientation_unit_targets(images, flipud), in_place=True)
+    scores = correlate_counts(counts, orientation_unit_targets(images, flipud))
     return scores.reshape(len(counts), len(images), len(ORIENTATIONS))
 
 

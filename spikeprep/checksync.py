@@ -5,7 +5,8 @@ for each, read the blurry (and sharp) frame's luma at the spike resolution and s
 pass over the memory-mapped packed bytes of just the span needed (`alignment.score_windows`),
 the window moved by every offset of a coarse grid over ``[-N, N]`` spike frames and scaled by
 `SCALES` about its centre, in every orientation. A second pass refines the best offset on a
-finer grid around it. `syncverdict.judge` turns the scores into a verdict.
+finer grid around it; the first pass already holds the fine grid around 0, so a sequence whose
+windows are right is read once. `syncverdict.judge` turns the scores into a verdict.
 """
 
 from __future__ import annotations
@@ -108,6 +109,20 @@ def offset_grid(search: int, step: int) -> np.ndarray:
     return np.unique(np.concatenate([half, -half, [search, -search]])).astype(np.int64)
 
 
+def first_pass_offsets(search: int) -> tuple[np.ndarray, int, int]:
+    """The first pass's offsets (the coarse grid over ``[-search, search]`` and the fine grid
+    around 0, where correct data peaks), the coarse step and the fine step (spike frames)."""
+    step = max(1, math.ceil(search / COARSE_STEPS))
+    fine_step = max(1, step // FINE_DIVISIONS)
+    return np.union1d(offset_grid(search, step), fine_grid(0, step, fine_step, search)), step, fine_step
+
+
+def fine_grid(centre: int, step: int, fine_step: int, search: int) -> np.ndarray:
+    """Offsets within a coarse ``step`` of ``centre`` every ``fine_step``, inside ``[-search, search]``."""
+    grid = centre + np.arange(-step + fine_step, step, fine_step, dtype=np.int64)
+    return grid[np.abs(grid) <= search]
+
+
 def scaled_windows(begin: int, end: int, scales=SCALES) -> np.ndarray:
     """``(S, 2)`` windows of ``scale * (end - begin)`` frames (at least 1) about the same centre."""
     centre, length = (begin + end) / 2, end - begin
@@ -182,22 +197,16 @@ def check_sequence(data_root: str | os.PathLike, sequence: str,
     window_len = int(np.median(lengths))
     search = options.search or max(MIN_SEARCH, window_len // 2)
     seq = _Sequence(root, sync, sample_frames(len(sync.frames), options.frames))
-    step = max(1, math.ceil(search / COARSE_STEPS))
-    offsets = offset_grid(search, step)
+    offsets, step, fine_step = first_pass_offsets(search)
     by_offset, by_scale, by_image = _pass(seq, offsets, SCALES)
     current = by_image[:, :, 0, int(np.flatnonzero(offsets == 0)[0])]  # (n, images) as-is, unmoved
     coarse = judge(offsets, by_offset)
-    if step > 1 and coarse.common_frames >= 5:
-        fine_step = max(1, step // FINE_DIVISIONS)
-        centre = coarse.best_offset
-        fine = np.arange(max(-search, centre - step + fine_step), min(search, centre + step - fine_step) + 1,
-                         fine_step, dtype=np.int64)
-        fine = np.setdiff1d(fine, offsets)
-        if len(fine):
-            fine_scores, _, _ = _pass(seq, fine)
-            offsets = np.concatenate([offsets, fine])
-            order = np.argsort(offsets)
-            offsets, by_offset = offsets[order], np.concatenate([by_offset, fine_scores], axis=2)[:, :, order]
+    fine = np.setdiff1d(fine_grid(coarse.best_offset, step, fine_step, search), offsets)
+    if coarse.common_frames >= 5 and len(fine):  # second pass: refine around a best offset elsewhere
+        fine_scores, _, _ = _pass(seq, fine)
+        offsets = np.concatenate([offsets, fine])
+        order = np.argsort(offsets)
+        offsets, by_offset = offsets[order], np.concatenate([by_offset, fine_scores], axis=2)[:, :, order]
     judgement = judge(offsets, by_offset, np.array(SCALES), by_scale)
     medians = np.median(current, axis=0)
     has_sharp = current.shape[1] > 1
