@@ -350,8 +350,10 @@ def verify_command(cache, data_root, sample, seed, as_json):
 
 @main.command("info")
 @click.argument("cache", type=click.Path(path_type=str))
+@click.option("--preview", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
+              help="Also write a contact sheet per sequence (blurry, sharp, spike image, voxels) into DIR.")
 @reports_errors
-def info_command(cache):
+def info_command(cache, preview):
     """Show a cache's parameters and a table of its sequences (split, frames, shard, sizes,
     mean spikes per pixel per spike frame, hot pixels)."""
     from .cache.info import cache_info
@@ -359,6 +361,9 @@ def info_command(cache):
     out = stdout_console()
     for renderable in tables.info_renderables(cache_info(cache)):
         out.print(renderable)
+    if preview:
+        from .preview import write_cache_previews
+        click.echo(f"previews: {', '.join(str(p) for p in write_cache_previews(cache, preview))}")
 
 
 @main.command("demo")

@@ -4,7 +4,8 @@ A sheet has one row per frame: the blurry frame, the sharp frame (when there is 
 count image of its window (what the spikes saw during the exposure) and the voxel channels
 (bins), side by side, each row labelled with the frame, its window and its score. Drawn for
 check-sync from DATA_ROOT (`write_check_previews`, plus a plot of score against offset) and for
-`spikeprep info CACHE --preview` from what a cache stored.
+`spikeprep info CACHE --preview` from what a cache stored (`write_cache_previews`; the spike image
+is then the stored channels' sum, or temporal4's total / ema's slow trace, `spike_image`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class SheetRow:
     sharp: np.ndarray | None
     count: np.ndarray
     voxels: np.ndarray | None
+    count_title: str = "spike count"
 
 
 def _pyplot():
@@ -52,7 +54,7 @@ def draw_sheet(rows: list[SheetRow], title: str, path: str | os.PathLike) -> Pat
     plt = _pyplot()
     n_voxels = max((len(r.voxels) for r in rows if r.voxels is not None), default=0)
     has_sharp = any(r.sharp is not None for r in rows)
-    columns = ["blurry"] + (["sharp"] if has_sharp else []) + ["spike count"] + \
+    columns = ["blurry"] + (["sharp"] if has_sharp else []) + [rows[0].count_title] + \
         [f"voxel {c}" for c in range(n_voxels)]
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.4 * len(columns), 2.1 * len(rows) + 0.5),
                              squeeze=False)
@@ -153,4 +155,42 @@ def write_check_previews(data_root: str | os.PathLike, checks, out_dir: str | os
                  f"({j.best_score:.3f}), orientation {j.orientation}")
         written.append(draw_sheet(check_rows(data_root, check), title, out / f"{check.sequence}_sheet.png"))
         written.append(draw_offset_plot(check, out / f"{check.sequence}_offsets.png"))
+    return written
+
+
+def spike_image(voxels: np.ndarray, repr_name: str) -> tuple[np.ndarray, str]:
+    """The one image that shows what a window's spikes saw, from stored voxels ``(C, h, w)``:
+    the channel sum (the count for bins/count, the TFP sum for tfp), temporal4's total
+    channel, or ema's slow trace at the window's end. Returns ``(image, what)``."""
+    if repr_name == "temporal4":
+        return voxels[3], "total (temporal4)"
+    if repr_name == "ema":
+        return voxels[-1], "slow trace (ema)"
+    return voxels.sum(axis=0, dtype=np.float64), "TFP sum" if repr_name == "tfp" else "spike count"
+
+
+def cache_rows(cache, sequence: str) -> list[SheetRow]:
+    """Sheet rows for a few frames of ``sequence`` as a cache stored them (`spikeprep.open_cache`)."""
+    rows = []
+    for i in pick_rows(range(cache.num_frames(sequence))):
+        s = cache.read(sequence, i)
+        image, what = spike_image(np.asarray(s.spike), cache.params.repr)
+        score = correlation(image, _luma_at(np.asarray(s.blur), image.shape))
+        rows.append(SheetRow(f"frame {i}\n[{s.spike_begin}, {s.spike_end})\nr={score:.3f}",
+                             np.array(s.blur), None if s.sharp is None else np.array(s.sharp),
+                             image, np.array(s.spike), what))
+    return rows
+
+
+def write_cache_previews(cache_root: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+    """``OUT/SEQ_sheet.png`` for every sequence of a cache, drawn from what it stored."""
+    from .cache.reader import open_cache
+
+    written = []
+    with open_cache(cache_root) as cache:
+        params = cache.params
+        for sequence in cache.sequences:
+            title = (f"{sequence} ({cache.split(sequence)}) from {cache_root}: --repr {params.repr} "
+                     f"S={params.S}, match {params.match}")
+            written.append(draw_sheet(cache_rows(cache, sequence), title, Path(out_dir) / f"{sequence}_sheet.png"))
     return written

@@ -276,3 +276,31 @@ def test_window_shift_in_config(data):
     set_config(data, window_shift=-1)
     result = run("build-sync", data, "--force")
     assert result.exit_code == 1 and "window_shift" in result.output
+
+
+@pytest.mark.parametrize("repr_", ["bins", "temporal4"])
+def test_info_preview_draws_the_sheets_from_a_cache(data, tmp_path, repr_):
+    spikeprep.build_sync(data)
+    cache = tmp_path / "cache"
+    assert run("voxelize", data, cache, "--repr", repr_, "--S", 4).exit_code == 0
+    result = run("info", cache, "--preview", tmp_path / "sheets")
+    assert result.exit_code == 0, result.output
+    sheet = cv2.imread(str(tmp_path / "sheets" / "seq000_sheet.png"))
+    assert sheet is not None and sheet.shape[1] > sheet.shape[0] > 200
+    from spikeprep.cache.reader import open_cache
+    from spikeprep.preview import cache_rows
+    with open_cache(cache) as opened:
+        rows = cache_rows(opened, "seq000")
+        first = opened.read("seq000", 0)
+        expected = first.spike[3] if repr_ == "temporal4" else first.spike.sum(axis=0)
+        assert np.array_equal(rows[0].count, expected)
+        assert float(rows[0].label.rsplit("r=", 1)[1]) > 0.8  # the stored voxels match the blur
+
+
+def test_spike_image_by_hand():
+    from spikeprep.preview import spike_image
+    voxels = np.arange(24, dtype=np.float32).reshape(4, 2, 3)
+    assert np.array_equal(spike_image(voxels, "bins")[0], voxels.sum(axis=0))
+    assert np.array_equal(spike_image(voxels, "temporal4")[0], voxels[3])
+    assert np.array_equal(spike_image(voxels, "ema")[0], voxels[-1])
+    assert spike_image(voxels, "tfp")[1] == "TFP sum"
