@@ -99,7 +99,7 @@ def check_sync_table(checks) -> Table:
         j = c.judgement
         seconds = c.seconds(j.best_offset)
         offset = f"{j.best_offset:+d}" + (f" ({seconds * 1e3:+.2f} ms)" if seconds is not None else "")
-        exposure = "-" if j.exposure is None or j.verdict != "ok" else (
+        exposure = "-" if j.exposure is None else (
             f"x{j.exposure.best_scale:g}?" if j.exposure.clear else "ok")
         table.add_row(c.sequence, f"[{style[j.verdict]}]{j.verdict}[/]", f"{j.score:.3f}", offset,
                       f"{j.best_score:.3f}", j.orientation, exposure, f"{j.common_frames}/{j.frames}", j.reason)

@@ -304,3 +304,30 @@ def test_spike_image_by_hand():
     assert np.array_equal(spike_image(voxels, "temporal4")[0], voxels[3])
     assert np.array_equal(spike_image(voxels, "ema")[0], voxels[-1])
     assert spike_image(voxels, "tfp")[1] == "TFP sum"
+
+
+def test_a_wrong_exposure_shows(data):
+    frame_rate = SPIKE_RATE / SPF
+    set_config(data, exposure=0.25, offset=0.125 / frame_rate)  # half the true window, same centre
+    spikeprep.build_sync(data)
+    exposure = check(data)[1]["seq000"]["exposure"]
+    assert exposure["best_scale"] == 2.0 and exposure["clear"]
+    assert "x2?" in run("check-sync", data).output
+
+
+def test_recipe_layout_is_checked_but_its_files_are_never_edited(data):
+    shutil.rmtree(data / "sharp")
+    (data / "gopro_rgb").mkdir()
+    shutil.move(data / "blur" / "seq000", data / "gopro_rgb" / "seq000")
+    shutil.move(data / "spike", data / "spike_raw")
+    (data / "blur").rmdir()
+    recipe = {"seq_name": "seq000", "T": 12, "frames": [  # windows 16 spike frames late
+        {"rgb": f"{i:06d}.png", "spike_begin": i * SPF + 16, "spike_end": i * SPF + 16 + EXPOSED} for i in range(12)]}
+    (data / "spike_raw" / "seq000" / "sync.json").write_text(json.dumps(recipe))
+    assert run("build-sync", data).exit_code == 0
+    before = {p: p.read_bytes() for p in (data / "spike_raw" / "seq000").iterdir()}
+    result, report = check(data)
+    assert result.exit_code == 3 and abs(report["seq000"]["best_offset"] + 16) <= 2
+    fixed = run("check-sync", data, "--fix")
+    assert fixed.exit_code == 3 and "recipe" in fixed.output
+    assert {p: p.read_bytes() for p in (data / "spike_raw" / "seq000").iterdir()} == before
