@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from spikeprep.alignment import ORIENTATIONS, orientation_targets, score_window_orientations  # noqa: E402
-from spikeprep.checksync import (SCALES, CheckOptions, _Sequence, check_sequence,  # noqa: E402
+from spikeprep.checksync import (SCALES, CheckOptions, SequenceFrames, check_sequence,  # noqa: E402
                                  first_pass_offsets, sample_frames, scaled_windows)
 from spikeprep.dat import DatWriter, unpack_frames  # noqa: E402
 from spikeprep.syncbuild import build_sync  # noqa: E402
@@ -107,7 +107,7 @@ def numpy_scores(packed, windows, images) -> np.ndarray:
     return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
 
 
-def frame_windows(seq: _Sequence, i: int, search: int) -> np.ndarray:
+def frame_windows(seq: SequenceFrames, i: int, search: int) -> np.ndarray:
     frame = seq.sync.frames[i]
     offsets = first_pass_offsets(search)[0]
     shifted = np.stack([frame.spike_begin + offsets, frame.spike_end + offsets], axis=1)
@@ -118,7 +118,7 @@ def compare_scoring(root: Path, check, n_frames: int) -> dict:
     """ms per frame of the kernel path vs the numpy reference on the same windows and targets."""
     from spikeprep.sync import load_sync, sync_path
     sync = load_sync(sync_path(root, "seq"))
-    seq = _Sequence(root, sync, sample_frames(len(sync.frames), 0))
+    seq = SequenceFrames(root, sync, sample_frames(len(sync.frames), 0))
     stream = seq.streams[sync.frames[0].spike_file]
     ours = ref = 0.0
     worst = 0.0

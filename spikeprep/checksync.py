@@ -29,10 +29,10 @@ from .syncverdict import Judgement, judge
 
 #: Window-length scales tried about the window centre (exposure check, at offset 0).
 SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)
-#: Coarse grid: about 2 * COARSE_STEPS + 1 offsets over [-N, N].
+#: Coarse grid: 2 * COARSE_STEPS + 1 offsets over [-N, N].
 COARSE_STEPS = 8
-#: Fine grid step = coarse step / FINE_DIVISIONS (at least 1 spike frame).
-FINE_DIVISIONS = 5
+#: Fine grid step = coarse step // FINE_DIVISIONS (at least 1 spike frame).
+FINE_DIVISIONS = 3
 DEFAULT_FRAMES = 100
 MIN_SEARCH = 8
 
@@ -103,10 +103,10 @@ def read_luma(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
     return image
 
 
-def offset_grid(search: int, step: int) -> np.ndarray:
-    """Offsets ``0, ±step, ±2*step, ..., ±search`` (sorted int64)."""
-    half = np.arange(0, search + 1, step)
-    return np.unique(np.concatenate([half, -half, [search, -search]])).astype(np.int64)
+def offset_grid(search: int, steps: int = COARSE_STEPS) -> np.ndarray:
+    """``2 * steps + 1`` evenly spaced offsets from ``-search`` to ``search`` (rounded, unique,
+    sorted int64; 0 included)."""
+    return np.unique(np.round(np.linspace(-search, search, 2 * steps + 1))).astype(np.int64)
 
 
 def first_pass_offsets(search: int) -> tuple[np.ndarray, int, int]:
@@ -114,26 +114,29 @@ def first_pass_offsets(search: int) -> tuple[np.ndarray, int, int]:
     around 0, where correct data peaks), the coarse step and the fine step (spike frames)."""
     step = max(1, math.ceil(search / COARSE_STEPS))
     fine_step = max(1, step // FINE_DIVISIONS)
-    return np.union1d(offset_grid(search, step), fine_grid(0, step, fine_step, search)), step, fine_step
+    return np.union1d(offset_grid(search), fine_grid(0, step, fine_step, search)), step, fine_step
 
 
 def fine_grid(centre: int, step: int, fine_step: int, search: int) -> np.ndarray:
-    """Offsets within a coarse ``step`` of ``centre`` every ``fine_step``, inside ``[-search, search]``."""
-    grid = centre + np.arange(-step + fine_step, step, fine_step, dtype=np.int64)
+    """Offsets ``centre + j * fine_step`` closer than a coarse ``step`` to ``centre``, inside
+    ``[-search, search]``."""
+    reach = (step - 1) // fine_step
+    grid = centre + fine_step * np.arange(-reach, reach + 1, dtype=np.int64)
     return grid[np.abs(grid) <= search]
 
 
 def scaled_windows(begin: int, end: int, scales=SCALES) -> np.ndarray:
-    """``(S, 2)`` windows of ``scale * (end - begin)`` frames (at least 1) about the same centre."""
-    centre, length = (begin + end) / 2, end - begin
+    """``(S, 2)`` windows of ``round(scale * (end - begin))`` frames (at least 1) about the same
+    centre (scale 1 gives ``[begin, end)`` back)."""
     out = []
     for scale in scales:
-        half = max(1.0, scale * length) / 2
-        out.append((math.floor(centre - half + 0.5), math.floor(centre - half + 0.5) + max(1, round(scale * length))))
+        length = max(1, round(scale * (end - begin)))
+        start = math.floor((begin + end - length) / 2 + 0.5)
+        out.append((start, start + length))
     return np.array(out, np.int64)
 
 
-class _Sequence:
+class SequenceFrames:
     """One sequence's inputs: sync file, open streams, lumas of the sampled frames (cached)."""
 
     def __init__(self, data_root: Path, sync: SyncFile, sampled: np.ndarray) -> None:
@@ -173,7 +176,7 @@ def sample_frames(n_frames: int, frames: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n_frames - 1, frames)).astype(np.int64))
 
 
-def _pass(seq: _Sequence, offsets: np.ndarray, scales=()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pass(seq: SequenceFrames, offsets: np.ndarray, scales=()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Score every sampled frame at ``offsets`` (and ``scales`` at offset 0): ``(n, 4, K)``,
     ``(n, 4, S)`` (blur and sharp averaged) and ``(n, images, 4, K)`` (each image apart)."""
     by_image = []
@@ -196,13 +199,14 @@ def check_sequence(data_root: str | os.PathLike, sequence: str,
     lengths = [f.length for f in sync.frames]
     window_len = int(np.median(lengths))
     search = options.search or max(MIN_SEARCH, window_len // 2)
-    seq = _Sequence(root, sync, sample_frames(len(sync.frames), options.frames))
+    seq = SequenceFrames(root, sync, sample_frames(len(sync.frames), options.frames))
     offsets, step, fine_step = first_pass_offsets(search)
     by_offset, by_scale, by_image = _pass(seq, offsets, SCALES)
     current = by_image[:, :, 0, int(np.flatnonzero(offsets == 0)[0])]  # (n, images) as-is, unmoved
     coarse = judge(offsets, by_offset)
     fine = np.setdiff1d(fine_grid(coarse.best_offset, step, fine_step, search), offsets)
-    if coarse.common_frames >= 5 and len(fine):  # second pass: refine around a best offset elsewhere
+    if coarse.common_frames >= 5 and abs(coarse.best_offset) >= step and len(fine):
+        # second pass: refine around a best offset outside the first pass's fine grid
         fine_scores, _, _ = _pass(seq, fine)
         offsets = np.concatenate([offsets, fine])
         order = np.argsort(offsets)
