@@ -53,8 +53,8 @@ def _refusal(data_root: Path, path: Path) -> str | None:
     if not rel.startswith("spike/"):
         return f"{rel} belongs to the recipe's layout; spikeprep does not edit it (copy the data " \
                "into our layout, DATA_ROOT/spike/SEQ/, to calibrate it)"
-    if path.is_symlink():
-        return f"{rel} is a link to {os.readlink(path)} (a download or a preset's source); " \
+    if path.is_symlink() or not path.resolve().is_relative_to(data_root.resolve()):
+        return f"{rel} is a link to {path.resolve()} (a download or a preset's source); " \
                "spikeprep does not write through it: replace the link with a copy and run --fix again"
     if not path.is_file():
         return f"{rel} does not exist"

@@ -110,12 +110,18 @@ def test_fix_then_check_again(data):
     assert result.exit_code == 0 and report["seq000"]["verdict"] == "ok"
 
 
-def test_fix_refuses_to_write_through_a_symlinked_config(data, tmp_path):
-    source = tmp_path / "download" / "config.yaml"
-    source.parent.mkdir()
+@pytest.mark.parametrize("linked", ["file", "folder"])
+def test_fix_refuses_to_write_through_a_symlinked_config(data, tmp_path, linked):
     config = set_config(data, window_shift=16)
-    shutil.move(config, source)
-    config.symlink_to(source)
+    if linked == "file":
+        source = tmp_path / "download" / "config.yaml"
+        source.parent.mkdir()
+        shutil.move(config, source)
+        config.symlink_to(source)
+    else:  # the whole spike folder links into a download
+        shutil.move(config.parent, tmp_path / "download")
+        config.parent.symlink_to(tmp_path / "download", target_is_directory=True)
+        source = tmp_path / "download" / "config.yaml"
     spikeprep.build_sync(data)
     before = source.read_text()
     result = run("check-sync", data, "--fix")
