@@ -51,6 +51,7 @@ def main(verbose: bool) -> None:
     Pipeline:
       spikeprep simulate OUT            make a synthetic dataset (or convert high-fps frames)
       spikeprep build-sync DATA_ROOT    write spike/SEQ/sync.json: spike window per RGB frame
+      spikeprep check-sync DATA_ROOT    check the windows against the frames (offset, flips)
       spikeprep voxelize DATA_ROOT CACHE --S 8
                                         spike windows -> S voxel channels, LMDB shards
       spikeprep verify CACHE            prove the cache is complete and correct
