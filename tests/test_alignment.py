@@ -138,3 +138,17 @@ def test_prefix_counts_match_numpy_over_blocks_and_long_pieces(geom):
     stored = unpack_frames(packed, h, w, flipud=False).reshape(300, -1).astype(np.int64)
     expected = np.stack([stored[b:e].sum(axis=0) for b, e in windows])
     assert np.array_equal(window_count_images(packed, h, w, windows), expected)
+
+
+def test_kernels_py_func_matches_jit():
+    from spikeprep.alignment import prefix_counts_kernel, row_moments_kernel
+    rng = np.random.default_rng(3)
+    packed = pack_frames(rng.random((9, 4, 10)) < 0.5)  # 5 bytes per frame: a partial tail word
+    bounds = np.array([0, 2, 7, 9])
+    jit = prefix_counts_kernel(packed.reshape(-1), 5, bounds, np.empty((4, 40), np.int32))
+    py = prefix_counts_kernel.py_func(packed.reshape(-1), 5, bounds, np.empty((4, 40), np.int32))
+    np.testing.assert_array_equal(jit, py)
+    rows = rng.integers(0, 300, (3, 17)).astype(np.float32)
+    expected = np.stack([rows.sum(axis=1), (rows.astype(np.int64) ** 2).sum(axis=1)], axis=1)
+    np.testing.assert_array_equal(row_moments_kernel.py_func(rows, np.empty((3, 2), np.int64)), expected)
+    np.testing.assert_array_equal(row_moments_kernel(rows, np.empty((3, 2), np.int64)), expected)
