@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -66,7 +66,6 @@ class SequenceCheck:
     mode: str
     has_sharp: bool
     sampled: tuple[int, ...]
-    frame_scores: tuple[float, ...] = field(default=(), repr=False)
     score_blur: float | None = None
     score_sharp: float | None = None
 
@@ -217,7 +216,6 @@ def check_sequence(data_root: str | os.PathLike, sequence: str,
     return SequenceCheck(
         sequence, judgement, search, window_len, _spike_rate(root, sync), sync.source.get("mode", "?"),
         has_sharp, tuple(int(i) for i in seq.sampled),
-        tuple(float(v) for v in current.mean(axis=1)),
         score_blur=round(float(medians[0]), 4),
         score_sharp=round(float(medians[1]), 4) if has_sharp else None)
 

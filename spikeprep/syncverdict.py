@@ -26,7 +26,7 @@ or motion to tell); ``offset`` (the best offset is clearly better than 0); else 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -103,7 +103,6 @@ class Judgement:
     curves: dict[str, tuple[float, ...]]
     orientation_scores: dict[str, float]
     exposure: Exposure | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def _median(values: np.ndarray, axis=0) -> np.ndarray:
@@ -153,7 +152,8 @@ def judge(offsets: np.ndarray, scores: np.ndarray, scales: np.ndarray | None = N
             f"offset {int(grid[k_best]):+d} gains {shift.gain:.4f} (> {shift.threshold:.4f})"), shift
     else:
         verdict, reason, decisive = "ok", (
-            f"best offset {int(grid[k_best]):+d} gains {shift.gain:.4f} (not > {shift.threshold:.4f})"), shift
+            f"no offset clearly better than 0 (best {int(grid[k_best]):+d} gains {shift.gain:.4f}, "
+            f"needs > {shift.threshold:.4f})"), shift
     return Judgement(
         verdict=verdict, reason=reason,
         score=float(medians[0, int(np.flatnonzero(grid == 0)[0])]),
