@@ -145,13 +145,13 @@ def check_sync_command(data_root, sequences, search, frames, as_json, preview, f
     from .checksync import CheckOptions, check_sync, exit_code
 
     checks = check_sync(data_root, tuple(sequences), CheckOptions(search, frames))
+    if preview:  # what was checked, before any fix
+        from .preview import write_check_previews
+        write_check_previews(data_root, checks, preview)
     fixes = []
     if fix:
         from .syncfix import apply_fixes, fixes_exit_code
         fixes = apply_fixes(data_root, checks)
-    if preview:
-        from .preview import write_check_previews
-        write_check_previews(data_root, checks, preview)
     if as_json:
         click.echo(json.dumps({"sequences": {c.sequence: c.to_dict() for c in checks}}, indent=1))
     else:
