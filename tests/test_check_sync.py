@@ -229,7 +229,8 @@ def test_per_frame_files(data):
 
 def test_frames_samples_and_table(data):
     spikeprep.build_sync(data)
-    result, report = check(data, "--frames", 6, "--search", 12)
+    result, report = check(data, "--frames", 6, "--search", 12, "--sequence", "seq000")
+    assert list(report) == ["seq000"]
     assert report["seq000"]["frames"] == 6 and max(report["seq000"]["offsets"]) == 12
     table = run("check-sync", data)
     assert table.exit_code == 0 and "seq000" in table.output and "ok" in table.output
