@@ -12,7 +12,8 @@ from hypothesis import given, settings, strategies as st
 
 from spikeprep import SpikeStream
 from spikeprep.alignment import (ORIENTATIONS, best_orientation, correlation, orientation_targets,
-                                 oriented, reference_scores, score_orientations, score_windows)
+                                 oriented, reference_scores, score_orientations, score_window_orientations,
+                                 score_windows)
 from spikeprep.dat import pack_frames
 from spikeprep.errors import UsageError, WindowError
 from spikeprep.syncverdict import MIN_GAIN, compare, judge
@@ -50,7 +51,14 @@ def test_score_windows_equals_the_numpy_reference(geom, length, data, flipud):
     targets = np.concatenate([orientation_targets(image), [np.full((h, w), 0.5)]])
     ours = score_windows(packed, h, w, windows, targets, flipud)
     assert ours.shape == (n, 5)
-    np.testing.assert_allclose(ours, reference_scores(packed, h, w, windows, targets, flipud), atol=1e-5)  # float32
+    reference = reference_scores(packed, h, w, windows, targets, flipud)
+    np.testing.assert_allclose(ours, reference, atol=1e-5)  # float32
+    second = rng.random((h, w))  # every orientation of two images at once (the driver's path)
+    both = score_window_orientations(packed, h, w, windows, np.stack([image, second]), flipud)
+    assert both.shape == (n, 2, 4)
+    np.testing.assert_allclose(both[:, 0], reference[:, :4], atol=1e-5)
+    np.testing.assert_allclose(both[:, 1], reference_scores(packed, h, w, windows, orientation_targets(second),
+                                                            flipud), atol=1e-5)
 
 
 def test_orientations_by_hand():
