@@ -51,6 +51,7 @@ def main(verbose: bool) -> None:
     Pipeline:
       spikeprep simulate OUT            make a synthetic dataset (or convert high-fps frames)
       spikeprep build-sync DATA_ROOT    write spike/SEQ/sync.json: spike window per RGB frame
+      spikeprep check-sync DATA_ROOT    check the windows against the frames (offset, flips)
       spikeprep voxelize DATA_ROOT CACHE --S 8
                                         spike windows -> S voxel channels, LMDB shards
       spikeprep verify CACHE            prove the cache is complete and correct
@@ -112,6 +113,52 @@ def build_sync_command(data_root, sequences, spike_rate, frame_rate, exposure, o
     if kept:
         console.print(f"[yellow]warning:[/] kept existing sync.json that differs for {', '.join(kept)}; "
                       "pass --force to replace it")
+
+
+@main.command("check-sync")
+@click.argument("data_root", type=click.Path(path_type=str))
+@click.option("--sequence", "sequences", multiple=True, metavar="SEQ", help="Check only SEQ (repeatable).")
+@click.option("--search", type=int, default=None, metavar="N",
+              help="Search offsets in [-N, N] spike frames [default: half the median window, >= 8].")
+@click.option("--frames", type=int, default=100, show_default=True, metavar="K",
+              help="Score at most K evenly spaced frames per sequence (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print {\"sequences\": {SEQ: {...}}} on stdout.")
+@click.option("--preview", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
+              help="Write contact sheets and a score-vs-offset plot per sequence into DIR.")
+@click.option("--fix", is_flag=True, help="Write offsets (window_shift) and flipud into config.yaml, rebuild sync.json.")
+@reports_errors
+def check_sync_command(data_root, sequences, search, frames, as_json, preview, fix):
+    """Check each sequence's frame/spike alignment from the data: the spike count of every
+    window should correlate best with its blurry frame unmoved and as-is.
+
+    \b
+    Verdicts: ok, offset (windows should move by the best offset), orientation (the spike
+    image is flipped), weak (too little texture or motion to tell).
+    Exit codes: 0 all ok/weak, 3 an offset or orientation found (with --fix: one not fixed),
+    1 errors, 2 usage errors. Calibrate a rig: check-sync, --fix, check-sync again.
+    \b
+    Example:
+      spikeprep check-sync data/ --preview previews/
+    """
+    import json
+
+    from .checksync import CheckOptions, check_sync, exit_code
+
+    checks = check_sync(data_root, tuple(sequences), CheckOptions(search, frames))
+    if preview:  # what was checked, before any fix
+        from .preview import write_check_previews
+        write_check_previews(data_root, checks, preview)
+    fixes = []
+    if fix:
+        from .syncfix import apply_fixes, fixes_exit_code
+        fixes = apply_fixes(data_root, checks)
+    if as_json:
+        click.echo(json.dumps({"sequences": {c.sequence: c.to_dict() for c in checks}}, indent=1))
+    else:
+        stdout_console().print(tables.check_sync_table(checks))
+    for line in tables.fix_lines(fixes):
+        click.echo(f"--fix {line}", err=as_json)
+    sys.exit(fixes_exit_code(fixes) if fix else exit_code(checks))
 
 
 @main.command("simulate")
@@ -318,8 +365,10 @@ def verify_command(cache, data_root, sample, seed, as_json):
 
 @main.command("info")
 @click.argument("cache", type=click.Path(path_type=str))
+@click.option("--preview", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
+              help="Also write a contact sheet per sequence (blurry, sharp, spike image, voxels) into DIR.")
 @reports_errors
-def info_command(cache):
+def info_command(cache, preview):
     """Show a cache's parameters and a table of its sequences (split, frames, shard, sizes,
     mean spikes per pixel per spike frame, hot pixels)."""
     from .cache.info import cache_info
@@ -327,6 +376,9 @@ def info_command(cache):
     out = stdout_console()
     for renderable in tables.info_renderables(cache_info(cache)):
         out.print(renderable)
+    if preview:
+        from .preview import write_cache_previews
+        click.echo(f"previews: {', '.join(str(p) for p in write_cache_previews(cache, preview))}")
 
 
 @main.command("demo")

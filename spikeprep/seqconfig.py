@@ -8,11 +8,16 @@ spike_rate: 20000.0   # spike frames per second (Hz)             } timing: all t
 frame_rate: 500.0     # RGB frames per second (Hz)                }
 exposure: 0.5         # exposure as a fraction of the frame interval, in (0, 1]
 offset: 0.0           # seconds from spike frame 0 to frame 0's exposure start
+window_shift: 0       # spike frames added to every window, after any window source
 ```
 
 Timing rule: frame ``i`` is exposed during ``[t0, t1)`` with ``t0 = offset + i / frame_rate`` and
 ``t1 = t0 + exposure / frame_rate``; spike frame ``k`` is sampled at ``k / spike_rate`` and belongs
 to the frame iff ``t0 <= k / spike_rate < t1``, so its window is ``[ceil(t0*r), ceil(t1*r))``.
+
+``window_shift`` (integer spike frames, default 0) moves every window ``[b, e)`` to
+``[b + s, e + s)`` whatever derived it (timing, timestamps, per-frame files, a preset); it is
+what ``spikeprep check-sync --fix`` writes after measuring the offset from the data.
 """
 
 from __future__ import annotations
@@ -73,16 +78,19 @@ class SequenceConfig:
     spike_w: int
     flipud: bool = True
     timing: Timing | None = None
+    window_shift: int = 0
 
     def to_yaml_dict(self) -> dict:
         out: dict = {"spike_h": self.spike_h, "spike_w": self.spike_w, "flipud": self.flipud}
         if self.timing is not None:
             out.update(asdict(self.timing))
+        if self.window_shift:
+            out["window_shift"] = self.window_shift
         return out
 
 
 _TIMING_KEYS = {f.name for f in fields(Timing)}
-_KNOWN_KEYS = {"spike_h", "spike_w", "flipud"} | _TIMING_KEYS
+_KNOWN_KEYS = {"spike_h", "spike_w", "flipud", "window_shift"} | _TIMING_KEYS
 
 
 def parse_config(raw: object, path: str | os.PathLike | None = None) -> SequenceConfig:
@@ -111,7 +119,14 @@ def parse_config(raw: object, path: str | os.PathLike | None = None) -> Sequence
                               expected="floats") from exc
         except ConfigError as exc:
             raise ConfigError(exc.what, path=path, found=exc.found, expected=exc.expected) from exc
-    return SequenceConfig(raw["spike_h"], raw["spike_w"], flipud, timing)
+    shift = raw.get("window_shift", 0)
+    if shift is None:
+        shift = 0
+    if not isinstance(shift, int) or isinstance(shift, bool):
+        raise ConfigError("window_shift must be a whole number of spike frames", path=path, found=shift,
+                          expected="an integer (negative: windows move earlier)",
+                          fix="write e.g. 'window_shift: -12' (spikeprep check-sync --fix writes it)")
+    return SequenceConfig(raw["spike_h"], raw["spike_w"], flipud, timing, shift)
 
 
 def load_config(path: str | os.PathLike) -> SequenceConfig:

@@ -103,7 +103,8 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
             raise SyncError("sequence has no spike stream", path=root / stream, found="missing",
                             expected=f"{layout.STREAM_NAME}, or one .dat per blur frame named like it")
     lengths = {name: count_frames(root / name, config.spike_h, config.spike_w) for name in dict.fromkeys(files)}
-    spans = _windows(root, source, mode, config, options, files, lengths)
+    spans = [(begin + config.window_shift, end + config.window_shift)  # after any window source
+             for begin, end in _windows(root, source, mode, config, options, files, lengths)]
     frames = tuple(
         FrameWindow(blur, source.sharp[i] if source.sharp else None, name, begin, end)
         for i, (blur, name, (begin, end)) in enumerate(zip(source.blur, files, spans)))
@@ -113,6 +114,8 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
     if mode == "timing" and timing is not None:
         source_info.update(spike_rate=timing.spike_rate, frame_rate=timing.frame_rate,
                            exposure=timing.exposure, offset=timing.offset)
+    if config.window_shift:
+        source_info["window_shift"] = config.window_shift
     sync = SyncFile(source.name, config.spike_h, config.spike_w, config.flipud, frames, source_info)
     return SequenceReport(sync, mode, lengths)
 
@@ -148,7 +151,7 @@ def _check_windows(frames: tuple[FrameWindow, ...], lengths: dict[str, int], spi
             raise WindowError(f"frame {i} ({Path(frame.blur).name}) has a window outside its spike stream",
                               path=frame.spike_file, found=f"[{frame.spike_begin}, {frame.spike_end})",
                               expected=f"inside [0, {n}) (the stream's length)",
-                              fix="check the timing/offset or the timestamps; the stream may be truncated")
+                              fix="check the timing/offset, window_shift or the timestamps; the stream may be truncated")
         if frame.length <= 0:
             raise WindowError(f"frame {i} ({Path(frame.blur).name}) has an empty spike window",
                               path=frame.spike_file, found=f"[{frame.spike_begin}, {frame.spike_end})",
