@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from spikeprep.errors import SpikeprepError
+from spikeprep import SpikeprepError
 
 from .config import load_config
 

@@ -39,8 +39,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from spikeprep.errors import ConfigError
-from spikeprep.files import write_text_atomic
+from spikeprep import ConfigError, write_text_atomic
 
 from .augment import SpikeNorm, assemble
 from .config import Config, dump_config, to_dict
@@ -48,7 +47,7 @@ from .data import ClipSampler, ShardDataset, ValDataset, effective_spike_norm, m
 from .metrics import charbonnier
 from .telemetry import StepTelemetry, add_scalars, append_csv
 from .factory import build_model  # noqa: F401  (public: vrt_train.train.build_model)
-from .checkpoint import (atomic_save, init_weights, list_checkpoints,  # noqa: F401
+from .checkpoint import (atomic_save, init_weights,
                          resolve_resume, rng_state, save_checkpoint, set_rng_state)
 from .validate import validate
 
@@ -102,7 +101,7 @@ def train(cfg: Config, *, resume=None, init_from=None, progress: bool = True, mo
 
     dataset = ShardDataset(d.cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike)
     manifest = dataset.items.manifest
-    norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest, d.spike_norm))
+    norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, d.spike_norm))
     val_set = ValDataset(dataset.items.cache, d.num_frames_val, d.use_spike)
     spike_chans = dataset.items.channels if d.use_spike else 0
 
@@ -334,13 +333,7 @@ class _Logger:
 
 
 
-# -- CLI (in vrt_train.cli; kept here for `python -m vrt_train.train` and the entry point) --
+if __name__ == "__main__":  # `python -m vrt_train.train` / `torchrun -m vrt_train.train`
+    from vrt_train.cli import main
 
-def main(argv=None) -> None:
-    """`vrt-train`: see `vrt_train.cli.main`."""
-    from .cli import main as cli_main
-    cli_main(argv)
-
-
-if __name__ == "__main__":
     main()
