@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from spikeprep.errors import ConfigError
-from test_data import FakeCache
+from spikeprep import ConfigError
+from fakes import FakeCache
 from test_train import TinyNet, small_cfg
 from vrt_train import dryrun
 from vrt_train.config import replace

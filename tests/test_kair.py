@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 import spikeprep
-from spikeprep.errors import ConfigError
-from test_data import FakeCache
+from spikeprep import ConfigError
+from fakes import FakeCache
 from vrt_train import kair
 from vrt_train.augment import SpikeNorm, assemble
 
@@ -96,7 +98,8 @@ def test_spike_normalisation_is_the_trainers(monkeypatch, mode):
 
 def test_test_sample_folder_and_lq_path(monkeypatch):
     cache = FakeCache()
-    cache.manifest["sequences"] = {"seq002": {"frame_names": [f"blur/seq002/{i:04d}.png" for i in range(8)]}}
+    names = [f"blur/seq002/{i:04d}.png" for i in range(8)]
+    cache.manifest = dataclasses.replace(cache.manifest, sequences={"seq002": SimpleNamespace(frame_names=names)})
     _use(monkeypatch, cache)
     ds = kair.VideoTestDataset({"dataroot": "c", "phase": "test", "dataset_type": "VideoRecurrentTestDataset",
                                 "cache_data": False})
@@ -107,7 +110,7 @@ def test_test_sample_folder_and_lq_path(monkeypatch):
     assert s["lq_path"] == [f"seq002/{i:04d}.png" for i in range(8)]
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=1)))
     assert os.path.basename(batch["lq_path"][3][0]).split(".")[0] == "0003"  # how main_train_vrt names outputs
-    cache.manifest["sequences"] = {}
+    cache.manifest = dataclasses.replace(cache.manifest, sequences={})
     assert kair.frame_names(cache, "seq002")[:2] == ["000000", "000001"]  # fallback: the frame index
 
 

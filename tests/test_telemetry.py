@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from test_data import FakeCache
+from fakes import FakeCache
 from test_train import TinyNet, small_cfg
 from vrt_train import memory, telemetry, tiles
 from vrt_train import train as train_mod
 from vrt_train.config import ValConfig
 from vrt_train.curves import plot_curves, read_rows
+from vrt_train.validate import _run_padded
 from vrt_train.telemetry import StepTelemetry
 
 
@@ -104,12 +105,12 @@ def test_auto_tiles_untiled_on_cpu_and_tiled_when_ram_is_short(monkeypatch):
     tiles._CACHE.clear()
     model = TinyNet(4).eval()
     val = ValConfig(num_frame_testing=3, num_frame_overlapping=1, size_patch_testing="auto", tile_overlap=4)
-    assert tiles.resolve_tiles(model, val, (1, 8, 7, 32, 32), "cpu").size_patch_testing == 0
+    assert tiles.resolve_tiles(model, val, (1, 8, 7, 32, 32), "cpu", _run_padded, 1).size_patch_testing == 0
     tiles._CACHE.clear()
     monkeypatch.setattr(tiles, "measure", lambda fn, dev: (fn(), memory.Measured(0.0, 0)))
     monkeypatch.setattr(tiles, "fit_line", lambda xs, ys: (0.0, 1.0))  # 1 byte per pixel
     monkeypatch.setattr(tiles, "available_bytes", lambda dev: int(500 / tiles.BUDGET) + 1)
-    resolved = tiles.resolve_tiles(model, val, (1, 8, 7, 32, 32), "cpu")
+    resolved = tiles.resolve_tiles(model, val, (1, 8, 7, 32, 32), "cpu", _run_padded, 1)
     assert resolved.size_patch_testing == 16 and resolved.tile_overlap == 4  # 16^2 <= 500 < 24^2
     from vrt_train.validate import infer_video
     lq = torch.rand(1, 8, 7, 32, 32)

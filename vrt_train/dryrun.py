@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from spikeprep.errors import ConfigError
+from spikeprep import ConfigError
 
 from .augment import SpikeNorm, assemble
 from .config import Config, replace
@@ -187,7 +187,7 @@ def dry_run(cfg: Config, *, model_fn=None, device=None, emit=print) -> DryRunRep
     per_rank = d.batch_size // world
     dataset = ShardDataset(d.cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike)
     manifest = dataset.items.manifest
-    norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest, d.spike_norm))
+    norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, d.spike_norm))
     spike_chans = dataset.items.channels if d.use_spike else 0
     t0 = time.perf_counter()
     items = [dataset[(0, i % len(dataset))] for i in range(per_rank)]
@@ -306,7 +306,7 @@ def _validation_chunk(rep, cfg, model, dataset, device, spike_chans, out) -> Non
     lengths = [min(val.items.cache.num_frames(s), cfg.data.num_frames_val or 10**9) for s in val.items.seqs]
     frames = min(v.num_frame_testing or max(lengths), max(lengths))
     C = 3 + spike_chans
-    vc = resolve_tiles(model, v, (1, frames, C, height, width), device)
+    vc = resolve_tiles(model, v, (1, frames, C, height, width), device, _run_padded, model_multiples(model)[2])
     tile = vc.size_patch_testing
     h, w = (min(tile, height), min(tile, width)) if tile else (height, width)
     if device.type == "cpu":  # judge before running: the kernel kills, it does not raise

@@ -42,7 +42,7 @@ from typing import Optional
 import torch
 from torch.utils.data import Dataset
 
-from spikeprep.errors import ConfigError
+from spikeprep import ConfigError
 
 from .augment import SpikeNorm, geometric
 from .config import SPIKE_NORMS
@@ -101,9 +101,9 @@ def frame_names(cache, seq: str) -> list[str]:
     """Per-frame source names of ``seq`` (the blurred frame's file name, without folders) when
     the manifest records them, else the frame indices as ``%06d``."""
     n = cache.num_frames(seq)
-    entry = (cache.manifest.get("sequences") or {}).get(seq) if isinstance(cache.manifest, dict) else None
+    entry = (getattr(cache.manifest, "sequences", None) or {}).get(seq)
     for key in ("frame_names", "frame_sources", "frames"):
-        names = (entry or {}).get(key) if isinstance(entry, dict) else None
+        names = entry.get(key) if isinstance(entry, dict) else getattr(entry, key, None)
         if isinstance(names, list) and len(names) == n:
             out = [n_.get("blur") if isinstance(n_, dict) else n_ for n_ in names]
             if all(isinstance(x, str) and x for x in out):
@@ -120,7 +120,7 @@ class _KairBase(Dataset):
         self.opt = KairDatasetOptions.from_opt(opt, phase)
         self.items = _CacheItems(self.opt.dataroot, self.opt.split, self.opt.use_spike)
         manifest = self.items.manifest
-        self.norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest, self.opt.spike_norm))
+        self.norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, self.opt.spike_norm))
         self.spike_chans = self.items.channels if self.opt.use_spike else 0
         self.names = {seq: frame_names(self.items.cache, seq) for seq in self.items.seqs}
 
@@ -164,7 +164,7 @@ class VideoTrainDataset(_KairBase):
     def __init__(self, opt: dict):
         super().__init__(opt, "train")
         o, f = self.opt, self.items.f
-        self.rgb_hw = tuple(self.items.manifest["params"]["rgb_shape"][:2])
+        self.rgb_hw = tuple(self.items.params.rgb_shape[:2])
         if o.gt_size % f or o.gt_size > min(self.rgb_hw):
             raise ConfigError("KAIR dataset option gt_size does not fit the cache", found=o.gt_size,
                               expected=f"a multiple of {f}, at most {min(self.rgb_hw)}")
@@ -200,7 +200,7 @@ class VideoTestDataset(_KairBase):
     def __init__(self, opt: dict):
         opt = {"num_frame": -1, **opt}
         super().__init__(opt, "test")
-        self.rgb_hw = tuple(self.items.manifest["params"]["rgb_shape"][:2])
+        self.rgb_hw = tuple(self.items.params.rgb_shape[:2])
 
     def __len__(self) -> int:
         return len(self.items.seqs)

@@ -42,22 +42,23 @@ def choose_tile(a: float, b: float, budget: float, height: int, width: int, mini
     return best
 
 
-def resolve_tiles(model, val_cfg, shape, device):
-    """``val_cfg`` with ``size_patch_testing`` an int, for input ``shape (B, T, C, H, W)``."""
+def resolve_tiles(model, val_cfg, shape, device, run_piece, minimum: int):
+    """``val_cfg`` with ``size_patch_testing`` an int, for input ``shape (B, T, C, H, W)``.
+
+    run_piece: ``(model, lq (1, T, C, h, w), device) -> output`` (`validate._run_padded`);
+    minimum: the smallest H/W the model accepts.
+    """
     if val_cfg.size_patch_testing != "auto":
         return val_cfg
-    from .validate import _run_padded, model_multiples
-
     _, T, C, H, W = shape
     frames = min(val_cfg.num_frame_testing or T, T)
     key = (id(model), frames, C, H, W, str(device))
     if key not in _CACHE:
-        _, _, minimum = model_multiples(model)
         sizes = _probe_sizes(minimum, max(H, W))
         peaks = []
         for s in sizes:
             x = torch.zeros(1, frames, C, s, s)
-            _, m = measure(lambda: _run_padded(model, x, device), device)
+            _, m = measure(lambda: run_piece(model, x, device), device)
             peaks.append(m.peak_bytes)
         a, b = fit_line([s * s for s in sizes], peaks)
         budget = BUDGET * available_bytes(device)
