@@ -39,14 +39,15 @@ import warnings
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from spikeprep import ConfigError
 
-from .augment import SpikeNorm, geometric
+from .augment import SpikeNorm
 from .config import SPIKE_NORMS
-from .data import _CacheItems, effective_spike_norm
+from .data import _CacheItems, effective_spike_norm, window_divisor_fn
 
 KAIR_IGNORED = {"name", "dataset_type", "dataroot_gt", "dataroot_lq", "meta_info_file", "filename_tmpl",
                 "filename_ext", "test_mode", "io_backend", "dataloader_shuffle", "dataloader_num_workers",
@@ -123,39 +124,64 @@ class _KairBase(Dataset):
         self.norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, self.opt.spike_norm))
         self.spike_chans = self.items.channels if self.opt.use_spike else 0
         self.names = {seq: frame_names(self.items.cache, seq) for seq in self.items.seqs}
+        self.divisor = window_divisor_fn(self.items.params) if self.norm.mode == "window" else None
 
     def _sample(self, seq: str, frames, top: int, left: int, h: int, w: int,
                 flips=(False, False, False)) -> tuple[torch.Tensor, torch.Tensor]:
-        """``L (T, 3+S, h', w')`` and ``H (T, 3, h', w')`` float32 of a crop, flipped/transposed."""
-        raw = self.items.read_clip(seq, frames, top, left, h, w)
-        T, S = len(frames), self.spike_chans
-        rgb = geometric(raw["L_rgb"].permute(0, 3, 1, 2), *flips)
-        sharp = geometric(raw["H"].permute(0, 3, 1, 2), *flips)
-        hh, ww = rgb.shape[-2:]
-        L = torch.empty((T, 3 + S, hh, ww), dtype=torch.float32)
-        H = torch.empty((T, 3, hh, ww), dtype=torch.float32)
-        L[:, :3].copy_(rgb).div_(255.0)
-        H.copy_(sharp).div_(255.0)
-        if S:
-            spike = raw["L_spike"]
-            f = self.items.f
-            if f > 1:
-                spike = spike.repeat_interleave(f, dim=-2).repeat_interleave(f, dim=-1)
-            out = L[:, 3:]
-            out.copy_(geometric(spike, *flips))
-            self._normalise(out, raw["window"])
-        return L, H
+        """``L (T, 3+S, h', w')`` and ``H (T, 3, h', w')`` float32 of a crop, flipped/transposed.
 
-    def _normalise(self, spike: torch.Tensor, window: torch.Tensor) -> None:
-        """In place, the trainer's `SpikeNorm` on ``(T, S, h, w)``."""
-        norm, shape = self.norm, (1, -1, 1, 1)
+        One pass per array: each record's crop is a zero-copy view (flips and the HWC -> CHW
+        transpose are strides), and one ufunc converts and normalises it into the output.
+        """
+        T, S, f = len(frames), self.spike_chans, self.items.f
+        hh, ww = (w, h) if flips[2] else (h, w)
+        L = np.empty((T, 3 + S, hh, ww), np.float32)
+        H = np.empty((T, 3, hh, ww), np.float32)
+        for t, i in enumerate(frames):
+            rec = self.items.cache.read(seq, int(i))
+            if rec.sharp is None:
+                raise ConfigError("cache has no sharp frames for the KAIR dataset's H", found=f"{seq} frame {i}",
+                                  fix="build the cache from a dataset with sharp (ground-truth) frames")
+            crop = (slice(top, top + h), slice(left, left + w))
+            np.divide(_chw(np.asarray(rec.blur)[crop], flips), _255, out=L[t, :3])
+            np.divide(_chw(np.asarray(rec.sharp)[crop], flips), _255, out=H[t])
+            if S:
+                spike = np.asarray(rec.spike)[:, top // f:(top + h) // f, left // f:(left + w) // f]
+                if f > 1:
+                    spike = spike.repeat(f, axis=1).repeat(f, axis=2)
+                self._spike_into(_geom(spike, flips), int(rec.spike_end) - int(rec.spike_begin), L[t, 3:])
+        return torch.from_numpy(L), torch.from_numpy(H)
+
+    def _spike_into(self, spike: np.ndarray, window_len: int, out: np.ndarray) -> None:
+        """The trainer's `SpikeNorm` of one frame's ``(S, h, w)`` counts, written into ``out``."""
+        norm, col = self.norm, (slice(None), None, None)
         if norm.mode == "window":
-            spike.div_(window[:, :, None, None])
+            np.divide(spike, self.divisor(window_len)[col], out=out)
         elif norm.mode == "quantile":
-            spike.div_(torch.tensor(norm.q995, dtype=torch.float32).clamp_min(1e-6).view(shape)).clamp_(0.0, 1.0)
+            np.divide(spike, np.maximum(np.asarray(norm.q995, np.float32), np.float32(1e-6))[col], out=out)
+            np.clip(out, 0.0, 1.0, out=out)
         elif norm.mode == "standardize":
-            spike.sub_(torch.tensor(norm.mean, dtype=torch.float32).view(shape))
-            spike.div_(torch.tensor(norm.std, dtype=torch.float32).clamp_min(1e-6).view(shape))
+            np.subtract(spike, np.asarray(norm.mean, np.float32)[col], out=out)
+            np.divide(out, np.maximum(np.asarray(norm.std, np.float32), np.float32(1e-6))[col], out=out)
+        else:
+            out[...] = spike
+
+
+_255 = np.float32(255.0)
+
+
+def _geom(x: np.ndarray, flips) -> np.ndarray:
+    """`vrt_train.augment.geometric` on ``(..., h, w)`` as numpy views: hflip, vflip, transpose."""
+    hflip, vflip, transpose = flips
+    if hflip:
+        x = x[..., ::-1]
+    if vflip:
+        x = x[..., ::-1, :]
+    return x.swapaxes(-1, -2) if transpose else x
+
+
+def _chw(hwc: np.ndarray, flips) -> np.ndarray:
+    return _geom(hwc.transpose(2, 0, 1), flips)
 
 
 class VideoTrainDataset(_KairBase):
