@@ -115,3 +115,15 @@ def test_auto_tiles_untiled_on_cpu_and_tiled_when_ram_is_short(monkeypatch):
     from vrt_train.validate import infer_video
     lq = torch.rand(1, 8, 7, 32, 32)
     torch.testing.assert_close(infer_video(model, lq, val, "cpu"), infer_video(model, lq, resolved, "cpu"))
+
+
+def test_device_syncs_only_at_print_intervals_and_compile_is_plumbed(tmp_path, monkeypatch):
+    syncs, compiled = [], []
+    monkeypatch.setattr(telemetry, "synchronize", lambda device: syncs.append(str(device)))
+    monkeypatch.setattr(TinyNet, "compile", lambda self, *a, **k: compiled.append(type(self).__name__), raising=False)
+    cfg = small_cfg(tmp_path, None, print_every=3, compile=True)  # 6 iterations: reports at 3 and 6
+    train_mod.train(cfg, progress=False, model_fn=TinyNet)
+    assert syncs == ["cpu", "cpu"] and compiled == ["TinyNet"]
+    from vrt_train.checkpoint import list_checkpoints
+    keys = torch.load(list_checkpoints(cfg.out_dir)[-1], weights_only=False)["model"].keys()
+    assert set(keys) == set(TinyNet(4).state_dict())  # in-place compile: no _orig_mod. prefix
