@@ -153,3 +153,24 @@ def test_real_cache_crops_match_its_records(tmp_path, monkeypatch):
     s = test[0]
     assert s["folder"] == "seq001" and s["L"].shape == (4, 3 + S, 40, 48)
     assert float(s["L"][:, 3:].min()) >= 0 and float(s["L"][:, 3:].max()) <= 1  # window rates
+
+
+def test_readme_network_factory_lines_build_a_vrt_that_takes_the_samples(monkeypatch, single_thread):
+    """The README's define_G branch on a KAIR-parsed netG (KAIR adds scale; init keys present)."""
+    import warnings
+    from pathlib import Path
+    from vrt_train.config import load_config
+    from vrt_train.model import VRT as net
+    cache = FakeCache(size=64, n_frames=4)
+    _use(monkeypatch, cache)
+    ds = kair.VideoTrainDataset({"dataroot": "c", "num_frame": 2, "gt_size": 64})
+    opt_net = {**load_config(Path(__file__).resolve().parents[1] / "configs" / "demo_tiny_cpu.yaml").netG,
+               "net_type": "vrt_spike", "spike_chans": S, "init_type": "default", "init_bn_type": "uniform",
+               "init_gain": 0.2, "scale": 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        netG = net(**{k: v for k, v in opt_net.items() if k not in ('scale', 'init_bn_type', 'init_gain')})
+    batch = torch.utils.data.default_collate([ds[0]])
+    with torch.no_grad():
+        out = netG(batch["L"])
+    assert out.shape == batch["H"].shape == (1, 2, 3, 64, 64)
