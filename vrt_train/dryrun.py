@@ -217,6 +217,8 @@ def dry_run(cfg: Config, *, model_fn=None, device=None, emit=print) -> DryRunRep
     line = None
     if device.type == "cpu":
         line = stepper.line(T, sizes)
+        rep.available = avail = available_bytes(device)  # now with the weights and Adam's state in RAM
+        budget = BUDGET * avail
         rep.predicted_peak = line[0] + line[1] * per_rank * T * gt * gt
         rep.fits = rep.predicted_peak <= budget
         out(f"reduced steps (1 clip at {' and '.join(f'{s}x{s}' for s in sizes)}): predicted peak of the full step "
@@ -225,13 +227,17 @@ def dry_run(cfg: Config, *, model_fn=None, device=None, emit=print) -> DryRunRep
         warm = stepper.run(per_rank, T, gt)
         rep.step = stepper.run(per_rank, T, gt) if warm is not None else None
         if warm is not None and rep.step is not None:
-            out(f"training step: peak {gib(rep.step.peak_bytes)} ({'allocated' if device.type == 'cuda' else 'RSS growth'}), "
-                f"{rep.step.seconds:.3f} s/step (2nd step; 1st {warm.seconds:.3f} s), {gib(avail)} available")
+            total = "allocated in total" if device.type == "cuda" else "resident set of the process"
+            out(f"training step: peak {gib(rep.step.peak_bytes)} above the weights and optimizer state "
+                f"({gib(rep.step.total_bytes)} {total}), {rep.step.seconds:.3f} s/step "
+                f"(2nd step; 1st {warm.seconds:.3f} s), {gib(avail)} was available")
         else:
             rep.fits = False
             out(f"training step: CUDA out of memory ({gib(avail)} free before the step)")
             line = stepper.line(T, sizes)
             if line:
+                rep.available = avail = available_bytes(device)
+                budget = BUDGET * avail
                 rep.predicted_peak = line[0] + line[1] * per_rank * T * gt * gt
     if not rep.fits:
         out(f"DOES NOT FIT: the training step needs about {gib(rep.predicted_peak or 0)}, "

@@ -136,6 +136,12 @@ class PeakMeter:
             return int(torch.cuda.max_memory_allocated(self.device))
         return max(peak_rss_bytes() - self.base, 0)
 
+    def absolute(self) -> int:
+        """Peak bytes in total: CUDA allocated, CPU resident set (high-water mark)."""
+        if self.device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self.device))
+        return peak_rss_bytes()
+
     def growth(self) -> int:
         """Peak bytes above the level at `reset` (both devices)."""
         if self.device.type == "cuda":
@@ -145,10 +151,12 @@ class PeakMeter:
 
 @dataclass(frozen=True)
 class Measured:
-    """One measured call: wall seconds (device synchronised) and peak growth in bytes."""
+    """One measured call: wall seconds (device synchronised), peak growth over the memory in
+    use before the call, and the peak in total (CUDA allocated / CPU resident), in bytes."""
 
     seconds: float
     peak_bytes: int
+    total_bytes: int = 0
 
 
 def measure(fn, device) -> tuple[object, Measured]:
@@ -158,7 +166,7 @@ def measure(fn, device) -> tuple[object, Measured]:
     t0 = time.perf_counter()
     result = fn()
     synchronize(device)
-    return result, Measured(time.perf_counter() - t0, meter.growth())
+    return result, Measured(time.perf_counter() - t0, meter.growth(), meter.absolute())
 
 
 def fit_line(xs, ys) -> tuple[float, float]:
