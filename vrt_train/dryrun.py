@@ -20,7 +20,7 @@ every attention and FFN block (measured with its own two reduced steps). On CUDA
 suggestion is then run for real and marked verified (or dropped).
 
 All flow/deformable parameters are trainable during the dry run (the state after ``fix_iter``,
-which needs the most memory).
+which needs the most memory), unless ``fix_iter >= total_iter`` (they stay frozen all run).
 """
 
 from __future__ import annotations
@@ -83,10 +83,14 @@ class _Stepper:
         t = cfg.train
         self.model, self.device, self.L, self.H, self.t = model, device, L, H, t
         model.to(device).train().requires_grad_(True)
+        if t.fix_iter >= t.total_iter:  # the run never unfreezes flow/deformable parameters
+            for name, p in model.named_parameters():
+                p.requires_grad_(not any(k in name for k in t.fix_keys))
         self.ema = copy.deepcopy(model).requires_grad_(False) if t.ema_decay > 0 else None
         if t.compile:
             model.compile()
-        self.opt = torch.optim.Adam(model.parameters(), lr=t.lr, betas=tuple(t.betas))
+        self.opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=t.lr,
+                                    betas=tuple(t.betas))
         self.scaler = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16")
         self.amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
 
