@@ -41,6 +41,14 @@ def reports_errors(command):
     return wrapper
 
 
+def print_warnings(warnings) -> None:
+    """Input warnings (converted frames, all-zero spikes) on stderr, one ``warning: ...`` line each."""
+    from rich.markup import escape
+
+    for text in warnings:
+        console.print("[yellow]warning:[/]", escape(text))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--verbose", "-v", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(package_name="spikeprep")
@@ -267,6 +275,7 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
     stdout_console().print(tables.voxelize_table(summary))
     click.echo(f"{summary.sequences} sequences ({summary.sequences_skipped} already done), "
                f"{summary.shards} shard(s) in {summary.cache}")
+    print_warnings(summary.warnings)
 
 
 @main.command("verify")
@@ -311,8 +320,10 @@ def info_command(cache):
     from .cache.info import cache_info
 
     out = stdout_console()
-    for renderable in tables.info_renderables(cache_info(cache)):
+    info = cache_info(cache)
+    for renderable in tables.info_renderables(info):
         out.print(renderable)
+    print_warnings(info["warnings"])
 
 
 @main.command("demo")

@@ -192,7 +192,7 @@ class SequenceEntry(_Record):
 
     ``sources``: DATA_ROOT-relative path -> fingerprint (`spikeprep.fingerprint`);
     ``records``: record key -> checksum hex; ``spike_rate``: mean spikes per pixel per spike
-    frame (count representations only).
+    frame (count representations only); ``warnings``: input warnings of the build.
     """
 
     shard: int = _spec(_int)
@@ -205,6 +205,10 @@ class SequenceEntry(_Record):
     bytes: int | None = None
     spike_frames: int | None = None
     spike_rate: float | None = None
+    #: input warnings of the build (converted pngs, an all-zero spike stream); `spikeprep info`
+    #: shows them. Left out of the JSON while empty.
+    warnings: tuple = _spec(lambda v, w, p: tuple(str(x) for x in v), expected="a list of strings",
+                            default=(), omit_default=True)
 
     def expected_records(self, params: CacheParams, sequence: str) -> dict[str, tuple[tuple, np.dtype]]:
         """``{key: (shape, dtype)}`` of every record this entry promises."""
