@@ -80,3 +80,8 @@ class VoxelError(SpikeprepError):
 
 class CacheError(SpikeprepError):
     """A voxel cache is missing, corrupt, incomplete, or built with other parameters."""
+
+
+class OutputError(SpikeprepError):
+    """An output file cannot be written: read-only filesystem, no permission, disk or quota full.
+    Nothing half-written is left behind; the run can be repeated once the cause is fixed."""
