@@ -80,12 +80,19 @@ def require_utf8_name(path: str | os.PathLike, error: type[SpikeprepError], what
     """``path``'s last component as text; ``error`` when the name is not valid UTF-8 (a name read
     from disk with undecodable bytes, e.g. Latin-1 from an old archive)."""
     name = Path(path).name
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
+    if not is_utf8(name):
         raw = os.fsencode(name)
         raise error(f"{what} name is not valid UTF-8", path=os.fsencode(path).decode("utf-8", "replace"),
                     found=repr(raw), expected="a UTF-8 folder/file name",
                     fix="rename it to a UTF-8 name (e.g. 'convmv -f latin1 -t utf8 --notest -r' on "
                         "its parent folder)") from None
     return name
+
+
+def is_utf8(text: str) -> bool:
+    """False for a str holding undecodable filename bytes (surrogate escapes, e.g. ``\\udcff``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
