@@ -33,10 +33,13 @@ def reports_errors(command):
         try:
             return command(*args, **kwargs)
         except SpikeprepError as err:
-            if click.get_current_context().find_root().params.get("verbose"):
-                traceback.print_exc()
-            click.echo(f"error: {err}", err=True)
-            sys.exit(err.exit_code)
+            _exit_with(err)
+        except OSError as exc:  # a write the library did not wrap: disk full, read-only, no permission
+            from .files import is_write_failure, output_error
+
+            if not is_write_failure(exc):
+                raise
+            _exit_with(output_error(exc, exc.filename or "?"))
 
     return wrapper
 
@@ -47,6 +50,13 @@ def print_warnings(warnings) -> None:
 
     for text in warnings:
         console.print("[yellow]warning:[/]", escape(text))
+
+
+def _exit_with(err: SpikeprepError) -> None:
+    if click.get_current_context().find_root().params.get("verbose"):
+        traceback.print_exc()
+    click.echo(f"error: {err}", err=True)
+    sys.exit(err.exit_code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -51,7 +51,7 @@ def output_error(exc: OSError, path: str | os.PathLike, what: str | None = None)
     """An `OutputError` for a failed write of ``path`` (file, errno found, what is needed, fix)."""
     code = errno.errorcode.get(exc.errno or 0, "error")
     name = Path(path).name or str(path)
-    return OutputError(what or f"cannot write {name}", path=getattr(exc, "filename", None) or path,
+    return OutputError(what or f"cannot write {name}", path=path,
                        found=f"{code}: {exc.strerror or exc}",
                        expected="a writable folder with free space",
                        fix=_WRITE_FIXES.get(exc.errno, "check the folder and disk, then re-run"))

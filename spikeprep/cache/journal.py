@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..errors import CacheError
+from ..files import output_error
 from .records import JOURNAL_NAME
 
 
@@ -41,10 +42,13 @@ class Journal:
 
     def append(self, entry: dict) -> None:
         """Append one line and fsync it (the sequence counts as done only after this returns)."""
-        with open(self.path, "a") as f:
-            f.write(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:  # a torn line is cut off on resume (read(repair=True))
+            raise output_error(exc, self.path) from exc
 
     def start(self, header: dict) -> None:
         """Begin a fresh journal (the caller has emptied the cache)."""
