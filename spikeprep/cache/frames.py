@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import fingerprint
 from ..dat import SpikeStream
-from ..errors import LayoutError
+from ..errors import DatError, LayoutError
 from ..images import read_image
 from ..hotpixels import detect_hot_pixels, firing_rate, repair_hot_pixels
 from ..sync import SyncFile
@@ -163,7 +163,12 @@ def hot_pixel_record(sequence: str, mask: np.ndarray, cfg: FrameConfig) -> tuple
 
 def dat_sources(root: Path, sync_path: str, sync: SyncFile) -> dict[str, dict]:
     """Fingerprints of a sequence's sync.json (``sync_path``, relative to ``root``) and spike files."""
-    out = {sync_path: fingerprint.hash_file(root / sync_path)}
-    for rel in sync.spike_files:
-        out[rel] = fingerprint.hash_file(root / rel)
+    out = {}
+    for rel in (sync_path, *sync.spike_files):
+        try:
+            out[rel] = fingerprint.hash_file(root / rel)
+        except OSError as exc:
+            raise DatError("source file cannot be read", path=root / rel,
+                           found=exc.strerror or str(exc), expected="a readable file",
+                           fix="check the path in sync.json and the file's permissions") from None
     return out

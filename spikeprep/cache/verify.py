@@ -71,6 +71,11 @@ def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None
     by_shard: dict[int, dict[str, tuple]] = {}
     owner: dict[str, str] = {}
     for seq, entry in manifest.sequences.items():
+        per_frame = 3 if entry.has_sharp else 2
+        if entry.num_frames * per_frame > len(entry.records) + 1:  # +1: a hot-pixel mask
+            report.add(seq, None, None, f"manifest says {entry.num_frames} frames but lists only "
+                                        f"{len(entry.records)} records ({per_frame} per frame)")
+            continue
         promised = entry.expected_records(manifest.params, seq)
         for key, spec in promised.items():
             by_shard.setdefault(entry.shard, {})[key] = spec
@@ -182,6 +187,9 @@ def _check_source_files(seq: str, entry, data_root: Path, report: VerifyReport) 
         if not path.is_file():
             report.add(seq, _png_frame(rel), rel, "source file missing")
             lost.add(rel)
+            continue
+        if not isinstance(stored, dict) or not isinstance(stored.get("size"), int):
+            report.add(seq, _png_frame(rel), rel, f"manifest fingerprint is malformed: {stored!r}")
             continue
         try:
             found = fingerprint.hash_file(path, fingerprint.algorithm_of(stored))
