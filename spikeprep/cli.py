@@ -49,7 +49,7 @@ def print_warnings(warnings) -> None:
     from rich.markup import escape
 
     for text in warnings:
-        console.print("[yellow]warning:[/]", escape(text))
+        console.print("[yellow]warning:[/]", escape(text), soft_wrap=True)
 
 
 def _exit_with(err: SpikeprepError) -> None:

@@ -64,16 +64,24 @@ def read_text_utf8(path: str | os.PathLike, error: type[SpikeprepError] = Spikep
     path = Path(path)
     data = path.read_bytes()
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-            found, source = "UTF-16 text (byte-order mark " + data[:2].hex(" ") + ")", "UTF-16"
-        else:
-            found, source = f"byte 0x{data[exc.start]:02x} at offset {exc.start}, not UTF-8", "LATIN1"
-        raise error(f"{what or path.name} is not UTF-8 text", path=path, found=found,
-                    expected="UTF-8 text",
-                    fix=f"re-save it as UTF-8, e.g. 'iconv -f {source} -t UTF-8 {path.name} > "
-                        f"{path.name}.utf8 && mv {path.name}.utf8 {path.name}'") from None
+        found, source = _not_utf8(data, exc.start)
+    else:
+        if "\x00" not in text:
+            return text
+        found, source = "NUL bytes (UTF-16 without a byte-order mark?)", "UTF-16BE"
+    raise error(f"{what or path.name} is not UTF-8 text", path=path, found=found,
+                expected="UTF-8 text",
+                fix=f"re-save it as UTF-8, e.g. 'iconv -f {source} -t UTF-8 {path.name} > "
+                    f"{path.name}.utf8 && mv {path.name}.utf8 {path.name}'")
+
+
+def _not_utf8(data: bytes, offset: int) -> tuple[str, str]:
+    """What a non-UTF-8 text looks like, and the likely encoding to convert from (for iconv)."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return f"UTF-16 text (byte-order mark {data[:2].hex(' ')})", "UTF-16"
+    return f"byte 0x{data[offset]:02x} at offset {offset}, not UTF-8", "LATIN1"
 
 
 def require_utf8_name(path: str | os.PathLike, error: type[SpikeprepError], what: str) -> str:
