@@ -39,7 +39,7 @@ def reports_errors(command):
 
             if not is_write_failure(exc):
                 raise
-            _exit_with(output_error(exc, exc.filename or "?"))
+            _exit_with(output_error(exc, exc.filename))
 
     return wrapper
 

@@ -20,15 +20,22 @@ _WRITE_FIXES = {
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` so readers see the old file or the whole new one, never a
-    half-written one: temp file in the same folder, fsync, then rename over ``path``."""
+    half-written one: temp file in the same folder, fsync, then rename over ``path``.
+    Raises `OutputError` (and leaves no ``.partial`` file) when the folder is read-only or full."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, fsync: bool = True) -> None:
+    """`write_text_atomic` for bytes (``fsync=False`` skips the flush to disk)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         _remove_quietly(tmp)
@@ -47,10 +54,11 @@ def is_write_failure(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _WRITE_FIXES
 
 
-def output_error(exc: OSError, path: str | os.PathLike, what: str | None = None) -> SpikeprepError:
-    """An `OutputError` for a failed write of ``path`` (file, errno found, what is needed, fix)."""
+def output_error(exc: OSError, path: str | os.PathLike | None, what: str | None = None) -> SpikeprepError:
+    """An `OutputError` for a failed write of ``path`` (file, errno found, what is needed, fix);
+    ``path`` None when the failing call did not say which file."""
     code = errno.errorcode.get(exc.errno or 0, "error")
-    name = Path(path).name or str(path)
+    name = "an output file" if path is None else (Path(path).name or str(path))
     return OutputError(what or f"cannot write {name}", path=path,
                        found=f"{code}: {exc.strerror or exc}",
                        expected="a writable folder with free space",

@@ -560,3 +560,23 @@ def test_disk_full_during_voxelize_then_resume(tmp_path):
     assert (out / "2.rc").read_text().strip() == "0", (out / "2.err").read_text()
     assert "2 sequences (1 already done)" in (out / "2.out").read_text()
     assert (out / "3.rc").read_text().strip() == "0" and "ok: " in (out / "3.out").read_text()
+
+
+@pytest.mark.parametrize("flag,value", [("--motion", "inf"), ("--threshold", "nan"), ("--spike-rate", "inf")])
+def test_simulate_non_finite_flags(tmp_path, flag, value):
+    assert_clear_error(run("simulate", tmp_path / "out", "--frames", 2, "--sequences", 1, flag, value),
+                       2, flag, value)
+    assert not (tmp_path / "out" / "spike").exists()
+
+
+@needs_mounts
+def test_simulate_onto_a_full_disk(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = run_in_namespace(f"{tmpfs(disk, '100k')} && "
+                            f"{spikeprep_command('simulate', disk / 'out', '--frames', 4, '--height', 64, '--width', 64)}"
+                            f"; echo rc=$? ; find {disk} -name '*.partial'")
+    assert "rc=1" in done.stdout and "Traceback" not in done.stderr
+    line = next(l for l in done.stderr.splitlines() if l.startswith("error:"))
+    assert "ENOSPC" in line and "free disk space" in line
+    assert ".partial" not in done.stdout.split("rc=1")[1]
