@@ -12,6 +12,7 @@ aborted, the map doubled (at least to fit) and the sequence's records produced a
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Callable, Iterable
@@ -45,8 +46,9 @@ class ShardWriter:
             if (path / "data.mdb").is_file():  # a resumed build: keep what is there
                 size = max(size, (path / "data.mdb").stat().st_size)
             try:
-                self._envs[shard] = lmdb.open(str(path), map_size=size, subdir=True, readahead=False,
-                                              meminit=False, max_dbs=0)
+                # bytes: a CACHE path with non-UTF-8 bytes opens too
+                self._envs[shard] = lmdb.open(os.fsencode(path), map_size=size, subdir=True,
+                                              readahead=False, meminit=False, max_dbs=0)
             except lmdb.Error as exc:
                 raise shard_write_error(exc, path, 0) from exc
         return self._envs[shard]

@@ -580,3 +580,13 @@ def test_simulate_onto_a_full_disk(tmp_path):
     line = next(l for l in done.stderr.splitlines() if l.startswith("error:"))
     assert "ENOSPC" in line and "free disk space" in line
     assert ".partial" not in done.stdout.split("rc=1")[1]
+
+
+def test_non_utf8_data_root_and_cache_paths_work(tmp_path):
+    """Only names spikeprep stores (sequences, frames) must be UTF-8; the folders above may not be."""
+    parent = Path(os.fsdecode(os.fsencode(tmp_path) + b"/d\xe9j\xe0"))
+    data = small_dataset(parent / "data")
+    cache = parent / "cache"
+    assert run("voxelize", data, cache, "--S", 4).exit_code == 0
+    assert run("verify", cache, "--data", data).exit_code == 0
+    assert run("info", cache).exit_code == 0
