@@ -79,6 +79,15 @@ def main(verbose: bool) -> None:
     Try it all on built-in synthetic data (CPU, ~2 minutes):
       spikeprep demo
     """
+    _printable_streams()
+
+
+def _printable_streams() -> None:
+    """Paths with bytes that are not UTF-8 (a folder from an old archive) print as ``\\xNN``
+    escapes instead of stopping the command with a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 @main.command("build-sync")

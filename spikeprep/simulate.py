@@ -31,6 +31,7 @@ import numpy as np
 
 from .dat import DatWriter
 from .files import write_bytes_atomic
+from .images import decode_rgb
 from .errors import LayoutError, UsageError
 from .scenes import FrameSequenceScene, SyntheticScene, random_scene
 from .seqconfig import SequenceConfig, Timing, save_config
@@ -307,10 +308,7 @@ def image_size(path: Path) -> tuple[int, int]:
     if header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR":
         width, height = struct.unpack(">II", header[16:24])
         return int(height), int(width)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise LayoutError("source image cannot be read", path=path, found="an unreadable file",
-                          expected="a .png or .jpg image")
+    image, _ = decode_rgb(Path(path).read_bytes(), path)  # not cv2.imread: no non-UTF-8 paths there
     return image.shape[:2]
 
 

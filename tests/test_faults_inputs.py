@@ -584,9 +584,24 @@ def test_simulate_onto_a_full_disk(tmp_path):
 
 def test_non_utf8_data_root_and_cache_paths_work(tmp_path):
     """Only names spikeprep stores (sequences, frames) must be UTF-8; the folders above may not be."""
+    small_dataset(tmp_path / "plain" / "data")  # cv2.imwrite cannot write under such a path
     parent = Path(os.fsdecode(os.fsencode(tmp_path) + b"/d\xe9j\xe0"))
-    data = small_dataset(parent / "data")
+    os.rename(tmp_path / "plain", parent)
+    data = parent / "data"
     cache = parent / "cache"
     assert run("voxelize", data, cache, "--S", 4).exit_code == 0
     assert run("verify", cache, "--data", data).exit_code == 0
     assert run("info", cache).exit_code == 0
+
+
+def test_simulate_from_frames_under_a_non_utf8_folder(tmp_path):
+    frames = Path(os.fsdecode(os.fsencode(tmp_path) + b"/fr\xe9mes"))
+    frames.mkdir()
+    for i in range(3):
+        (frames / f"{i:03d}.png").write_bytes(cv2.imencode(".png", np.full((32, 32, 3), 40 * i, np.uint8))[1])
+    result = run("simulate", tmp_path / "out", "--from-frames", frames, "--images-per-frame", 1,
+                 "--spikes-per-frame", 4)
+    assert result.exit_code == 0, result.output
+    (frames / "001.png").write_bytes(b"")
+    assert_clear_error(run("simulate", tmp_path / "out2", "--from-frames", frames, "--images-per-frame", 1,
+                           "--spikes-per-frame", 4), 1, "001.png")
