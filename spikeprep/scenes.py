@@ -21,7 +21,6 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .errors import LayoutError
 from .images import decode_rgb
 
 #: Background margin (pixels each side) the background may pan over.

@@ -19,7 +19,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import yaml
 from click.testing import CliRunner
 from PIL import Image
 
