@@ -42,6 +42,12 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, fsync: bool = True)
         raise output_error(exc, path) from exc
 
 
+def remove_stale_partial(path: str | os.PathLike) -> None:
+    """Remove ``path``'s ``.partial`` file left by a killed writer (if any; errors ignored)."""
+    path = Path(path)
+    _remove_quietly(path.with_name(path.name + ".partial"))
+
+
 def _remove_quietly(path: Path) -> None:
     try:
         path.unlink(missing_ok=True)

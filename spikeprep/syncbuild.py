@@ -9,6 +9,7 @@ from pathlib import Path
 from . import layout, windows
 from .dat import count_frames
 from .errors import SyncError, WindowError
+from .files import remove_stale_partial
 from .seqconfig import SequenceConfig, Timing, load_config
 from .sync import FrameWindow, SyncFile, check_order, dump_sync, save_sync, sync_path
 
@@ -194,6 +195,7 @@ def build_sync(data_root: str | os.PathLike, options: SyncOptions = SyncOptions(
 
 def _write(data_root, report: SequenceReport, force: bool) -> SequenceReport:
     path = sync_path(data_root, report.sync.sequence)
+    remove_stale_partial(path)  # left by a build-sync that was killed mid-write
     if path.is_file():
         if path.read_bytes() == dump_sync(report.sync).encode("utf-8"):
             return replace(report, status="unchanged")

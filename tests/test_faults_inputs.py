@@ -604,3 +604,23 @@ def test_simulate_from_frames_under_a_non_utf8_folder(tmp_path):
     (frames / "001.png").write_bytes(b"")
     assert_clear_error(run("simulate", tmp_path / "out2", "--from-frames", frames, "--images-per-frame", 1,
                            "--spikes-per-frame", 4), 1, "001.png")
+
+
+def test_build_sync_removes_a_partial_file_left_by_a_killed_run(tmp_path):
+    data = sync_dataset(tmp_path)
+    assert run("build-sync", data).exit_code == 0
+    (data / "spike/seqA/sync.json.partial").write_text('{"format": "spikeprep.sy')
+    result = run("build-sync", data)
+    assert result.exit_code == 0 and "unchanged" in result.output
+    assert leftovers(data) == []
+
+
+@needs_mounts
+def test_verify_and_info_on_a_read_only_cache(tmp_path, built):
+    data, cache = built
+    shutil.copytree(cache, tmp_path / "cache")
+    done = run_in_namespace(f"{read_only(tmp_path / 'cache')} && "
+                            f"{spikeprep_command('verify', tmp_path / 'cache', '--data', data)} && "
+                            f"{spikeprep_command('info', tmp_path / 'cache')}")
+    assert done.returncode == 0, done.stderr
+    assert "ok: " in done.stdout and "spike_stats over 2 train" in done.stdout
