@@ -624,3 +624,40 @@ def test_verify_and_info_on_a_read_only_cache(tmp_path, built):
                             f"{spikeprep_command('info', tmp_path / 'cache')}")
     assert done.returncode == 0, done.stderr
     assert "ok: " in done.stdout and "spike_stats over 2 train" in done.stdout
+
+
+def _json_paths(obj, prefix=()):
+    """Every key path of a JSON object (first element of lists; records' keys are not descended)."""
+    if prefix:
+        yield prefix
+    if isinstance(obj, dict) and prefix[-1:] != ("records",):
+        for key, value in obj.items():
+            yield from _json_paths(value, prefix + (key,))
+    elif isinstance(obj, list) and obj:
+        yield from _json_paths(obj[0], prefix + (0,))
+
+
+def test_garbage_anywhere_in_the_manifest_is_never_a_traceback(built, tmp_path):
+    """Each manifest value replaced by garbage: `info` exits 0 or 1 with a clear error, `verify`
+    exits 0 or 1 with a report; never a traceback (params_hash refreshed so the edit is seen)."""
+    from spikeprep.cache.manifest import params_hash
+    _, cache = built
+    shutil.copytree(cache, tmp_path / "cache")
+    target = tmp_path / "cache" / "manifest.json"
+    original = json.loads(target.read_text())
+    tried, values = 0, (None, "x", [None], -1, {})
+    for n, path in enumerate(_json_paths(original)):
+        for garbage in (values[n % 5], values[(n + 2) % 5]):  # two per key, rotating: all kinds seen
+            raw = json.loads(json.dumps(original))
+            node = raw
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = garbage
+            if path[0] == "params" and isinstance(raw["params"], dict):
+                raw["params_hash"] = params_hash(raw["params"])
+            target.write_text(json.dumps(raw))
+            for command in ("info", "verify"):
+                result = run(command, tmp_path / "cache")  # asserts: no exception, no traceback
+                assert result.exit_code in (0, 1), (path, garbage, result.output)
+                tried += 1
+    assert tried > 150

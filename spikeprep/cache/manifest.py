@@ -317,7 +317,10 @@ def manifest_from_dict(raw, path=None) -> Manifest:
     sequences = {name: SequenceEntry.from_dict(entry, f"sequence {name!r}", path)
                  for name, entry in sorted(seqs.items())}
     stats = SpikeStats.from_dict(raw.get("spike_stats"), "spike_stats", path)
-    return Manifest(params, sequences, stats, tuple(raw.get("shards", ())),
+    shards = raw.get("shards", [])
+    _need(isinstance(shards, list) and all(isinstance(x, str) for x in shards), "shards",
+          repr(shards), "a list of shard folder names", path)
+    return Manifest(params, sequences, stats, tuple(shards),
                     str(raw.get("spikeprep_version", "")), str(raw.get("created", "")),
                     str(raw.get("record_checksum", "")), params_hash=raw["params_hash"])
 
