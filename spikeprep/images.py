@@ -80,14 +80,24 @@ def decode_rgb(data: bytes, path: Path) -> tuple[np.ndarray, str | None]:
         raise LayoutError("RGB frame is an empty file", path=path, found="0 bytes",
                           expected="a png/jpg image",
                           fix="restore the frame from the original data (the copy was interrupted?)")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        conversion = conversion_of(png_header(data))
+        if conversion == "16-bit" and _sixteen_bit_max(data) < LOW_BITS_LIMIT:
+            conversion = "16-bit-low"
+    except cv2.error as exc:  # e.g. a header claiming more pixels than OpenCV's limit
+        raise LayoutError("RGB frame cannot be decoded", path=path,
+                          found=f"{len(data)} bytes; OpenCV: {_last_line(exc)}",
+                          expected="a png/jpg image", fix="the file is corrupt: restore it") from None
     if image is None or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise LayoutError("RGB frame cannot be decoded", path=path, found=f"{len(data)} bytes",
                           expected="a png/jpg image", fix="the file is truncated or corrupt: restore it")
-    conversion = conversion_of(png_header(data))
-    if conversion == "16-bit" and _sixteen_bit_max(data) < LOW_BITS_LIMIT:
-        conversion = "16-bit-low"
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), conversion
+
+
+def _last_line(exc: Exception) -> str:
+    lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
+    return lines[-1][-160:] if lines else type(exc).__name__
 
 
 def read_image(path: str | Path) -> tuple[np.ndarray, dict, str | None]:

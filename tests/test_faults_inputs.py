@@ -661,3 +661,24 @@ def test_garbage_anywhere_in_the_manifest_is_never_a_traceback(built, tmp_path):
                 assert result.exit_code in (0, 1), (path, garbage, result.output)
                 tried += 1
     assert tried > 80
+
+
+def _png_with_header(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 5)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("data", [_png_with_header(100000, 100000), _png_with_header(0, 0),
+                                  _png_with_header(4, 4, 3, 2), _png_with_header(16, 24)],
+                         ids=["beyond-opencv-limit", "zero-size", "bad-depth", "short-data"])
+def test_hostile_png_headers(tmp_path, data):
+    from spikeprep.images import read_image
+    (tmp_path / "f.png").write_bytes(data)
+    with pytest.raises(LayoutError, match="RGB frame cannot be decoded"):
+        read_image(tmp_path / "f.png")
