@@ -682,3 +682,24 @@ def test_hostile_png_headers(tmp_path, data):
     (tmp_path / "f.png").write_bytes(data)
     with pytest.raises(LayoutError, match="RGB frame cannot be decoded"):
         read_image(tmp_path / "f.png")
+
+
+def test_verify_hot_pixel_cache_with_a_damaged_stream(tmp_path):
+    data = cache_datasets.make_dataset(tmp_path / "data", sequences=("a", "b"), frames=2, rgb_hw=(16, 24),
+                                       spike_hw=(16, 24), window=8, stuck={"a": (2, 3)}, rate=0.05)
+    spikeprep.voxelize_dataset(data, tmp_path / "cache", S=4, hot_pixels="detect", progress=False)
+    dat = data / "spike/a/spikes.dat"
+    dat.write_bytes(dat.read_bytes()[:-5])  # not a whole number of frames any more
+    found = problems(tmp_path / "cache", data)
+    assert any("cannot re-detect hot pixels" in w or "spike stream cannot be read" in w
+               for w in whats(found))
+    assert whats(found, "b") == []
+
+
+def test_verify_sync_json_renamed_sequence(copy):
+    data, cache = copy
+    path = data / "spike/a/sync.json"
+    raw = json.loads(path.read_text())
+    raw["sequence"] = "zzz"
+    path.write_text(json.dumps(raw))
+    assert any("sync.json now names sequence 'zzz'" in w for w in whats(problems(cache, data)))

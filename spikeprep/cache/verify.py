@@ -1,14 +1,19 @@
 """`verify_cache`: prove a cache complete and correct.
 
-Checks, in order (each failure is a `Problem`; nothing here raises for a corrupt cache):
+Checks, in order (each failure is a `Problem`; nothing here raises for a corrupt cache or
+damaged sources):
 
 1. the manifest parses, has the schema, and its params_hash matches its params;
 2. every shard opens and is not truncated (checked from its meta page before any read);
 3. every record the manifest promises is present, with a valid header of the right shape and
    dtype, and its blake2b checksum matches; no shard holds unexpected keys;
-4. with ``data_root``: every source file (sync.json, .dat, png) still has its size and hash,
-   and re-computing frames from the sources (all, or ``sample`` frames drawn with ``seed``)
-   gives the stored bytes (same representation, match resize and hot-pixel repair).
+4. ``spike_stats`` recomputed from the train sequences' spike records equals the manifest's (up
+   to float rounding, `STATS_RTOL`), and ``over`` lists exactly the train sequences;
+5. with ``data_root``: every source file (sync.json, .dat, png) still has its size and hash;
+   a sequence that lost frames since the build (sync.json shorter, pngs missing or empty, a
+   spike stream shortened) is reported once; re-computing frames from the sources (all, or
+   ``sample`` frames drawn with ``seed``) gives the stored bytes (same representation, match
+   resize and hot-pixel repair); any error while re-computing a frame is a problem.
 """
 
 from __future__ import annotations
