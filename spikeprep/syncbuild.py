@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import layout, windows
 from .dat import count_frames
-from .errors import SyncError, WindowError
+from .errors import SyncError, UsageError, WindowError
 from .files import remove_stale_partial
 from .seqconfig import SequenceConfig, Timing, load_config
 from .sync import FrameWindow, SyncFile, check_order, dump_sync, save_sync, sync_path
@@ -34,9 +35,6 @@ class SyncOptions:
 
 def check_sync_options(options: SyncOptions) -> None:
     """UsageError for a build-sync flag that is not a finite number in range (inf/nan included)."""
-    import math
-
-    from .errors import UsageError
     ranges = {"spike_rate": "a finite number > 0 (Hz)", "frame_rate": "a finite number > 0 (Hz)",
               "exposure": "a finite number in (0, 1]", "offset": "a finite number of seconds"}
     for name, expected in ranges.items():
