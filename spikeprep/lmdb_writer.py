@@ -66,8 +66,16 @@ class ShardWriter:
                        produce: Callable[[], Iterable[tuple[str, bytes]]]) -> int:
         """Put every ``(key, value)`` that ``produce()`` yields in one transaction; return bytes.
 
-        ``produce`` is called again from scratch if the map fills up mid-transaction.
+        ``produce`` is called again from scratch if the map fills up mid-transaction. Any other
+        LMDB failure (a full disk, an I/O error; also while growing the map) aborts the
+        transaction and raises `OutputError`.
         """
+        try:
+            return self._write_sequence(shard, planned_bytes, produce)
+        except lmdb.Error as exc:  # disk full (LMDB reports a short write as EIO), I/O error
+            raise shard_write_error(exc, self.cache / shard_name(shard), planned_bytes) from exc
+
+    def _write_sequence(self, shard, planned_bytes, produce) -> int:
         env = self.env(shard)
         if self.prefit:
             need = self._used_bytes(env) + int(planned_bytes * _SLACK) + MiB
@@ -86,9 +94,6 @@ class ShardWriter:
             except lmdb.MapFullError:
                 txn.abort()
                 self._grow(env, self._used_bytes(env) + int(max(planned_bytes, written) * _SLACK) + MiB)
-            except lmdb.Error as exc:  # disk full (LMDB reports a short write as EIO), I/O error
-                txn.abort()
-                raise shard_write_error(exc, self.cache / shard_name(shard), planned_bytes) from exc
             except BaseException:
                 txn.abort()
                 raise
