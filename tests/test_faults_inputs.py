@@ -703,3 +703,12 @@ def test_verify_sync_json_renamed_sequence(copy):
     raw["sequence"] = "zzz"
     path.write_text(json.dumps(raw))
     assert any("sync.json now names sequence 'zzz'" in w for w in whats(problems(cache, data)))
+
+
+def test_foreign_progress_jsonl_is_refused_and_kept(tmp_path, built):
+    data, _ = built
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "progress.jsonl").write_text('[]\n{"kind": "start"}\n')
+    assert_clear_error(run("voxelize", data, cache, "--S", 4), 1, "not a spikeprep build journal")
+    assert (cache / "progress.jsonl").read_text() == '[]\n{"kind": "start"}\n'

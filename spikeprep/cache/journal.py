@@ -30,9 +30,15 @@ class Journal:
             try:
                 if not line.endswith(b"\n"):
                     raise ValueError("torn line")
-                entries.append(json.loads(line))
+                entry = json.loads(line)
             except ValueError:
                 break
+            if not isinstance(entry, dict):  # not our journal: never "repair" (truncate) it
+                raise CacheError("progress.jsonl is not a spikeprep build journal", path=self.path,
+                                 found=f"a line that is not a JSON object: {line[:60]!r}",
+                                 expected="one JSON object per line, written by 'spikeprep voxelize'",
+                                 fix="choose another CACHE directory")
+            entries.append(entry)
             good += len(line)
         if repair and good < len(data):
             with open(self.path, "r+b") as f:
