@@ -33,12 +33,30 @@ def reports_errors(command):
         try:
             return command(*args, **kwargs)
         except SpikeprepError as err:
-            if click.get_current_context().find_root().params.get("verbose"):
-                traceback.print_exc()
-            click.echo(f"error: {err}", err=True)
-            sys.exit(err.exit_code)
+            _exit_with(err)
+        except OSError as exc:  # a write the library did not wrap: disk full, read-only, no permission
+            from .files import is_write_failure, output_error
+
+            if not is_write_failure(exc):
+                raise
+            _exit_with(output_error(exc, exc.filename))
 
     return wrapper
+
+
+def print_warnings(warnings) -> None:
+    """Input warnings (converted frames, all-zero spikes) on stderr, one ``warning: ...`` line each."""
+    from rich.markup import escape
+
+    for text in warnings:
+        console.print("[yellow]warning:[/]", escape(text), soft_wrap=True)
+
+
+def _exit_with(err: SpikeprepError) -> None:
+    if click.get_current_context().find_root().params.get("verbose"):
+        traceback.print_exc()
+    click.echo(f"error: {err}", err=True)
+    sys.exit(err.exit_code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -62,6 +80,15 @@ def main(verbose: bool) -> None:
     Try it all on built-in synthetic data (CPU, ~2 minutes):
       spikeprep demo
     """
+    _printable_streams()
+
+
+def _printable_streams() -> None:
+    """Paths with bytes that are not UTF-8 (a folder from an old archive) print as ``\\xNN``
+    escapes instead of stopping the command with a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 @main.command("build-sync")
@@ -328,6 +355,7 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
     rebuilt = f", {len(summary.rebuilt)} rebuilt (sources changed)" if summary.rebuilt else ""
     click.echo(f"{summary.sequences} sequences ({summary.sequences_skipped} already done{rebuilt}), "
                f"{summary.shards} shard(s) in {summary.cache}")
+    print_warnings(summary.warnings)
 
 
 @main.command("verify")
@@ -374,8 +402,10 @@ def info_command(cache, preview):
     from .cache.info import cache_info
 
     out = stdout_console()
-    for renderable in tables.info_renderables(cache_info(cache)):
+    info = cache_info(cache)
+    for renderable in tables.info_renderables(info):
         out.print(renderable)
+    print_warnings(info["warnings"])
     if preview:
         from .preview import write_cache_previews
         click.echo(f"previews: {', '.join(str(p) for p in write_cache_previews(cache, preview))}")

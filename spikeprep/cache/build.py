@@ -32,6 +32,7 @@ from ..lmdb_writer import DEFAULT_INITIAL_MAP_SIZE, ShardWriter
 from . import stats
 from .frames import (FrameConfig, compute_frame, dat_sources, hot_pixel_record,
                      sequence_hot_pixels)
+from .inputs import merge_conversions, sequence_warnings, windows_have_spikes
 from .interrupt import die_with_parent, stop_on_signals
 from .journal import Journal, done_sequences
 from .lock import acquire_write_lock
@@ -76,6 +77,8 @@ class BuildSummary:
     rebuilt: list = field(default_factory=list)
     #: lines for the user (a stale write lock taken over, one broken with --break-lock, ...)
     notices: list = field(default_factory=list)
+    #: input warnings of the sequences built in this run (converted pngs, all-zero spikes)
+    warnings: list = field(default_factory=list)
 
     @property
     def frames_per_s(self) -> float:
@@ -193,11 +196,13 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
     source_stats, stats_taken_ns = stat_sources(root, source_paths(seq))  # before anything reads them
     mask = sequence_hot_pixels(root, seq.sync) if plan.params.hot_pixels == "detect" else None
     sources = dat_sources(root, seq.sync_path, seq.sync)
+    has_spikes = windows_have_spikes(root, seq.sync)
     state: dict = {}
 
     def produce():
-        state.update(records={}, sources={}, hists=None, spike_frames=0)
+        state.update(records={}, sources={}, hists=None, spike_frames=0, conversions={})
         for result in runner.map(seq.jobs(), mask):
+            merge_conversions(state["conversions"], result.conversions)
             state["records"].update(result.checksums)
             state["sources"].update(result.sources)
             state["hists"] = stats.merge(state["hists"], result.hists)
@@ -223,7 +228,9 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
                           sources=dict(sorted({**sources, **state["sources"]}.items())),
                           records=dict(sorted(state["records"].items())), hot_pixels=hot,
                           bytes=nbytes, spike_frames=state["spike_frames"], spike_rate=rate,
-                          source_stats=source_stats)
+                          source_stats=source_stats,
+                          warnings=tuple(sequence_warnings(seq.name, seq.sync, state["conversions"],
+                                                           has_spikes)))
     return {"kind": "sequence", "name": seq.name, **entry.to_dict(),
             "hists": stats.to_json(state["hists"]), "stats_taken_ns": stats_taken_ns}
 
@@ -311,7 +318,7 @@ def _build(plan: BuildPlan, cache: Path, done: dict, workers, progress: bool, in
     todo = [s for s in plan.sequences if s.name not in done]
     total_frames = sum(len(s.sync.frames) for s in todo)
     counters = {"frames": 0, "bytes": 0}
-    per_sequence = []
+    per_sequence, warnings = [], []
     runner = FrameRunner(plan.config, workers)
     try:
         with _progress(progress, total_frames) as bar:
@@ -332,6 +339,7 @@ def _build(plan: BuildPlan, cache: Path, done: dict, workers, progress: bool, in
                 done[seq.name] = entry
                 per_sequence.append((seq.name, entry["num_frames"], entry["bytes"],
                                      time.perf_counter() - ts))
+                warnings.extend(entry.get("warnings", ()))
     finally:
         runner.close()
         writer.close()
@@ -342,4 +350,4 @@ def _build(plan: BuildPlan, cache: Path, done: dict, workers, progress: bool, in
     return BuildSummary(str(cache), len(plan.sequences), len(plan.sequences) - len(todo),
                         sum(f for _, f, _, _ in per_sequence), bytes_written,
                         time.perf_counter() - t0, len(manifest.shards), writer.grows, int(workers),
-                        per_sequence)
+                        per_sequence, warnings)
