@@ -234,8 +234,19 @@ def _parse_repr_params(pairs) -> dict:
 @click.option("--hot-pixels", type=click.Choice(["off", "detect"]), default="off", show_default=True,
               help="detect: find stuck pixels per sequence, repair voxels, store the mask.")
 @click.option("--force", is_flag=True, help="Wipe a CACHE built with other parameters and rebuild.")
+@click.option("--part", metavar="I/N", default=None,
+              help="Build only part I (from 0) of N, its own shards; run N of these at once (any machines "
+                   "sharing CACHE), then once without --part to complete the cache.")
+@click.option("--build-missing", is_flag=True,
+              help="Completing a CACHE built in parts: build missing or failed parts here instead of refusing.")
+@click.option("--dask", metavar="SCHEDULER", default=None,
+              help="Compute frames on a Dask cluster (e.g. tcp://10.0.0.5:8786); this process writes. "
+                   "Needs spikeprep[dask].")
+@click.option("--break-lock", is_flag=True,
+              help="Remove write locks held by processes on other hosts (only when sure they no longer run).")
 @reports_errors
-def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, workers, val, hot_pixels, force):
+def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, workers, val, hot_pixels, force,
+                     part, build_missing, dask, break_lock):
     """Voxelize every sequence of DATA_ROOT (needs spike/SEQ/sync.json) into an LMDB cache.
 
     \b
@@ -248,6 +259,10 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
                                   spike_stats (per-channel mean/std/q995 over train sequences)
       CACHE/meta_info.txt         KAIR list: "SEQ NFRAMES (H,W,3) 0"
       CACHE/progress.jsonl        build journal: re-run the same command to resume after a crash
+    \b
+    Many machines (Slurm array, Kubernetes indexed job; CACHE on a shared filesystem):
+      spikeprep voxelize data/ cache/ --part $I/$N    (I = 0..N-1, all at once)
+      spikeprep voxelize data/ cache/                 (afterwards: completes the cache)
     \b
     Records per frame (raw arrays behind a 48-byte header, no PNG):
       SEQ/000000/blur   (H,W,3) uint8 RGB       SEQ/000000/sharp  (H,W,3) uint8 RGB
@@ -263,10 +278,14 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
 
     summary = voxelize_dataset(data_root, cache, S=S, repr=repr_, repr_params=_parse_repr_params(repr_param),
                                match=match, shard_size=shard_size, workers=workers, val=val,
-                               hot_pixels=hot_pixels, force=force, progress=console.is_terminal)
+                               hot_pixels=hot_pixels, force=force, progress=console.is_terminal, part=part,
+                               build_missing=build_missing, dask=dask, break_lock=break_lock)
     stdout_console().print(tables.voxelize_table(summary))
-    click.echo(f"{summary.sequences} sequences ({summary.sequences_skipped} already done), "
+    what = f"part {part}: " if part else ""
+    click.echo(f"{what}{summary.sequences} sequences ({summary.sequences_skipped} already done), "
                f"{summary.shards} shard(s) in {summary.cache}")
+    if part:
+        click.echo("when every part is done, run the same command without --part to complete the cache")
 
 
 @main.command("verify")

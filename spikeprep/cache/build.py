@@ -14,6 +14,7 @@ few frames per worker, whatever the stream or dataset length.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import re
@@ -36,7 +37,7 @@ from .journal import Journal
 from .manifest import Manifest, SequenceEntry, SpikeStats, diff_params, write_manifest
 from .plan import BuildPlan, plan_build
 from .records import (FORMAT, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME, META_INFO_NAME,
-                      RECORD_CHECKSUM, checksum, shard_name)
+                      RECORD_CHECKSUMS, checksum, shard_name)
 
 DEFAULT_SHARD_SIZE = 4 << 30
 #: Representations whose channels partition the window, so voxel sums count spikes.
@@ -150,7 +151,8 @@ def prepare_cache(cache: Path, plan: BuildPlan, force: bool) -> dict[str, dict]:
     cache.mkdir(parents=True, exist_ok=True)
     if not any(cache.iterdir()):
         journal.start({"format": FORMAT, "version": FORMAT_VERSION, "identity": plan.identity(),
-                       "plan": {s.name: s.shard for s in plan.sequences}})
+                       "plan": {s.name: s.shard for s in plan.sequences},
+                       "record_checksum": plan.config.checksum_algorithm})
         return {}
     entries = journal.read(repair=True)
     if not entries or entries[0].get("kind") != "start":
@@ -195,7 +197,7 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
             on_frame(sum(len(v) for _, v in result.records))
         if mask is not None:
             key, value = hot_pixel_record(seq.name, mask, cfg)
-            state["records"][key] = checksum(value)
+            state["records"][key] = checksum(value, cfg.checksum_algorithm)
             yield key, value
 
     nbytes = writer.write_sequence(seq.shard, seq.nbytes, produce)
@@ -233,7 +235,7 @@ def assemble_manifest(plan: BuildPlan, done: dict[str, dict]) -> Manifest:
                              else "float16-rounded value histograms")
     shards = sorted({shard_name(e.shard) for e in sequences.values()})
     return Manifest.new(plan.params, sequences, SpikeStats.from_dict(spike_stats, "spike_stats"),
-                        shards, version("spikeprep"), RECORD_CHECKSUM)
+                        shards, version("spikeprep"), RECORD_CHECKSUMS[plan.config.checksum_algorithm])
 
 
 def _progress(enabled: bool, total: int):
@@ -247,30 +249,84 @@ def _progress(enabled: bool, total: int):
 
 def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None, match="none",
                      shard_size=DEFAULT_SHARD_SIZE, workers=0, val=(), hot_pixels="off", force=False,
-                     progress=True, initial_map_size=DEFAULT_INITIAL_MAP_SIZE) -> BuildSummary:
+                     progress=True, initial_map_size=DEFAULT_INITIAL_MAP_SIZE, part=None,
+                     build_missing=False, dask=None, break_lock=False) -> BuildSummary:
     """Build (or resume) the LMDB voxel cache of DATA_ROOT in CACHE; return a `BuildSummary`.
 
     S: voxel channels parameter (None: the representation's default); repr/repr_params: see
     `spikeprep.representations`; match: "none" | "rgb" | "spike" (see `spikeprep.cache.plan.stored_shapes`);
     shard_size: bytes or "4G"; workers: processes (0/1: in-process); val: validation sequences
     (excluded from spike_stats); hot_pixels: "off" | "detect"; force: wipe an existing CACHE.
+    part: ``"I/N"`` builds only part I of N (`spikeprep.cache.parts`); without it, a CACHE holding
+    parts is completed (``build_missing``: build missing or failed parts here first).
+    dask: a Dask scheduler address; frames are computed on its workers (`spikeprep.cache.dask_backend`).
     Raises CacheError when CACHE holds a build with other parameters (unless force).
     """
+    from . import parts as partitioned
+
     t0 = time.perf_counter()
     if int(workers) < 0:
         raise UsageError("--workers must be >= 0", found=workers, expected="0, 1, 2, ...")
     plan = plan_build(data_root, S=S, repr=repr, repr_params=repr_params, match=match,
                       hot_pixels=hot_pixels, val=tuple(val), shard_size=parse_size(shard_size))
     cache = Path(cache)
+    options = RunOptions(workers=int(workers), progress=progress, initial_map_size=initial_map_size,
+                         dask=dask)
+    if part is not None:
+        return partitioned.build_part(plan, cache, part, options, force=force, break_lock=break_lock)
+    if not force and partitioned.holds_parts(cache):
+        return partitioned.complete(plan, cache, options, build_missing=build_missing,
+                                    break_lock=break_lock)
+    plan = partitioned.as_recorded(cache, plan) if not force else plan
     done = prepare_cache(cache, plan, force)
-    journal, writer = Journal(cache), ShardWriter(cache, initial_map_size)
+    plan = with_journal_checksum(cache, plan)
     todo = [s for s in plan.sequences if s.name not in done]
+    per_sequence, grows = run_sequences(plan, cache, Journal(cache), todo, done, options, t0)
+    manifest = finish(cache, plan, done)
+    return summarize(cache, plan, per_sequence, len(plan.sequences) - len(todo), len(manifest.shards),
+                     grows, options, t0)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a build (none of it changes the output): worker processes (0/1: in-process),
+    a progress bar, the LMDB maps' first size, a Dask scheduler address (None: local)."""
+
+    workers: int = 0
+    progress: bool = False
+    initial_map_size: int = DEFAULT_INITIAL_MAP_SIZE
+    dask: str | None = None
+
+    def runner(self, cfg: FrameConfig):
+        """The frame runner: local processes, or a Dask cluster."""
+        if self.dask:
+            from .dask_backend import DaskRunner
+            return DaskRunner(cfg, self.dask)
+        return FrameRunner(cfg, self.workers)
+
+
+def with_journal_checksum(cache: Path, plan: BuildPlan, journal: str = JOURNAL_NAME) -> BuildPlan:
+    """``plan`` with the record checksum algorithm its journal started with (journals written
+    before spikeprep 0.2 name none: blake2b), so a resumed cache names one algorithm."""
+    algorithm = Journal(cache, journal).header().get("record_checksum", "blake2b")
+    if algorithm == plan.config.checksum_algorithm:
+        return plan
+    return dataclasses.replace(plan, config=dataclasses.replace(plan.config, checksum_algorithm=algorithm))
+
+
+def run_sequences(plan: BuildPlan, cache: Path, journal: Journal, todo, done: dict,
+                  options: RunOptions, t0: float) -> tuple[list, int]:
+    """Build the sequences ``todo`` (each one transaction, then one journal line; ``done`` gets
+    their entries); return ``([(name, frames, bytes, seconds)], map grows)``."""
+    if not todo:
+        return [], 0
+    writer = ShardWriter(cache, options.initial_map_size)
     total_frames = sum(len(s.sync.frames) for s in todo)
     counters = {"frames": 0, "bytes": 0}
     per_sequence = []
-    runner = FrameRunner(plan.config, workers)
+    runner = options.runner(plan.config)
     try:
-        with _progress(progress, total_frames) as bar:
+        with _progress(options.progress, total_frames) as bar:
             task = bar.add_task("voxelize", total=total_frames, rate="")
 
             def on_frame(nbytes: int) -> None:
@@ -291,11 +347,19 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     finally:
         runner.close()
         writer.close()
+    return per_sequence, writer.grows
+
+
+def finish(cache: Path, plan: BuildPlan, done: dict) -> Manifest:
+    """Write the manifest and meta_info.txt from the journal entries ``done``."""
     manifest = assemble_manifest(plan, done)
     write_manifest(cache, manifest)
     write_text_atomic(cache / META_INFO_NAME, "\n".join(manifest.meta_info_lines()) + "\n")
-    bytes_written = sum(b for _, _, b, _ in per_sequence)
-    return BuildSummary(str(cache), len(plan.sequences), len(plan.sequences) - len(todo),
-                        sum(f for _, f, _, _ in per_sequence), bytes_written,
-                        time.perf_counter() - t0, len(manifest.shards), writer.grows, int(workers),
-                        per_sequence)
+    return manifest
+
+
+def summarize(cache: Path, plan: BuildPlan, per_sequence: list, skipped: int, shards: int,
+              grows: int, options: RunOptions, t0: float) -> BuildSummary:
+    return BuildSummary(str(cache), len(plan.sequences), skipped, sum(f for _, f, _, _ in per_sequence),
+                        sum(b for _, _, b, _ in per_sequence), time.perf_counter() - t0, shards, grows,
+                        options.workers, per_sequence)

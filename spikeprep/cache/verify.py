@@ -5,7 +5,7 @@ Checks, in order (each failure is a `Problem`; nothing here raises for a corrupt
 1. the manifest parses, has the schema, and its params_hash matches its params;
 2. every shard opens and is not truncated (checked from its meta page before any read);
 3. every record the manifest promises is present, with a valid header of the right shape and
-   dtype, and its blake2b checksum matches; no shard holds unexpected keys;
+   dtype, and its checksum (the manifest's ``record_checksum`` algorithm) matches; no shard holds unexpected keys;
 4. with ``data_root``: every source file (sync.json, .dat, png) still has its size and hash,
    and re-computing frames from the sources (all, or ``sample`` frames drawn with ``seed``)
    gives the stored bytes (same representation, match resize and hot-pixel repair).
@@ -69,6 +69,7 @@ def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None
             owner[key] = seq
         for key in set(entry.records) - set(promised):
             report.add(seq, parse_key(key)[1], key, "manifest lists a record the params do not explain")
+    algorithm = manifest.record_algorithm
     for shard, expected in sorted(by_shard.items()):
         path = root / shard_name(shard)
         problem = check_shard_file(path)
@@ -98,8 +99,9 @@ def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None
                         report.add(seq, frame, key, f"header says {header.dtype} {header.shape}, "
                                                     f"expected {dtype} {tuple(shape)}")
                     stored = manifest.sequences[seq].records.get(key)
-                    if checksum(value) != stored:
-                        report.add(seq, frame, key, f"checksum mismatch: found {checksum(value)}, "
+                    found = checksum(value, algorithm)
+                    if found != stored:
+                        report.add(seq, frame, key, f"checksum mismatch: found {found}, "
                                                     f"manifest {stored}")
             release_env(path)
         except (lmdb.Error, CacheError) as exc:
