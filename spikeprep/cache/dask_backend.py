@@ -19,14 +19,14 @@ from ..errors import UsageError
 from .frames import FrameConfig, compute_frame
 
 
-def _client(address: str):
+def _client(address: str, timeout: str = "30s"):
     try:
         from distributed import Client
     except ImportError:
         raise UsageError("--dask needs the 'distributed' package", found="not installed",
                          expected="pip install 'spikeprep[dask]'") from None
     try:
-        return Client(address, timeout="30s", set_as_default=False)
+        return Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise UsageError("cannot reach the Dask scheduler", path=address, found=str(exc) or type(exc).__name__,
                          expected="a running 'dask scheduler' (tcp://HOST:PORT)",
