@@ -137,10 +137,13 @@ def build_sync_command(data_root, sequences, spike_rate, frame_rate, exposure, o
               help="Convert high-frame-rate frames in DIR (or in each subfolder of DIR) instead of synthesising.")
 @click.option("--images-per-frame", type=int, default=8, show_default=True, metavar="N",
               help="With --from-frames: source images per RGB frame interval.")
-@click.option("--force", is_flag=True, help="Allow a non-empty OUT: replaces OUT/blur, OUT/sharp, OUT/spike.")
+@click.option("--force", is_flag=True, help="Allow a non-empty OUT: replaces OUT/blur, OUT/sharp, OUT/spike "
+              "(with --part: only this part's sequences).")
+@click.option("--part", metavar="I/N", default=None,
+              help="Write only part I (from 0) of N of the sequences; N such processes may write one OUT at once.")
 @reports_errors
 def simulate_command(out, sequences, frames, height, width, spikes_per_frame, exposure, seed, threshold,
-                     spike_rate, spike_downsample, motion, from_frames, images_per_frame, force):
+                     spike_rate, spike_downsample, motion, from_frames, images_per_frame, force, part):
     """Write a synthetic dataset in the input layout (deterministic for --seed).
 
     \b
@@ -162,10 +165,14 @@ def simulate_command(out, sequences, frames, height, width, spikes_per_frame, ex
     the scene: --images-per-frame source images span one RGB frame interval, linearly
     interpolated between images; one sequence per folder of frames.
 
+    With --part I/N, N processes (e.g. a Slurm array) each write their share of the sequences
+    into one OUT at the same time; together they write exactly the files of one run without it.
+
     \b
     Examples:
       spikeprep simulate data/ --sequences 4 --frames 50 --height 250 --width 400
       spikeprep simulate gopro_sim/ --from-frames GOPRO_Large_all/train --spike-downsample 2
+      spikeprep simulate gopro_sim/ --from-frames GOPRO_Large_all/train --part $I/8
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -182,7 +189,7 @@ def simulate_command(out, sequences, frames, height, width, spikes_per_frame, ex
                          expected="--sequences/--frames/--height/--width/--motion without --from-frames, "
                                   "--images-per-frame only with it")
     common = dict(spikes_per_frame=spikes_per_frame, exposure=exposure, seed=seed, threshold=threshold,
-                  spike_rate=spike_rate, spike_downsample=spike_downsample, force=force)
+                  spike_rate=spike_rate, spike_downsample=spike_downsample, force=force, part=part)
     columns = (TextColumn("spike frames"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("simulate", total=None)
