@@ -240,7 +240,10 @@ def _parse_repr_params(pairs) -> dict:
 @click.option("--val", multiple=True, metavar="SEQ", help="Validation sequence (repeatable): excluded from spike_stats.")
 @click.option("--hot-pixels", type=click.Choice(["off", "detect"]), default="off", show_default=True,
               help="detect: find stuck pixels per sequence, repair voxels, store the mask.")
-@click.option("--force", is_flag=True, help="Wipe a CACHE built with other parameters and rebuild.")
+@click.option("--force", is_flag=True,
+              help="Wipe a CACHE built with other parameters and rebuild (only a spikeprep cache holding nothing else).")
+@click.option("--break-lock", is_flag=True,
+              help="Remove a write lock held from another host (only when no process there writes CACHE).")
 @click.option("--part", metavar="I/N", default=None,
               help="Build only part I (from 0) of N, its own shards; run N of these at once (any machines "
                    "sharing CACHE), then once without --part to complete the cache.")
@@ -249,11 +252,9 @@ def _parse_repr_params(pairs) -> dict:
 @click.option("--dask", metavar="SCHEDULER", default=None,
               help="Compute frames on a Dask cluster (e.g. tcp://10.0.0.5:8786); this process writes. "
                    "Needs spikeprep[dask].")
-@click.option("--break-lock", is_flag=True,
-              help="Remove write locks held by processes on other hosts (only when sure they no longer run).")
 @reports_errors
 def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, workers, val, hot_pixels, force,
-                     part, build_missing, dask, break_lock):
+                     break_lock, part, build_missing, dask):
     """Voxelize every sequence of DATA_ROOT (needs spike/SEQ/sync.json) into an LMDB cache.
 
     \b
@@ -266,6 +267,11 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
                                   spike_stats (per-channel mean/std/q995 over train sequences)
       CACHE/meta_info.txt         KAIR list: "SEQ NFRAMES (H,W,3) 0"
       CACHE/progress.jsonl        build journal: re-run the same command to resume after a crash
+      CACHE/.locks/               write lock: a second writer fails at once naming the holder
+    \b
+    Safety: CACHE may not be DATA_ROOT or a folder above it; --force deletes only a spikeprep
+    cache holding nothing else; a resume rebuilds sequences whose sources changed (or refuses,
+    naming them); SIGTERM/SIGINT stop the build resumably and stop the workers.
     \b
     Many machines (Slurm array, Kubernetes indexed job; CACHE on a shared filesystem):
       spikeprep voxelize data/ cache/ --part $I/$N    (I = 0..N-1, all at once)
@@ -281,15 +287,19 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
       rgb    spikes resized to H x W, INTER_NEAREST (counts stay integers, dtype unchanged)
       spike  blur/sharp resized to h x w, INTER_AREA (uint8)
     """
+    from rich.markup import escape
+
     from .cache.build import voxelize_dataset
 
     summary = voxelize_dataset(data_root, cache, S=S, repr=repr_, repr_params=_parse_repr_params(repr_param),
                                match=match, shard_size=shard_size, workers=workers, val=val,
-                               hot_pixels=hot_pixels, force=force, progress=console.is_terminal, part=part,
-                               build_missing=build_missing, dask=dask, break_lock=break_lock)
+                               hot_pixels=hot_pixels, force=force, progress=console.is_terminal,
+                               break_lock=break_lock, part=part, build_missing=build_missing, dask=dask,
+                               on_notice=lambda line: console.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True))
     stdout_console().print(tables.voxelize_table(summary))
+    rebuilt = f", {len(summary.rebuilt)} rebuilt (sources changed)" if summary.rebuilt else ""
     what = f"part {part}: " if part else ""
-    click.echo(f"{what}{summary.sequences} sequences ({summary.sequences_skipped} already done), "
+    click.echo(f"{what}{summary.sequences} sequences ({summary.sequences_skipped} already done{rebuilt}), "
                f"{summary.shards} shard(s) in {summary.cache}")
     if part:
         click.echo("when every part is done, run the same command without --part to complete the cache")

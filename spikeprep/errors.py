@@ -84,3 +84,11 @@ class CacheError(SpikeprepError):
 
 class LockError(CacheError):
     """Another process holds a cache's write lock (or left one that cannot be checked)."""
+
+
+class BuildInterrupted(CacheError):
+    """A signal (SIGTERM, SIGINT, SIGHUP) stopped a cache build; exit code ``128 + signal``."""
+
+    def __init__(self, what: str, *, exit_code: int = 1, **details) -> None:
+        self.exit_code = exit_code
+        super().__init__(what, **details)

@@ -121,10 +121,13 @@ class ShardWriter:
         self.grows += 1
 
     def write_sequence(self, shard: int, planned_bytes: int,
-                       produce: Callable[[], Iterable[tuple[str, bytes]]]) -> int:
+                       produce: Callable[[], Iterable[tuple[str, bytes]]],
+                       clear_prefix: str | None = None) -> int:
         """Put every ``(key, value)`` that ``produce()`` yields in one transaction; return bytes.
 
         ``produce`` is called again from scratch if the map fills up mid-transaction.
+        ``clear_prefix`` (e.g. ``"SEQ/"``): first delete every key starting with it, in the same
+        transaction, so a rebuilt sequence never keeps records of its previous build.
         """
         env = self.env(shard)
         if self.prefit:
@@ -136,6 +139,8 @@ class ShardWriter:
             written, next_flush = 0, self.flush_bytes
             txn = env.begin(write=True)
             try:
+                if clear_prefix:
+                    _delete_prefix(txn, clear_prefix.encode())
                 for key, value in produce():
                     txn.put(key.encode(), value)
                     written += len(value)
@@ -166,3 +171,14 @@ class ShardWriter:
                 if data.stat().st_size > used:
                     os.truncate(data, used)  # pages past last_pgno are unused by any commit
         self._envs.clear()
+
+
+def _delete_prefix(txn: lmdb.Transaction, prefix: bytes) -> int:
+    """Delete every key starting with ``prefix`` inside ``txn``; return how many."""
+    cursor, deleted = txn.cursor(), 0
+    if cursor.set_range(prefix):
+        while cursor.key().startswith(prefix):
+            if not cursor.delete():  # moves to the next key; False at the end
+                break
+            deleted += 1
+    return deleted

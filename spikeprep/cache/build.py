@@ -18,10 +18,10 @@ import dataclasses
 import multiprocessing
 import os
 import re
-import shutil
 import time
 from importlib.metadata import version
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,11 +33,16 @@ from ..lmdb_writer import DEFAULT_INITIAL_MAP_SIZE, ShardWriter
 from . import stats
 from .frames import (FrameConfig, compute_frame, dat_sources, hot_pixel_record,
                      sequence_hot_pixels)
-from .journal import Journal
+from .interrupt import die_with_parent, stop_on_signals
+from .journal import Journal, done_sequences
+from .lock import acquire_write_lock
 from .manifest import Manifest, SequenceEntry, SpikeStats, diff_params, write_manifest
 from .plan import BuildPlan, plan_build
 from .records import (FORMAT, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME, META_INFO_NAME,
                       RECORD_CHECKSUMS, checksum, shard_name)
+from .safety import check_locations, check_resumable, check_wipe, is_empty, wipe_cache
+from .staleness import describe as describe_stale
+from .staleness import source_paths, stale_sequences, stat_sources
 
 DEFAULT_SHARD_SIZE = 4 << 30
 #: Representations whose channels partition the window, so voxel sums count spikes.
@@ -69,6 +74,10 @@ class BuildSummary:
     map_grows: int
     workers: int
     per_sequence: list = field(default_factory=list)
+    #: sequences built again because their sources changed since they were cached
+    rebuilt: list = field(default_factory=list)
+    #: lines for the user (a stale write lock taken over, one broken with --break-lock, ...)
+    notices: list = field(default_factory=list)
 
     @property
     def frames_per_s(self) -> float:
@@ -84,8 +93,9 @@ class BuildSummary:
 _WORKER_CFG: FrameConfig | None = None
 
 
-def _init_worker(cfg: FrameConfig, threads: int) -> None:
+def _init_worker(cfg: FrameConfig, threads: int, parent_pid: int) -> None:
     global _WORKER_CFG
+    die_with_parent(parent_pid)  # no orphans when the build process is killed
     _WORKER_CFG = cfg
     try:
         import numba
@@ -98,6 +108,15 @@ def _work(job, mask):
     return compute_frame(job, _WORKER_CFG, mask)
 
 
+def _worker_died(sequence: str) -> CacheError:
+    """The error for a worker process that died (a signal, the OOM killer), not a traceback."""
+    return CacheError("a voxelize worker process died", found=f"a worker ended while computing "
+                      f"frames of {sequence} (killed by a signal, or out of memory)",
+                      expected="workers that run until the build ends",
+                      fix="finished sequences are kept: re-run the same command to resume "
+                          "(with fewer --workers if memory ran out)")
+
+
 class FrameRunner:
     """Computes `FrameResult`s in job order; with workers, at most ``2*workers+1`` in flight."""
 
@@ -107,7 +126,7 @@ class FrameRunner:
         if self.workers > 1:
             threads = max(1, (os.cpu_count() or 1) // self.workers)
             self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_worker, initargs=(cfg, threads))
+                                            initializer=_init_worker, initargs=(cfg, threads, os.getpid()))
 
     def map(self, jobs, mask):
         if self.pool is None:
@@ -123,6 +142,8 @@ class FrameRunner:
                     yield pending.pop(0).result()
             while pending:
                 yield pending.pop(0).result()
+        except BrokenProcessPool:
+            raise _worker_died(job.sequence) from None
         finally:
             for future in pending:
                 future.cancel()
@@ -134,22 +155,14 @@ class FrameRunner:
 
 # -- journal / cache directory ---------------------------------------------------------------
 
-def _looks_like_cache(cache: Path) -> bool:
-    return (cache / JOURNAL_NAME).exists() or (cache / MANIFEST_NAME).exists()
-
-
 def prepare_cache(cache: Path, plan: BuildPlan, force: bool) -> dict[str, dict]:
-    """Start, or check and resume, a build in ``cache``; return journaled sequences by name."""
+    """Start, or check and resume, a build in ``cache`` (the caller holds its write lock);
+    return journaled sequences by name. ``force`` wipes only a spikeprep cache (`safety`)."""
     journal = Journal(cache)
-    if force and cache.exists():
-        if any(cache.iterdir()) and not _looks_like_cache(cache):
-            raise CacheError("refusing to wipe a directory that is not a spikeprep cache", path=cache,
-                             found="no progress.jsonl or manifest.json",
-                             expected="a CACHE written by 'spikeprep voxelize'",
-                             fix="choose an empty or new CACHE directory")
-        shutil.rmtree(cache)
+    if force:
+        wipe_cache(cache)
     cache.mkdir(parents=True, exist_ok=True)
-    if not any(cache.iterdir()):
+    if is_empty(cache):
         journal.start({"format": FORMAT, "version": FORMAT_VERSION, "identity": plan.identity(),
                        "plan": {s.name: s.shard for s in plan.sequences},
                        "record_checksum": plan.config.checksum_algorithm})
@@ -168,11 +181,47 @@ def prepare_cache(cache: Path, plan: BuildPlan, force: bool) -> dict[str, dict]:
                          found="; ".join(differ),
                          expected="the same parameters to resume",
                          fix="pass --force to wipe and rebuild it, or choose another CACHE")
+    done = done_sequences(entries)
     if start.get("plan") != {s.name: s.shard for s in plan.sequences}:
-        raise CacheError("CACHE was planned for other sequences", path=cache,
-                         found=sorted(start.get("plan", {})), expected=[s.name for s in plan.sequences],
-                         fix="the dataset changed: pass --force to rebuild")
-    return {e["name"]: e for e in entries[1:] if e.get("kind") == "sequence"}
+        raise _plan_changed(cache, plan, start.get("plan", {}), done)
+    return done
+
+
+def _plan_changed(cache: Path, plan: BuildPlan, cached: dict, done: dict) -> CacheError:
+    """The error for a dataset whose shard plan no longer matches the cache's."""
+    now = {s.name: s.shard for s in plan.sequences}
+    stale = stale_sequences(Path(plan.config.data_root), plan.sequences, done)
+    moved = sorted(n for n in set(now) & set(cached) if now[n] != cached[n])
+    found = []
+    if stale:
+        found.append(f"sources changed since they were cached: {describe_stale(stale)}")
+    if set(now) != set(cached):
+        found.append(f"sequences now {sorted(now)}, cached {sorted(cached)}")
+    if moved:
+        found.append("shard plan moved " + ", ".join(f"{n} (shard {cached[n]} -> {now[n]})" for n in moved))
+    return CacheError("CACHE was planned for other sequences or sizes, so changed sequences cannot "
+                      "be rebuilt in place", path=cache, found="; ".join(found) or "another shard plan",
+                      expected=f"the cached plan {cached}",
+                      fix="the dataset changed: pass --force to rebuild the cache")
+
+
+def refresh_stale(cache: Path, plan: BuildPlan, done: dict[str, dict],
+                  journal: Journal | None = None) -> dict[str, list[str]]:
+    """Find done sequences whose sources changed (`spikeprep.cache.staleness`); drop them from
+    ``done`` so they are built again, journal their invalidation first (in ``journal``, default
+    ``progress.jsonl``; a part passes its own) and remove the manifest, so the cache reads as
+    unfinished until they are rebuilt. Returns ``{name: changed files}``. Call it after the
+    shard plan was checked equal to the journal's (`prepare_cache`): then they fit their shards."""
+    stale = stale_sequences(Path(plan.config.data_root), plan.sequences, done)
+    if not stale:
+        return {}
+    journal = journal or Journal(cache)
+    for name in sorted(stale):
+        journal.append({"kind": "invalidate", "name": name, "changed": stale[name]})
+        del done[name]
+    for name in (MANIFEST_NAME, META_INFO_NAME):
+        (cache / name).unlink(missing_ok=True)
+    return stale
 
 
 # -- one sequence -----------------------------------------------------------------------------
@@ -181,6 +230,7 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
     """Write one sequence in one transaction; return its journal entry."""
     cfg = plan.config
     root = Path(cfg.data_root)
+    source_stats, stats_taken_ns = stat_sources(root, source_paths(seq))  # before anything reads them
     mask = sequence_hot_pixels(root, seq.sync) if plan.params.hot_pixels == "detect" else None
     sources = dat_sources(root, seq.sync_path, seq.sync)
     state: dict = {}
@@ -200,7 +250,7 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
             state["records"][key] = checksum(value, cfg.checksum_algorithm)
             yield key, value
 
-    nbytes = writer.write_sequence(seq.shard, seq.nbytes, produce)
+    nbytes = writer.write_sequence(seq.shard, seq.nbytes, produce, clear_prefix=f"{seq.name}/")
     float_dtype = cfg.spike_dtype.kind == "f"
     rate = None
     if plan.params.repr in COUNT_REPRS:
@@ -212,9 +262,10 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
                           has_sharp=seq.has_sharp,
                           sources=dict(sorted({**sources, **state["sources"]}.items())),
                           records=dict(sorted(state["records"].items())), hot_pixels=hot,
-                          bytes=nbytes, spike_frames=state["spike_frames"], spike_rate=rate)
+                          bytes=nbytes, spike_frames=state["spike_frames"], spike_rate=rate,
+                          source_stats=source_stats)
     return {"kind": "sequence", "name": seq.name, **entry.to_dict(),
-            "hists": stats.to_json(state["hists"])}
+            "hists": stats.to_json(state["hists"]), "stats_taken_ns": stats_taken_ns}
 
 
 # -- manifest ---------------------------------------------------------------------------------
@@ -250,17 +301,24 @@ def _progress(enabled: bool, total: int):
 def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None, match="none",
                      shard_size=DEFAULT_SHARD_SIZE, workers=0, val=(), hot_pixels="off", force=False,
                      progress=True, initial_map_size=DEFAULT_INITIAL_MAP_SIZE, part=None,
-                     build_missing=False, dask=None, break_lock=False) -> BuildSummary:
+                     build_missing=False, dask=None, break_lock=False, on_notice=None) -> BuildSummary:
     """Build (or resume) the LMDB voxel cache of DATA_ROOT in CACHE; return a `BuildSummary`.
 
     S: voxel channels parameter (None: the representation's default); repr/repr_params: see
     `spikeprep.representations`; match: "none" | "rgb" | "spike" (see `spikeprep.cache.plan.stored_shapes`);
     shard_size: bytes or "4G"; workers: processes (0/1: in-process); val: validation sequences
-    (excluded from spike_stats); hot_pixels: "off" | "detect"; force: wipe an existing CACHE.
+    (excluded from spike_stats); hot_pixels: "off" | "detect"; force: wipe an existing CACHE
+    (only a spikeprep cache, and only the entries spikeprep writes: `spikeprep.cache.safety`);
+    break_lock: remove write locks held from other hosts (`spikeprep.cache.lock`); on_notice:
+    called with each line for the user as it happens (also kept in ``summary.notices``).
     part: ``"I/N"`` builds only part I of N (`spikeprep.cache.parts`); without it, a CACHE holding
     parts is completed (``build_missing``: build missing or failed parts here first).
     dask: a Dask scheduler address; frames are computed on its workers (`spikeprep.cache.dask_backend`).
-    Raises CacheError when CACHE holds a build with other parameters (unless force).
+
+    Safety: CACHE may not be DATA_ROOT or contain it; the write lock is taken before anything is
+    written or deleted; done sequences whose sources changed are rebuilt (`refresh_stale`).
+    Raises CacheError when CACHE holds a build with other parameters (unless force), LockError
+    when another process writes it, BuildInterrupted on SIGTERM/SIGINT/SIGHUP.
     """
     from . import parts as partitioned
 
@@ -270,16 +328,41 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     plan = plan_build(data_root, S=S, repr=repr, repr_params=repr_params, match=match,
                       hot_pixels=hot_pixels, val=tuple(val), shard_size=parse_size(shard_size))
     cache = Path(cache)
+    check_locations(cache, Path(data_root))
     options = RunOptions(workers=int(workers), progress=progress, initial_map_size=initial_map_size,
                          dask=dask)
+    notices = []
+
+    def notice(line: str) -> None:
+        notices.append(line)
+        if on_notice is not None:
+            on_notice(line)
+
     if part is not None:
-        return partitioned.build_part(plan, cache, part, options, force=force, break_lock=break_lock)
-    if not force and partitioned.holds_parts(cache):
-        return partitioned.complete(plan, cache, options, build_missing=build_missing,
-                                    break_lock=break_lock)
-    plan = partitioned.as_recorded(cache, plan) if not force else plan
-    done = prepare_cache(cache, plan, force)
-    plan = with_journal_checksum(cache, plan)
+        summary = partitioned.build_part(plan, cache, part, options, force=force,
+                                         break_lock=break_lock, notice=notice)
+    elif not force and partitioned.holds_parts(cache):
+        summary = partitioned.complete(plan, cache, options, build_missing=build_missing,
+                                       break_lock=break_lock, notice=notice)
+    else:
+        (check_wipe if force else check_resumable)(cache)  # reads only: refuse before the lock writes
+        with acquire_write_lock(cache, break_lock=break_lock) as lock, stop_on_signals():
+            for line in lock.notices():
+                notice(line)
+            plan = plan if force else partitioned.as_recorded(cache, plan)
+            done = prepare_cache(cache, plan, force)
+            plan = with_journal_checksum(cache, plan)
+            stale = refresh_stale(cache, plan, done)
+            if stale:
+                notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
+            summary = _build(plan, cache, done, options, t0)
+        summary.rebuilt = sorted(stale)
+    summary.notices = notices
+    return summary
+
+
+def _build(plan: BuildPlan, cache: Path, done: dict, options: "RunOptions", t0: float) -> BuildSummary:
+    """Build the sequences not in ``done``, then write the manifest and meta_info.txt."""
     todo = [s for s in plan.sequences if s.name not in done]
     per_sequence, grows = run_sequences(plan, cache, Journal(cache), todo, done, options, t0)
     manifest = finish(cache, plan, done)

@@ -1,5 +1,6 @@
 """The build journal ``CACHE/progress.jsonl``: a ``start`` line (the build's identity and shard
-plan), then one line per finished sequence, each fsync'd. A build resumes from it, and the
+plan), then one line per finished sequence, each fsync'd (and an ``invalidate`` line before a
+sequence whose sources changed is rebuilt). A build resumes from it, and the
 manifest is assembled from it alone. A torn last line (a crash mid-write) is ignored.
 """
 
@@ -57,3 +58,15 @@ class Journal:
             raise CacheError("journal already exists", path=self.path, found="progress.jsonl",
                              expected="an empty cache directory", fix="pass --force to rebuild")
         self.append({"kind": "start", **header})
+
+
+def done_sequences(entries: list[dict]) -> dict[str, dict]:
+    """Finished sequences by name from journal entries: the last ``sequence`` line of each name
+    counts, unless an ``invalidate`` line for that name follows it (a rebuild that has begun)."""
+    done: dict[str, dict] = {}
+    for entry in entries[1:]:
+        if entry.get("kind") == "sequence":
+            done[entry["name"]] = entry
+        elif entry.get("kind") == "invalidate":
+            done.pop(entry.get("name"), None)
+    return done

@@ -19,7 +19,12 @@ lock is taken over by exactly one process.
 A holder on this host whose process is gone (or whose pid now names another process, or that
 ran before the last reboot) is stale: its lock is taken over and `WriteLock.took_over` says so.
 A holder on another host cannot be checked from here: the lock is reported and only
-``break_lock=True`` (``voxelize --break-lock``) removes it.
+``break_lock=True`` (``voxelize --break-lock``) removes it. "This host" means the same host name
+*and* the same pid namespace (containers sharing a host name and a filesystem cannot see each
+other's pids, so they count as other hosts).
+
+Shared filesystems: lock files need an atomic ``O_EXCL`` create (local filesystems, NFSv3 and
+later, Lustre, GPFS/Spectrum Scale, CephFS); the ``flock`` mutex is best effort.
 """
 
 from __future__ import annotations
@@ -69,6 +74,14 @@ def process_start_ticks(pid: int) -> int | None:
         return None
 
 
+def pid_namespace() -> str:
+    """This process's pid namespace (``pid:[4026531836]``), '' where unknown."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def _pid_exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -92,19 +105,21 @@ class LockHolder:
     boot_id: str = ""
     start_ticks: int | None = None
     started: str = ""
+    pid_ns: str = ""
 
     @classmethod
     def me(cls, part: tuple[int, int] | None) -> "LockHolder":
         pid = os.getpid()
         return cls(pid, socket.gethostname(), "exclusive" if part is None else "part",
                    None if part is None else (int(part[0]), int(part[1])), boot_id(),
-                   process_start_ticks(pid), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                   process_start_ticks(pid), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   pid_namespace())
 
     def to_json(self) -> str:
         return json.dumps({"pid": self.pid, "host": self.host, "mode": self.mode,
                            "part": None if self.part is None else list(self.part),
                            "boot_id": self.boot_id, "start_ticks": self.start_ticks,
-                           "started": self.started}, sort_keys=True)
+                           "started": self.started, "pid_ns": self.pid_ns}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "LockHolder":
@@ -116,7 +131,8 @@ class LockHolder:
         part = raw.get("part")
         return cls(raw["pid"], str(raw.get("host", "")), raw["mode"],
                    None if part is None else (int(part[0]), int(part[1])),
-                   str(raw.get("boot_id", "")), raw.get("start_ticks"), str(raw.get("started", "")))
+                   str(raw.get("boot_id", "")), raw.get("start_ticks"), str(raw.get("started", "")),
+                   str(raw.get("pid_ns", "")))
 
     @property
     def mode_text(self) -> str:
@@ -128,7 +144,11 @@ class LockHolder:
                 f"started {self.started or 'at an unknown time'}")
 
     def is_local(self) -> bool:
-        return self.host == socket.gethostname()
+        """Same host name and (where both are known) the same pid namespace: its pid is checkable."""
+        if self.host != socket.gethostname():
+            return False
+        mine = pid_namespace()
+        return not (self.pid_ns and mine and self.pid_ns != mine)
 
     def is_alive(self) -> bool | None:
         """True/False for a holder on this host; None (cannot tell) for another host's."""
@@ -265,7 +285,8 @@ def _conflict_error(cache: Path, me: LockHolder, holder: LockHolder | None, path
     remote = not holder.is_local()
     return LockError(
         "CACHE is being written by another process", path=cache,
-        found=holder.describe() + (" (another host: cannot check whether it still runs)" if remote else ""),
+        found=holder.describe() + (" (another host or container: cannot check whether it still runs)"
+                                   if remote else ""),
         expected=f"no conflicting writer for mode {me.mode_text}",
         fix=("wait for it to finish, or make sure it no longer runs on that host and pass --break-lock"
              if remote else "wait for it to finish (or stop it), then re-run"))

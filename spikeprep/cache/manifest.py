@@ -192,7 +192,8 @@ class SequenceEntry(_Record):
 
     ``sources``: DATA_ROOT-relative path -> fingerprint (`spikeprep.fingerprint`);
     ``records``: record key -> checksum hex; ``spike_rate``: mean spikes per pixel per spike
-    frame (count representations only).
+    frame (count representations only); ``source_stats``: the sources' size, mtime and inode
+    when they were read (the cheap pre-check of a resume; absent in older caches).
     """
 
     shard: int = _spec(_int)
@@ -205,6 +206,9 @@ class SequenceEntry(_Record):
     bytes: int | None = None
     spike_frames: int | None = None
     spike_rate: float | None = None
+    #: path -> ``{"size", "mtime_ns", "ino"}`` stat'ed before reading (`spikeprep.cache.staleness`)
+    source_stats: dict = _spec(lambda v, w, p: dict(v), expected="an object", default_factory=dict,
+                               omit_default=True)
 
     def expected_records(self, params: CacheParams, sequence: str) -> dict[str, tuple[tuple, np.dtype]]:
         """``{key: (shape, dtype)}`` of every record this entry promises."""

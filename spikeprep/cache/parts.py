@@ -38,16 +38,17 @@ from pathlib import Path
 from ..errors import CacheError
 from ..files import write_text_atomic
 from ..parts import Part, balanced_partition, parse_part
-from .journal import Journal
+from .journal import Journal, done_sequences
+from .interrupt import stop_on_signals
 from .lock import acquire_write_lock, lock_files
 from .manifest import diff_params
 from .plan import BuildPlan, assign_shards
-from .records import FORMAT, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME, META_INFO_NAME
+from .records import FORMAT, FORMAT_VERSION, JOURNAL_NAME
+from .safety import check_resumable
+from .staleness import describe as describe_stale
+from .staleness import stale_sequences
 
 _JOURNAL_RE = re.compile(r"progress\.part-(\d+)-of-(\d+)\.jsonl")
-#: Entries a partitioned CACHE may hold besides part journals (a part refuses anything else).
-_OWN = re.compile(r"shard-\d+\.lmdb|\.locks|" + "|".join(re.escape(n) for n in (
-    JOURNAL_NAME, MANIFEST_NAME, META_INFO_NAME)) + r"|.*\.partial")
 
 
 def part_journal_name(part: Part) -> str:
@@ -113,19 +114,6 @@ def _header(plan: BuildPlan, part: Part | None) -> dict:
 
 # -- one part ---------------------------------------------------------------------------------
 
-def _check_directory(cache: Path) -> None:
-    """A part writes into a CACHE shared with other parts: refuse one holding foreign entries."""
-    if cache.exists() and not cache.is_dir():
-        raise CacheError("CACHE is not a directory", path=cache, found="a file", expected="a directory")
-    foreign = sorted(p.name for p in cache.iterdir()
-                     if not (_OWN.fullmatch(p.name) or _JOURNAL_RE.fullmatch(p.name))) if cache.is_dir() else []
-    if foreign:
-        raise CacheError("CACHE holds files that are not a spikeprep cache's", path=cache,
-                         found=", ".join(foreign[:8]) + (" ..." if len(foreign) > 8 else ""),
-                         expected="an empty directory or a cache built by 'spikeprep voxelize --part'",
-                         fix="choose a new CACHE directory")
-
-
 def prepare_part(cache: Path, plan: BuildPlan, part: Part) -> tuple[dict, bool]:
     """Start or resume part ``part`` (``plan``: its sequences); ``(done entries, merged)``,
     ``merged`` True when the parts were already completed into ``progress.jsonl``."""
@@ -140,7 +128,7 @@ def prepare_part(cache: Path, plan: BuildPlan, part: Part) -> tuple[dict, bool]:
                              found=_describe_identity(identity), expected=f"parts of {part.count} "
                              "with these parameters", fix="choose a new CACHE for a partitioned build, "
                              "or run without --part")
-        done = {e["name"]: e for e in Journal(cache).read()[1:] if e.get("kind") == "sequence"}
+        done = done_sequences(Journal(cache).read())
         return {s.name: done[s.name] for s in plan.sequences if s.name in done}, True
     journal = Journal(cache, part_journal_name(part))
     entries = journal.read(repair=True)
@@ -153,7 +141,7 @@ def prepare_part(cache: Path, plan: BuildPlan, part: Part) -> tuple[dict, bool]:
         raise CacheError(f"part {part} of CACHE was started with other parameters", path=journal.path,
                          found="; ".join(differ), expected="the same parameters to resume",
                          fix="use the parameters it was started with, or a new CACHE")
-    return {e["name"]: e for e in entries[1:] if e.get("kind") == "sequence"}, False
+    return done_sequences(entries), False
 
 
 def _describe_identity(identity: dict) -> str:
@@ -175,9 +163,10 @@ def _differences(start: dict, header: dict) -> list[str]:
 
 
 def build_part(plan: BuildPlan, cache: Path, part, options, *, force: bool = False,
-               break_lock: bool = False):
-    """``voxelize --part I/N``: build (or resume) part I's sequences into their own shards."""
-    from .build import run_sequences, summarize, with_journal_checksum
+               break_lock: bool = False, notice=lambda line: None):
+    """``voxelize --part I/N``: build (or resume) part I's sequences into their own shards;
+    sequences of the part whose sources changed since are rebuilt (`refresh_stale`)."""
+    from .build import refresh_stale, run_sequences, summarize, with_journal_checksum
     from ..errors import UsageError
 
     part = parse_part(part)
@@ -186,18 +175,26 @@ def build_part(plan: BuildPlan, cache: Path, part, options, *, force: bool = Fal
                          expected="--part alone (parts run at the same time: one must not wipe the others)",
                          fix="remove CACHE (or run 'spikeprep voxelize --force' without --part) first")
     t0 = time.perf_counter()
-    _check_directory(cache)
+    check_resumable(cache)
     cache.mkdir(parents=True, exist_ok=True)
     mine = part_of(plan, part)
-    with acquire_write_lock(cache, part=part.as_tuple, break_lock=break_lock):
+    name = part_journal_name(part)
+    with acquire_write_lock(cache, part=part.as_tuple, break_lock=break_lock) as lock, stop_on_signals():
+        for line in lock.notices():
+            notice(line)
         done, merged = prepare_part(cache, mine, part)
-        todo = [] if merged else [s for s in mine.sequences if s.name not in done]
+        todo, stale = [], {}
         if not merged:
-            mine = with_journal_checksum(cache, mine, part_journal_name(part))
-        per_sequence, grows = run_sequences(mine, cache, Journal(cache, part_journal_name(part)), todo,
-                                            done, options, t0)
+            mine = with_journal_checksum(cache, mine, name)
+            stale = refresh_stale(cache, mine, done, Journal(cache, name))
+            if stale:
+                notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
+            todo = [s for s in mine.sequences if s.name not in done]
+        per_sequence, grows = run_sequences(mine, cache, Journal(cache, name), todo, done, options, t0)
     shards = len({s.shard for s in mine.sequences})
-    return summarize(cache, mine, per_sequence, len(mine.sequences) - len(todo), shards, grows, options, t0)
+    summary = summarize(cache, mine, per_sequence, len(mine.sequences) - len(todo), shards, grows, options, t0)
+    summary.rebuilt = sorted(stale)
+    return summary
 
 
 # -- completion -------------------------------------------------------------------------------
@@ -259,7 +256,7 @@ def part_states(cache: Path, plan: BuildPlan, count: int, break_lock: bool = Fal
         if differ:
             states.append(PartState(part, "built with other parameters", "; ".join(differ)))
             continue
-        done = {e["name"] for e in entries[1:] if e.get("kind") == "sequence"}
+        done = done_sequences(entries)
         left = [s.name for s in mine.sequences if s.name not in done]
         states.append(PartState(part, "failed", f"{len(mine.sequences) - len(left)} of "
                                 f"{len(mine.sequences)} sequences done, stopped before {left[0]}")
@@ -283,31 +280,60 @@ def _refuse_unfinished(cache: Path, states: list[PartState], build_missing: bool
 
 
 def complete(plan: BuildPlan, cache: Path, options, *, build_missing: bool = False,
-             break_lock: bool = False):
-    """Complete a partitioned CACHE (see the module docstring); return a `BuildSummary`."""
-    from .build import finish, run_sequences, summarize, with_journal_checksum
+             break_lock: bool = False, notice=lambda line: None):
+    """Complete a partitioned CACHE (see the module docstring); return a `BuildSummary`.
+    Sequences whose sources changed since their part built them count as not done: named and
+    refused, or rebuilt with ``build_missing``."""
+    from .build import finish, refresh_stale, run_sequences, summarize, with_journal_checksum
 
     t0 = time.perf_counter()
     count = part_count(cache)
     _refuse_unfinished(cache, part_states(cache, plan, count, break_lock), build_missing)
     whole = partitioned(plan, count)
     per_sequence, grows = [], 0
-    with acquire_write_lock(cache, break_lock=break_lock):
+    rebuilt = []
+    with acquire_write_lock(cache, break_lock=break_lock) as lock, stop_on_signals():
+        for line in lock.notices():
+            notice(line)
         states = part_states(cache, plan, count)  # again, under the lock
         _refuse_unfinished(cache, states, build_missing)
-        for state in (s for s in states if s.state != "done"):
+        _refuse_stale(cache, plan, states, build_missing)
+        for state in states:
             name = part_journal_name(state.part)
             mine = part_of(plan, state.part)
             done, _ = prepare_part(cache, mine, state.part)
             mine = with_journal_checksum(cache, mine, name)
+            stale = refresh_stale(cache, mine, done, Journal(cache, name))
+            rebuilt += sorted(stale)
             todo = [s for s in mine.sequences if s.name not in done]
             built, more = run_sequences(mine, cache, Journal(cache, name), todo, done, options, t0)
             per_sequence += built
             grows += more
         whole, done = _merge(cache, whole, count)
         manifest = finish(cache, whole, done)
-    return summarize(cache, whole, per_sequence, len(whole.sequences) - len(per_sequence),
-                     len(manifest.shards), grows, options, t0)
+    summary = summarize(cache, whole, per_sequence, len(whole.sequences) - len(per_sequence),
+                        len(manifest.shards), grows, options, t0)
+    summary.rebuilt = rebuilt
+    return summary
+
+
+def _refuse_stale(cache: Path, plan: BuildPlan, states: list[PartState], build_missing: bool) -> None:
+    """CacheError naming the parts' done sequences whose sources changed (unless ``build_missing``)."""
+    if build_missing:
+        return
+    found = []
+    for state in states:
+        mine = part_of(plan, state.part)
+        entries = Journal(cache, part_journal_name(state.part)).read()
+        done = done_sequences(entries) if entries else {}
+        stale = stale_sequences(Path(plan.config.data_root), mine.sequences, done)
+        if stale:
+            found.append(f"part {state.part}: {describe_stale(stale)}")
+    if found:
+        raise CacheError("cannot complete the cache: sources changed since parts built them", path=cache,
+                         found="; ".join(found), expected="sources as they were when the parts read them",
+                         fix="re-run those parts with --part I/N (they rebuild what changed), or pass "
+                             "--build-missing to rebuild here")
 
 
 def _merge(cache: Path, whole: BuildPlan, count: int) -> tuple[BuildPlan, dict]:
@@ -317,7 +343,7 @@ def _merge(cache: Path, whole: BuildPlan, count: int) -> tuple[BuildPlan, dict]:
         journal = Journal(cache, part_journal_name(Part(index, count)))
         entries = journal.read()
         algorithms.setdefault(entries[0].get("record_checksum", "blake2b"), []).append(index)
-        done.update({e["name"]: e for e in entries[1:] if e.get("kind") == "sequence"})
+        done.update(done_sequences(entries))
     if len(algorithms) > 1:
         raise CacheError("parts were built with different record checksums (different spikeprep "
                          "versions)", path=cache, found=", ".join(f"{a}: parts {v}" for a, v in algorithms.items()),

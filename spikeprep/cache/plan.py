@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CacheError, LayoutError, UsageError
+from ..errors import CacheError, LayoutError, SyncError, UsageError
 from ..representations import default_S, make_representation, params_of
 from ..sync import SyncFile, find_sync_files, load_sync
 from .frames import FrameConfig, FrameJob, read_rgb
@@ -97,6 +97,21 @@ def assign_shards(sizes: list[int], shard_size: int) -> list[int]:
     return shards
 
 
+def check_unique_sequences(syncs: list[SyncFile], paths: list[Path]) -> None:
+    """SyncError naming both files when two sync.json files claim the same ``"sequence"`` (e.g.
+    one copied into another folder as a template): one would overwrite the other's records."""
+    first: dict[str, Path] = {}
+    for sync, path in zip(syncs, paths):
+        if sync.sequence in first:
+            raise SyncError("two sync.json files name the same sequence", path=path,
+                            found=f'"sequence": "{sync.sequence}" in both {first[sync.sequence]} and {path}',
+                            expected="one sync.json per sequence, named after its folder "
+                                     f"(spike/{path.parent.name}/sync.json -> \"{path.parent.name}\")",
+                            fix="fix the copied sync.json or re-create it with "
+                                "'spikeprep build-sync DATA_ROOT --force'")
+        first[sync.sequence] = path
+
+
 def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none",
                hot_pixels="off", val=(), shard_size: int) -> BuildPlan:
     """Read the sync files and fix params, shapes, split and shards of a build."""
@@ -112,6 +127,7 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
                           found="no spike/SEQ/sync.json", expected="one per sequence",
                           fix="run 'spikeprep build-sync DATA_ROOT' first")
     syncs = [load_sync(p) for p in paths]
+    check_unique_sequences(syncs, paths)
     names = [s.sequence for s in syncs]
     unknown = sorted(set(val) - set(names))
     if unknown:
