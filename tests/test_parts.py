@@ -299,3 +299,20 @@ def test_slurm_example_builds_the_same_cache(dataset, tmp_path):
     assert "part 2/3: 1 sequences" in (tmp_path / "1_2.log").read_text()
     assert "5 sequences (5 already done)" in (tmp_path / "2.log").read_text()
     assert_same_cache(tmp_path / "cache", reference, data)
+
+
+def test_completion_refuses_sequences_whose_sources_changed_then_rebuilds_them(tmp_path):
+    import cv2
+    import numpy as np
+    data = make_dataset(tmp_path / "data", sequences=("a", "b"), frames=2)
+    cache = tmp_path / "cache"
+    for i in range(2):
+        spikeprep.voxelize_dataset(data, cache, S=S, progress=False, part=f"{i}/2")
+    png = data / "blur" / "b" / "000001.png"
+    cv2.imwrite(str(png), np.full((32, 48, 3), 7, np.uint8))
+    with pytest.raises(CacheError, match=r"sources changed since parts built them.*part 1/2: b"):
+        spikeprep.voxelize_dataset(data, cache, S=S, progress=False)
+    summary = spikeprep.voxelize_dataset(data, cache, S=S, progress=False, build_missing=True)
+    assert summary.rebuilt == ["b"]
+    spikeprep.voxelize_dataset(data, tmp_path / "fresh", S=S, progress=False)
+    assert_same_cache(cache, tmp_path / "fresh", data)
