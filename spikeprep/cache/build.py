@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -339,10 +340,10 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
             on_notice(line)
 
     if part is not None:
-        summary = partitioned.build_part(plan, cache, part, options, force=force,
+        summary = partitioned.build_part(plan, cache, part, options, ENGINE, force=force,
                                          break_lock=break_lock, notice=notice)
     elif not force and partitioned.holds_parts(cache):
-        summary = partitioned.complete(plan, cache, options, build_missing=build_missing,
+        summary = partitioned.complete(plan, cache, options, ENGINE, build_missing=build_missing,
                                        break_lock=break_lock, notice=notice)
     else:
         (check_wipe if force else check_resumable)(cache)  # reads only: refuse before the lock writes
@@ -446,3 +447,8 @@ def summarize(cache: Path, plan: BuildPlan, per_sequence: list, skipped: int, sh
     return BuildSummary(str(cache), len(plan.sequences), skipped, sum(f for _, f, _, _ in per_sequence),
                         sum(b for _, _, b, _ in per_sequence), time.perf_counter() - t0, shards, grows,
                         options.workers, per_sequence)
+
+
+#: The build steps `spikeprep.cache.parts` runs (passed to it, so it never imports this module).
+ENGINE = SimpleNamespace(run_sequences=run_sequences, refresh_stale=refresh_stale,
+                         with_journal_checksum=with_journal_checksum, finish=finish, summarize=summarize)

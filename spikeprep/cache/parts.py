@@ -19,6 +19,9 @@ Journals. Part I of N journals to ``CACHE/progress.part-I-of-N.jsonl`` (same for
 so parts resume independently. Parts take the ``part`` write lock (`spikeprep.cache.lock`):
 different parts coexist, the same part twice or anything exclusive conflicts.
 
+The building itself (a list of sequences into their shards and a journal, the manifest) is the
+``engine`` `spikeprep.cache.build` passes in (`Engine`), so this module never imports the build.
+
 Completion. ``voxelize`` without ``--part`` on a CACHE holding part journals takes the
 exclusive lock, checks every part (missing, still running, failed/interrupted, other parameters:
 all named; ``build_missing`` builds missing and failed parts here), merges the part journals into
@@ -34,8 +37,9 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from ..errors import CacheError
+from ..errors import CacheError, UsageError
 from ..files import write_text_atomic
 from ..parts import Part, balanced_partition, parse_part
 from .journal import Journal, done_sequences
@@ -47,6 +51,16 @@ from .records import FORMAT, FORMAT_VERSION, JOURNAL_NAME
 from .safety import check_resumable
 from .staleness import describe as describe_stale
 from .staleness import stale_sequences
+
+class Engine(Protocol):
+    """What a partitioned build needs from `spikeprep.cache.build` (its ``ENGINE``)."""
+
+    def run_sequences(self, plan, cache, journal, todo, done, options, t0): ...
+    def refresh_stale(self, cache, plan, done, journal=None): ...
+    def with_journal_checksum(self, cache, plan, journal=...): ...
+    def finish(self, cache, plan, done): ...
+    def summarize(self, cache, plan, per_sequence, skipped, shards, grows, options, t0): ...
+
 
 _JOURNAL_RE = re.compile(r"progress\.part-(\d+)-of-(\d+)\.jsonl")
 
@@ -162,13 +176,10 @@ def _differences(start: dict, header: dict) -> list[str]:
     return differ
 
 
-def build_part(plan: BuildPlan, cache: Path, part, options, *, force: bool = False,
+def build_part(plan: BuildPlan, cache: Path, part, options, engine, *, force: bool = False,
                break_lock: bool = False, notice=lambda line: None):
     """``voxelize --part I/N``: build (or resume) part I's sequences into their own shards;
     sequences of the part whose sources changed since are rebuilt (`refresh_stale`)."""
-    from .build import refresh_stale, run_sequences, summarize, with_journal_checksum
-    from ..errors import UsageError
-
     part = parse_part(part)
     if force:
         raise UsageError("--force cannot be combined with --part", found=f"--force --part {part}",
@@ -185,14 +196,16 @@ def build_part(plan: BuildPlan, cache: Path, part, options, *, force: bool = Fal
         done, merged = prepare_part(cache, mine, part)
         todo, stale = [], {}
         if not merged:
-            mine = with_journal_checksum(cache, mine, name)
-            stale = refresh_stale(cache, mine, done, Journal(cache, name))
+            mine = engine.with_journal_checksum(cache, mine, name)
+            stale = engine.refresh_stale(cache, mine, done, Journal(cache, name))
             if stale:
                 notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
             todo = [s for s in mine.sequences if s.name not in done]
-        per_sequence, grows = run_sequences(mine, cache, Journal(cache, name), todo, done, options, t0)
+        per_sequence, grows = engine.run_sequences(mine, cache, Journal(cache, name), todo, done,
+                                                   options, t0)
     shards = len({s.shard for s in mine.sequences})
-    summary = summarize(cache, mine, per_sequence, len(mine.sequences) - len(todo), shards, grows, options, t0)
+    summary = engine.summarize(cache, mine, per_sequence, len(mine.sequences) - len(todo), shards,
+                               grows, options, t0)
     summary.rebuilt = sorted(stale)
     return summary
 
@@ -279,12 +292,11 @@ def _refuse_unfinished(cache: Path, states: list[PartState], build_missing: bool
                              "with the same parameters as the others")
 
 
-def complete(plan: BuildPlan, cache: Path, options, *, build_missing: bool = False,
+def complete(plan: BuildPlan, cache: Path, options, engine, *, build_missing: bool = False,
              break_lock: bool = False, notice=lambda line: None):
     """Complete a partitioned CACHE (see the module docstring); return a `BuildSummary`.
     Sequences whose sources changed since their part built them count as not done: named and
     refused, or rebuilt with ``build_missing``."""
-    from .build import finish, refresh_stale, run_sequences, summarize, with_journal_checksum
 
     t0 = time.perf_counter()
     count = part_count(cache)
@@ -302,16 +314,16 @@ def complete(plan: BuildPlan, cache: Path, options, *, build_missing: bool = Fal
             name = part_journal_name(state.part)
             mine = part_of(plan, state.part)
             done, _ = prepare_part(cache, mine, state.part)
-            mine = with_journal_checksum(cache, mine, name)
-            stale = refresh_stale(cache, mine, done, Journal(cache, name))
+            mine = engine.with_journal_checksum(cache, mine, name)
+            stale = engine.refresh_stale(cache, mine, done, Journal(cache, name))
             rebuilt += sorted(stale)
             todo = [s for s in mine.sequences if s.name not in done]
-            built, more = run_sequences(mine, cache, Journal(cache, name), todo, done, options, t0)
+            built, more = engine.run_sequences(mine, cache, Journal(cache, name), todo, done, options, t0)
             per_sequence += built
             grows += more
         whole, done = _merge(cache, whole, count)
-        manifest = finish(cache, whole, done)
-    summary = summarize(cache, whole, per_sequence, len(whole.sequences) - len(per_sequence),
+        manifest = engine.finish(cache, whole, done)
+    summary = engine.summarize(cache, whole, per_sequence, len(whole.sequences) - len(per_sequence),
                         len(manifest.shards), grows, options, t0)
     summary.rebuilt = rebuilt
     return summary
