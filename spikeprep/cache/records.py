@@ -133,8 +133,8 @@ def encode_record(array: np.ndarray, spike_begin: int = -1, spike_end: int = -1)
     header["ndim"] = array.ndim
     header["shape"][:array.ndim] = array.shape
     header["spike_begin"], header["spike_end"] = spike_begin, spike_end
-    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-    return header.tobytes() + little.tobytes()
+    little = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
+    return b"".join((header.tobytes(), memoryview(little).cast("B")))  # one copy of the payload
 
 
 @dataclass(frozen=True)
