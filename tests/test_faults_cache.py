@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from fault_injection import run_killed, start_paused
 
 import spikeprep
+import spikeprep.errors
 from spikeprep.cache.lock import (LOCK_DIR, LockHolder, acquire_write_lock, live_holders,
                                   lock_files, process_start_ticks)
 from spikeprep.cache.reader import acquire_env, release_env
@@ -379,6 +380,18 @@ def test_cache_equal_to_or_above_data_root_is_refused(copy, where):
     assert not (data / LOCK_DIR).exists()
 
 
+def test_cache_that_is_a_file_is_refused(dataset, tmp_path):
+    data, _ = dataset
+    target = tmp_path / "cache"
+    target.write_text("not a folder")
+    for extra in ([], ["--force"]):
+        code, output = invoke(*voxelize_args(data, target, *extra))
+        assert code == 2 and "is a file" in output  # the command line refuses it (usage error)
+        with pytest.raises(spikeprep.errors.CacheError, match="CACHE is not a directory"):
+            spikeprep.voxelize_dataset(data, target, S=S, force=bool(extra), progress=False)
+        assert target.read_text() == "not a folder"
+
+
 def test_cache_inside_data_root_is_allowed_and_not_a_sequence(dataset, tmp_path):
     source, reference = dataset
     data = tmp_path / "data"
@@ -444,6 +457,25 @@ def test_changed_png_rebuilds_only_its_sequence(copy):
     code, output = invoke(*voxelize_args(data, cache))
     assert code == 0, output
     assert "(1 already done, 1 rebuilt (sources changed))" in output and "blur/seq001/000002.png" in output
+    assert verifies(cache, data)
+
+
+def test_changed_dat_rebuilds_and_a_missing_png_is_a_clear_error_then_resumes(copy):
+    data, cache = copy
+    dat = data / "spike" / "seq000" / "spikes.dat"
+    raw = bytearray(dat.read_bytes())
+    raw[-1] ^= 0xFF  # a spike frame's last byte: same size, other spikes
+    dat.write_bytes(bytes(raw))
+    png = data / "blur" / "seq001" / "000001.png"
+    saved = png.read_bytes()
+    png.unlink()
+    code, output = invoke(*voxelize_args(data, cache))
+    assert code == 1 and "RGB frame not found" in output and "blur/seq001/000001.png" in output
+    assert "rebuilding: seq000 (spike/seq000/spikes.dat); seq001 (blur/seq001/000001.png)" in output
+    assert not (cache / "manifest.json").exists()  # stale: no longer claims to be finished
+    png.write_bytes(saved)
+    code, output = invoke(*voxelize_args(data, cache))
+    assert code == 0 and "(1 already done)" in output, output  # seq000 was rebuilt before the error
     assert verifies(cache, data)
 
 
@@ -619,3 +651,36 @@ def test_a_worker_killed_alone_is_an_error_not_a_traceback(dataset, tmp_path):
     assert lock_files(cache) == []
     code, output = invoke(*voxelize_args(data, cache))
     assert code == 0 and records(cache) == records(reference) and verifies(cache, data)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_stop_signals_become_an_error_with_exit_code_128_plus_signal(sig):
+    from spikeprep.cache.interrupt import stop_on_signals
+    from spikeprep.errors import BuildInterrupted
+
+    before = signal.getsignal(sig)
+    with pytest.raises(BuildInterrupted) as err:
+        with stop_on_signals():
+            os.kill(os.getpid(), sig)
+            time.sleep(5)  # interrupted by the handler
+    assert err.value.exit_code == 128 + sig
+    assert f"stopped by {signal.Signals(sig).name}" in str(err.value) and "resume" in str(err.value)
+    assert signal.getsignal(sig) is before  # restored
+
+
+def test_read_only_cache_parent_is_a_clear_error(dataset, tmp_path):
+    """Root ignores chmod: a read-only bind mount in a private mount namespace (skipped where
+    unshare is not permitted)."""
+    data, _ = dataset
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("unshare -m is not permitted here")
+    script = (f"mount --bind {parent} {parent} && mount -o remount,bind,ro {parent} && "
+              f"{sys.executable} -m spikeprep voxelize {data} {parent / 'cache'} --S {S}")
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr
+    assert "error: cannot create the write lock of CACHE" in proc.stderr
+    assert "Read-only file system" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(parent.iterdir()) == []

@@ -39,11 +39,11 @@ from .journal import Journal, done_sequences
 from .lock import acquire_write_lock
 from .manifest import Manifest, SequenceEntry, SpikeStats, diff_params, write_manifest
 from .plan import BuildPlan, plan_build
-from .records import (FORMAT, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME, META_INFO_NAME,
-                      RECORD_CHECKSUMS, checksum, shard_name)
+from .records import (FORMAT, FORMAT_VERSION, JOURNAL_NAME, META_INFO_NAME, RECORD_CHECKSUMS,
+                      checksum, shard_name)
 from .safety import check_locations, check_resumable, check_wipe, is_empty, wipe_cache
 from .staleness import describe as describe_stale
-from .staleness import source_paths, stale_sequences, stat_sources
+from .staleness import plan_changed_error, refresh_stale, source_paths, stat_sources
 
 DEFAULT_SHARD_SIZE = 4 << 30
 #: Representations whose channels partition the window, so voxel sums count spikes.
@@ -196,45 +196,8 @@ def prepare_cache(cache: Path, plan: BuildPlan, force: bool) -> dict[str, dict]:
                          fix="pass --force to wipe and rebuild it, or choose another CACHE")
     done = done_sequences(entries)
     if start.get("plan") != {s.name: s.shard for s in plan.sequences}:
-        raise _plan_changed(cache, plan, start.get("plan", {}), done)
+        raise plan_changed_error(cache, plan, start.get("plan", {}), done)
     return done
-
-
-def _plan_changed(cache: Path, plan: BuildPlan, cached: dict, done: dict) -> CacheError:
-    """The error for a dataset whose shard plan no longer matches the cache's."""
-    now = {s.name: s.shard for s in plan.sequences}
-    stale = stale_sequences(Path(plan.config.data_root), plan.sequences, done)
-    moved = sorted(n for n in set(now) & set(cached) if now[n] != cached[n])
-    found = []
-    if stale:
-        found.append(f"sources changed since they were cached: {describe_stale(stale)}")
-    if set(now) != set(cached):
-        found.append(f"sequences now {sorted(now)}, cached {sorted(cached)}")
-    if moved:
-        found.append("shard plan moved " + ", ".join(f"{n} (shard {cached[n]} -> {now[n]})" for n in moved))
-    return CacheError("CACHE was planned for other sequences or sizes, so changed sequences cannot "
-                      "be rebuilt in place", path=cache, found="; ".join(found) or "another shard plan",
-                      expected=f"the cached plan {cached}",
-                      fix="the dataset changed: pass --force to rebuild the cache")
-
-
-def refresh_stale(cache: Path, plan: BuildPlan, done: dict[str, dict],
-                  journal: Journal | None = None) -> dict[str, list[str]]:
-    """Find done sequences whose sources changed (`spikeprep.cache.staleness`); drop them from
-    ``done`` so they are built again, journal their invalidation first (in ``journal``, default
-    ``progress.jsonl``; a part passes its own) and remove the manifest, so the cache reads as
-    unfinished until they are rebuilt. Returns ``{name: changed files}``. Call it after the
-    shard plan was checked equal to the journal's (`prepare_cache`): then they fit their shards."""
-    stale = stale_sequences(Path(plan.config.data_root), plan.sequences, done)
-    if not stale:
-        return {}
-    journal = journal or Journal(cache)
-    for name in sorted(stale):
-        journal.append({"kind": "invalidate", "name": name, "changed": stale[name]})
-        del done[name]
-    for name in (MANIFEST_NAME, META_INFO_NAME):
-        (cache / name).unlink(missing_ok=True)
-    return stale
 
 
 # -- one sequence -----------------------------------------------------------------------------
@@ -462,5 +425,5 @@ def summarize(cache: Path, plan: BuildPlan, per_sequence: list, skipped: int, sh
 
 
 #: The build steps `spikeprep.cache.parts` runs (passed to it, so it never imports this module).
-ENGINE = SimpleNamespace(run_sequences=run_sequences, refresh_stale=refresh_stale,
-                         with_journal_checksum=with_journal_checksum, finish=finish, summarize=summarize)
+ENGINE = SimpleNamespace(run_sequences=run_sequences, with_journal_checksum=with_journal_checksum,
+                         finish=finish, summarize=summarize)

@@ -269,11 +269,24 @@ def _create(path: Path, holder: LockHolder) -> bool:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(holder.to_json() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(holder.to_json() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:  # disk full: leave no half-written lock behind
+        path.unlink(missing_ok=True)
+        raise _unwritable(path, exc) from None
     return True
+
+
+def _unwritable(path: Path, exc: OSError) -> LockError:
+    return LockError("cannot create the write lock of CACHE", path=path,
+                     found=f"{exc.strerror or exc} (errno {exc.errno})",
+                     expected="a CACHE directory this user can write (read-write, space left)",
+                     fix="choose a writable CACHE, or fix the permissions, mount or free space")
 
 
 def _conflict_error(cache: Path, me: LockHolder, holder: LockHolder | None, path: Path) -> LockError:
@@ -305,10 +318,14 @@ def acquire_write_lock(cache: str | os.PathLike, *, part: tuple[int, int] | None
         raise ValueError(f"bad part {part!r}: need 0 <= I < N")
     cache = Path(cache)
     folder = cache / LOCK_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        mutex = _Mutex(folder)
+    except OSError as exc:
+        raise _unwritable(folder, exc) from None
     me = LockHolder.me(part)
     lock = WriteLock(folder / _lock_name(part), me)
-    with _Mutex(folder):
+    with mutex:
         for other in lock_files(cache):
             if other.path != lock.path and not _conflicts(part, other.holder.part if other.holder else None):
                 continue

@@ -50,13 +50,12 @@ from .plan import BuildPlan, assign_shards
 from .records import FORMAT, FORMAT_VERSION, JOURNAL_NAME
 from .safety import check_resumable
 from .staleness import describe as describe_stale
-from .staleness import stale_sequences
+from .staleness import refresh_stale, stale_sequences
 
 class Engine(Protocol):
     """What a partitioned build needs from `spikeprep.cache.build` (its ``ENGINE``)."""
 
     def run_sequences(self, plan, cache, journal, todo, done, options, t0): ...
-    def refresh_stale(self, cache, plan, done, journal=None): ...
     def with_journal_checksum(self, cache, plan, journal=...): ...
     def finish(self, cache, plan, done): ...
     def summarize(self, cache, plan, per_sequence, skipped, shards, grows, options, t0): ...
@@ -197,7 +196,7 @@ def build_part(plan: BuildPlan, cache: Path, part, options, engine, *, force: bo
         todo, stale = [], {}
         if not merged:
             mine = engine.with_journal_checksum(cache, mine, name)
-            stale = engine.refresh_stale(cache, mine, done, Journal(cache, name))
+            stale = refresh_stale(cache, mine, done, Journal(cache, name))
             if stale:
                 notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
             todo = [s for s in mine.sequences if s.name not in done]
@@ -315,7 +314,7 @@ def complete(plan: BuildPlan, cache: Path, options, engine, *, build_missing: bo
             mine = part_of(plan, state.part)
             done, _ = prepare_part(cache, mine, state.part)
             mine = engine.with_journal_checksum(cache, mine, name)
-            stale = engine.refresh_stale(cache, mine, done, Journal(cache, name))
+            stale = refresh_stale(cache, mine, done, Journal(cache, name))
             rebuilt += sorted(stale)
             todo = [s for s in mine.sequences if s.name not in done]
             built, more = engine.run_sequences(mine, cache, Journal(cache, name), todo, done, options, t0)

@@ -6,7 +6,8 @@ sharp pngs; `spikeprep.fingerprint`) and, per file, ``{"size", "mtime_ns", "ino"
 sequence with the files now: a file whose size, mtime (ns) and inode are all unchanged is taken
 as unchanged without reading it (the cheap pre-check); any other file is hashed again with the
 algorithm its fingerprint names. A file missing, added (the sync.json now names other files) or
-with another digest makes the sequence stale.
+with another digest makes the sequence stale. `refresh_stale` sends stale sequences back to be
+built (the shard plan still holding); `plan_changed_error` refuses, naming them, otherwise.
 
 A stat record is trusted only for a file whose mtime was at least `RACY_NS` older than the
 moment it was stat'ed (``stats_taken_ns`` in the journal entry): a file modified just before
@@ -19,8 +20,15 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import fingerprint
+from ..errors import CacheError
+from .journal import Journal
+from .records import MANIFEST_NAME, META_INFO_NAME
+
+if TYPE_CHECKING:
+    from .plan import BuildPlan
 
 #: A file whose mtime is this close to the moment it was stat'ed is always re-hashed.
 RACY_NS = 2_000_000_000
@@ -103,3 +111,43 @@ def describe(stale: dict[str, list[str]], limit: int = 3) -> str:
         shown = ", ".join(rels[:limit]) + (f" and {len(rels) - limit} more" if len(rels) > limit else "")
         parts.append(f"{name} ({shown})")
     return "; ".join(parts)
+
+
+# -- on resume ----------------------------------------------------------------------------------
+
+def plan_changed_error(cache: Path, plan: BuildPlan, cached: dict, done: dict) -> CacheError:
+    """The error for a dataset whose shard plan (``{name: shard}``) no longer matches the one
+    the cache was started with (``cached``): names the changed sequences and files, suggests --force."""
+    now = {s.name: s.shard for s in plan.sequences}
+    stale = stale_sequences(Path(plan.config.data_root), plan.sequences, done)
+    moved = sorted(n for n in set(now) & set(cached) if now[n] != cached[n])
+    found = []
+    if stale:
+        found.append(f"sources changed since they were cached: {describe(stale)}")
+    if set(now) != set(cached):
+        found.append(f"sequences now {sorted(now)}, cached {sorted(cached)}")
+    if moved:
+        found.append("shard plan moved " + ", ".join(f"{n} (shard {cached[n]} -> {now[n]})" for n in moved))
+    return CacheError("CACHE was planned for other sequences or sizes, so changed sequences cannot "
+                      "be rebuilt in place", path=cache, found="; ".join(found) or "another shard plan",
+                      expected=f"the cached plan {cached}",
+                      fix="the dataset changed: pass --force to rebuild the cache")
+
+
+def refresh_stale(cache: Path, plan: BuildPlan, done: dict[str, dict],
+                  journal: Journal | None = None) -> dict[str, list[str]]:
+    """Find done sequences whose sources changed (`stale_sequences`); drop them from
+    ``done`` so they are built again, journal their invalidation first (in ``journal``, default
+    ``progress.jsonl``; a part passes its own) and remove the manifest, so the cache reads as
+    unfinished until they are rebuilt. Returns ``{name: changed files}``. Call it after the
+    shard plan was checked equal to the journal's (`prepare_cache`): then they fit their shards."""
+    stale = stale_sequences(Path(plan.config.data_root), plan.sequences, done)
+    if not stale:
+        return {}
+    journal = journal or Journal(cache)
+    for name in sorted(stale):
+        journal.append({"kind": "invalidate", "name": name, "changed": stale[name]})
+        del done[name]
+    for name in (MANIFEST_NAME, META_INFO_NAME):
+        (cache / name).unlink(missing_ok=True)
+    return stale
