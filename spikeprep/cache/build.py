@@ -20,7 +20,7 @@ import os
 import re
 import time
 from importlib.metadata import version
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,19 +119,12 @@ def _worker_died(sequence: str) -> CacheError:
 
 
 class FrameRunner:
-    """Computes `FrameResult`s in job order; with workers, at most ``2*workers+1`` in flight.
-
-    ``workers`` 0: in this thread, serially. 1: in one thread of this process, while this one
-    writes the previous frames (png decoding, the kernels and the hashes release the GIL), so
-    computing and writing overlap without sending records between processes. >= 2: that many
-    worker processes (spawned)."""
+    """Computes `FrameResult`s in job order; with workers, at most ``2*workers+1`` in flight."""
 
     def __init__(self, cfg: FrameConfig, workers: int) -> None:
         self.cfg, self.workers = cfg, int(workers)
         self.pool = None
-        if self.workers == 1:
-            self.pool = ThreadPoolExecutor(1, thread_name_prefix="spikeprep-frames")
-        elif self.workers > 1:
+        if self.workers > 1:
             threads = max(1, (os.cpu_count() or 1) // self.workers)
             self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_init_worker, initargs=(cfg, threads, os.getpid()))
@@ -145,7 +138,7 @@ class FrameRunner:
         jobs = iter(jobs)
         try:
             for job in jobs:
-                pending.append(self.pool.submit(*self._task(job, mask)))
+                pending.append(self.pool.submit(_work, job, mask))
                 if len(pending) >= limit:
                     yield pending.pop(0).result()
             while pending:
@@ -155,11 +148,6 @@ class FrameRunner:
         finally:
             for future in pending:
                 future.cancel()
-
-    def _task(self, job, mask) -> tuple:
-        if isinstance(self.pool, ThreadPoolExecutor):
-            return compute_frame, job, self.cfg, mask
-        return _work, job, mask
 
     def close(self) -> None:
         if self.pool is not None:
