@@ -22,7 +22,9 @@ aborted, the map doubled (at least to fit) and the sequence's records produced a
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import threading
 from pathlib import Path
 from typing import Callable, Iterable
@@ -30,6 +32,7 @@ from typing import Callable, Iterable
 import lmdb
 
 from .cache.records import shard_name
+from .errors import OutputError
 
 MiB = 1 << 20
 DEFAULT_INITIAL_MAP_SIZE = 64 * MiB
@@ -97,19 +100,45 @@ class ShardWriter:
             size = self.initial_map_size
             if (path / "data.mdb").is_file():  # a resumed build: keep what is there
                 size = max(size, (path / "data.mdb").stat().st_size)
-            self._envs[shard] = lmdb.open(str(path), map_size=size, subdir=True, readahead=False,
-                                          meminit=False, max_dbs=0, writemap=self.writemap)
+            try:
+                # bytes: a CACHE path with non-UTF-8 bytes opens too
+                self._envs[shard] = lmdb.open(os.fsencode(path), map_size=size, subdir=True,
+                                              readahead=False, meminit=False, max_dbs=0,
+                                              writemap=self.writemap)
+            except lmdb.Error as exc:
+                raise shard_write_error(exc, path, 0) from exc
         return self._envs[shard]
+
+    def _fd(self, shard: int) -> int:
+        if shard not in self._fds:
+            self._fds[shard] = os.open(self.cache / shard_name(shard) / "data.mdb", os.O_RDWR)
+        return self._fds[shard]
+
+    def _reserve(self, shard: int, env: lmdb.Environment, nbytes: int) -> None:
+        """With writemap, allocate the disk blocks the sequence will write (``nbytes`` past the
+        used pages, at most to the map's end) before writing into the map: a full disk is then an
+        error here (ENOSPC, raised as `lmdb.Error` for the caller's message), not a SIGBUS on a
+        page of the map. Filesystems without fallocate skip it."""
+        if not self.writemap:
+            return
+        used = self._used_bytes(env)
+        nbytes = max(min(nbytes, env.info()["map_size"] - used), 1)
+        try:
+            os.posix_fallocate(self._fd(shard), used, nbytes)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise lmdb.Error(f"no space left to reserve {nbytes} bytes for the sequence "
+                                 "(ENOSPC)") from None
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise lmdb.Error(str(exc)) from None
 
     def _writeback(self, shard: int) -> None:
         """Start writing shard's dirty pages back in the background (writemap only)."""
         if not self.writemap or self.flush_bytes <= 0:
             return
-        if shard not in self._fds:
-            self._fds[shard] = os.open(self.cache / shard_name(shard) / "data.mdb", os.O_RDONLY)
         if self._flusher is None:
             self._flusher = _Flusher()
-        self._flusher.kick(self._fds[shard])
+        self._flusher.kick(self._fd(shard))
 
     def _used_bytes(self, env: lmdb.Environment) -> int:
         info = env.info()
@@ -128,14 +157,24 @@ class ShardWriter:
         ``produce`` is called again from scratch if the map fills up mid-transaction.
         ``clear_prefix`` (e.g. ``"SEQ/"``): first delete every key starting with it, in the same
         transaction, so a rebuilt sequence never keeps records of its previous build.
+        Any other LMDB failure (a full disk, an I/O error; also while growing the map) aborts the
+        transaction and raises `OutputError`.
         """
+        try:
+            return self._write_sequence(shard, planned_bytes, produce, clear_prefix)
+        except lmdb.Error as exc:  # disk full (LMDB reports a short write as EIO), I/O error
+            raise shard_write_error(exc, self.cache / shard_name(shard), planned_bytes) from exc
+
+    def _write_sequence(self, shard, planned_bytes, produce, clear_prefix) -> int:
         env = self.env(shard)
         if self.prefit:
             need = self._used_bytes(env) + int(planned_bytes * _SLACK) + MiB
             if env.info()["map_size"] < need:
                 env.set_mapsize(need)
                 self.grows += 1
+        reserve = int(planned_bytes * _SLACK) + MiB
         while True:
+            self._reserve(shard, env, reserve)
             written, next_flush = 0, self.flush_bytes
             txn = env.begin(write=True)
             try:
@@ -151,7 +190,8 @@ class ShardWriter:
                 return written
             except lmdb.MapFullError:
                 txn.abort()
-                self._grow(env, self._used_bytes(env) + int(max(planned_bytes, written) * _SLACK) + MiB)
+                reserve = int(max(planned_bytes, written) * _SLACK) + MiB
+                self._grow(env, self._used_bytes(env) + reserve)
             except BaseException:
                 txn.abort()
                 raise
@@ -182,3 +222,17 @@ def _delete_prefix(txn: lmdb.Transaction, prefix: bytes) -> int:
                 break
             deleted += 1
     return deleted
+
+
+def shard_write_error(exc: lmdb.Error, path: Path, planned_bytes: int) -> OutputError:
+    """An `OutputError` for a shard LMDB could not write: the free disk space is in the message,
+    since LMDB reports a full disk as a short write (EIO), not as ENOSPC. The failed transaction
+    was aborted, so the shard still holds exactly the sequences committed before."""
+    try:
+        free = f"{shutil.disk_usage(path.parent).free} bytes free on its disk"
+    except OSError:
+        free = "free space unknown"
+    return OutputError("cannot write the LMDB shard", path=path, found=f"{exc} ({free})",
+                       expected=f"a writable folder with room for about {planned_bytes} more bytes",
+                       fix="free disk space or make CACHE writable, then re-run the same command: "
+                           "finished sequences are kept and the build resumes")

@@ -34,6 +34,7 @@ from ..lmdb_writer import DEFAULT_INITIAL_MAP_SIZE, ShardWriter
 from . import stats
 from .frames import (FrameConfig, compute_frame, dat_sources, hot_pixel_record,
                      sequence_hot_pixels)
+from .inputs import merge_conversions, sequence_warnings, windows_have_spikes
 from .interrupt import die_with_parent, stop_on_signals
 from .journal import Journal, done_sequences
 from .lock import acquire_write_lock
@@ -79,6 +80,8 @@ class BuildSummary:
     rebuilt: list = field(default_factory=list)
     #: lines for the user (a stale write lock taken over, one broken with --break-lock, ...)
     notices: list = field(default_factory=list)
+    #: input warnings of the sequences built in this run (converted pngs, all-zero spikes)
+    warnings: list = field(default_factory=list)
 
     @property
     def frames_per_s(self) -> float:
@@ -197,11 +200,13 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
     source_stats, stats_taken_ns = stat_sources(root, source_paths(seq))  # before anything reads them
     mask = sequence_hot_pixels(root, seq.sync) if plan.params.hot_pixels == "detect" else None
     sources = dat_sources(root, seq.sync_path, seq.sync)
+    has_spikes = windows_have_spikes(root, seq.sync)
     state: dict = {}
 
     def produce():
-        state.update(records={}, sources={}, hists=None, spike_frames=0)
+        state.update(records={}, sources={}, hists=None, spike_frames=0, conversions={})
         for result in runner.map(seq.jobs(), mask):
+            merge_conversions(state["conversions"], result.conversions)
             state["records"].update(result.checksums)
             state["sources"].update(result.sources)
             state["hists"] = stats.merge(state["hists"], result.hists)
@@ -227,7 +232,9 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
                           sources=dict(sorted({**sources, **state["sources"]}.items())),
                           records=dict(sorted(state["records"].items())), hot_pixels=hot,
                           bytes=nbytes, spike_frames=state["spike_frames"], spike_rate=rate,
-                          source_stats=source_stats)
+                          source_stats=source_stats,
+                          warnings=tuple(sequence_warnings(seq.name, seq.sync, state["conversions"],
+                                                           has_spikes)))
     return {"kind": "sequence", "name": seq.name, **entry.to_dict(),
             "hists": stats.to_json(state["hists"]), "stats_taken_ns": stats_taken_ns}
 
@@ -328,10 +335,10 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
 def _build(plan: BuildPlan, cache: Path, done: dict, options: "RunOptions", t0: float) -> BuildSummary:
     """Build the sequences not in ``done``, then write the manifest and meta_info.txt."""
     todo = [s for s in plan.sequences if s.name not in done]
-    per_sequence, grows = run_sequences(plan, cache, Journal(cache), todo, done, options, t0)
+    per_sequence, grows, warnings = run_sequences(plan, cache, Journal(cache), todo, done, options, t0)
     manifest = finish(cache, plan, done)
     return summarize(cache, plan, per_sequence, len(plan.sequences) - len(todo), len(manifest.shards),
-                     grows, options, t0)
+                     grows, options, t0, warnings)
 
 
 @dataclass(frozen=True)
@@ -364,13 +371,13 @@ def with_journal_checksum(cache: Path, plan: BuildPlan, journal: str = JOURNAL_N
 def run_sequences(plan: BuildPlan, cache: Path, journal: Journal, todo, done: dict,
                   options: RunOptions, t0: float) -> tuple[list, int]:
     """Build the sequences ``todo`` (each one transaction, then one journal line; ``done`` gets
-    their entries); return ``([(name, frames, bytes, seconds)], map grows)``."""
+    their entries); return ``([(name, frames, bytes, seconds)], map grows, input warnings)``."""
     if not todo:
-        return [], 0
+        return [], 0, []
     writer = ShardWriter(cache, options.initial_map_size)
     total_frames = sum(len(s.sync.frames) for s in todo)
     counters = {"frames": 0, "bytes": 0}
-    per_sequence = []
+    per_sequence, warnings = [], []
     runner = options.runner(plan.config)
     try:
         with _progress(options.progress, total_frames) as bar:
@@ -391,10 +398,11 @@ def run_sequences(plan: BuildPlan, cache: Path, journal: Journal, todo, done: di
                 done[seq.name] = entry
                 per_sequence.append((seq.name, entry["num_frames"], entry["bytes"],
                                      time.perf_counter() - ts))
+                warnings.extend(entry.get("warnings", ()))
     finally:
         runner.close()
         writer.close()
-    return per_sequence, writer.grows
+    return per_sequence, writer.grows, warnings
 
 
 def finish(cache: Path, plan: BuildPlan, done: dict) -> Manifest:
@@ -406,10 +414,10 @@ def finish(cache: Path, plan: BuildPlan, done: dict) -> Manifest:
 
 
 def summarize(cache: Path, plan: BuildPlan, per_sequence: list, skipped: int, shards: int,
-              grows: int, options: RunOptions, t0: float) -> BuildSummary:
+              grows: int, options: RunOptions, t0: float, warnings=()) -> BuildSummary:
     return BuildSummary(str(cache), len(plan.sequences), skipped, sum(f for _, f, _, _ in per_sequence),
                         sum(b for _, _, b, _ in per_sequence), time.perf_counter() - t0, shards, grows,
-                        options.workers, per_sequence)
+                        options.workers, per_sequence, list(warnings))
 
 
 #: The build steps `spikeprep.cache.parts` runs (passed to it, so it never imports this module).

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import CacheError
+from ..files import output_error
 from .records import JOURNAL_NAME
 
 
@@ -35,9 +36,15 @@ class Journal:
             try:
                 if not line.endswith(b"\n"):
                     raise ValueError("torn line")
-                entries.append(json.loads(line))
+                entry = json.loads(line)
             except ValueError:
                 break
+            if not isinstance(entry, dict):  # not our journal: never "repair" (truncate) it
+                raise CacheError("progress.jsonl is not a spikeprep build journal", path=self.path,
+                                 found=f"a line that is not a JSON object: {line[:60]!r}",
+                                 expected="one JSON object per line, written by 'spikeprep voxelize'",
+                                 fix="choose another CACHE directory")
+            entries.append(entry)
             good += len(line)
         if repair and good < len(data):
             with open(self.path, "r+b") as f:
@@ -47,10 +54,13 @@ class Journal:
 
     def append(self, entry: dict) -> None:
         """Append one line and fsync it (the sequence counts as done only after this returns)."""
-        with open(self.path, "a") as f:
-            f.write(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:  # a torn line is cut off on resume (read(repair=True))
+            raise output_error(exc, self.path) from exc
 
     def start(self, header: dict) -> None:
         """Begin a fresh journal (the caller has emptied the cache)."""

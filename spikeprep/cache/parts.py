@@ -58,7 +58,7 @@ class Engine(Protocol):
     def run_sequences(self, plan, cache, journal, todo, done, options, t0): ...
     def with_journal_checksum(self, cache, plan, journal=...): ...
     def finish(self, cache, plan, done): ...
-    def summarize(self, cache, plan, per_sequence, skipped, shards, grows, options, t0): ...
+    def summarize(self, cache, plan, per_sequence, skipped, shards, grows, options, t0, warnings=()): ...
 
 
 _JOURNAL_RE = re.compile(r"progress\.part-(\d+)-of-(\d+)\.jsonl")
@@ -200,11 +200,11 @@ def build_part(plan: BuildPlan, cache: Path, part, options, engine, *, force: bo
             if stale:
                 notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
             todo = [s for s in mine.sequences if s.name not in done]
-        per_sequence, grows = engine.run_sequences(mine, cache, Journal(cache, name), todo, done,
-                                                   options, t0)
+        per_sequence, grows, warnings = engine.run_sequences(mine, cache, Journal(cache, name), todo,
+                                                             done, options, t0)
     shards = len({s.shard for s in mine.sequences})
     summary = engine.summarize(cache, mine, per_sequence, len(mine.sequences) - len(todo), shards,
-                               grows, options, t0)
+                               grows, options, t0, warnings)
     summary.rebuilt = sorted(stale)
     return summary
 
@@ -301,8 +301,7 @@ def complete(plan: BuildPlan, cache: Path, options, engine, *, build_missing: bo
     count = part_count(cache)
     _refuse_unfinished(cache, part_states(cache, plan, count, break_lock), build_missing)
     whole = partitioned(plan, count)
-    per_sequence, grows = [], 0
-    rebuilt = []
+    per_sequence, grows, warnings, rebuilt = [], 0, [], []
     with acquire_write_lock(cache, break_lock=break_lock) as lock, stop_on_signals():
         for line in lock.notices():
             notice(line)
@@ -317,13 +316,13 @@ def complete(plan: BuildPlan, cache: Path, options, engine, *, build_missing: bo
             stale = refresh_stale(cache, mine, done, Journal(cache, name))
             rebuilt += sorted(stale)
             todo = [s for s in mine.sequences if s.name not in done]
-            built, more = engine.run_sequences(mine, cache, Journal(cache, name), todo, done, options, t0)
-            per_sequence += built
-            grows += more
+            built, more, said = engine.run_sequences(mine, cache, Journal(cache, name), todo, done,
+                                                     options, t0)
+            per_sequence, grows, warnings = per_sequence + built, grows + more, warnings + said
         whole, done = _merge(cache, whole, count)
         manifest = engine.finish(cache, whole, done)
     summary = engine.summarize(cache, whole, per_sequence, len(whole.sequences) - len(per_sequence),
-                        len(manifest.shards), grows, options, t0)
+                               len(manifest.shards), grows, options, t0, warnings)
     summary.rebuilt = rebuilt
     return summary
 
