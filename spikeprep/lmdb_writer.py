@@ -38,6 +38,13 @@ MiB = 1 << 20
 DEFAULT_INITIAL_MAP_SIZE = 64 * MiB
 #: LMDB page overhead allowance when fitting the map to a planned size.
 _SLACK = 1.25
+#: Blocks reserved ahead of the writes into a writemap (`ShardWriter._reserve`): each value
+#: rounded up to whole overflow pages (16-byte page header), room for its key in leaf and
+#: branch pages, and one page more.
+_PAGE = 4096
+_PAGE_SLACK = 16
+_LEAF_BYTES_PER_KEY = 128
+_RESERVE_PAD = _PAGE
 #: Bytes put between two background writebacks of a shard.
 DEFAULT_FLUSH_BYTES = 64 * MiB
 
@@ -114,23 +121,22 @@ class ShardWriter:
             self._fds[shard] = os.open(self.cache / shard_name(shard) / "data.mdb", os.O_RDWR)
         return self._fds[shard]
 
-    def _reserve(self, shard: int, env: lmdb.Environment, nbytes: int) -> None:
-        """With writemap, allocate the disk blocks the sequence will write (``nbytes`` past the
-        used pages, at most to the map's end) before writing into the map: a full disk is then an
-        error here (ENOSPC, raised as `lmdb.Error` for the caller's message), not a SIGBUS on a
-        page of the map. Filesystems without fallocate skip it."""
-        if not self.writemap:
-            return
-        used = self._used_bytes(env)
-        nbytes = max(min(nbytes, env.info()["map_size"] - used), 1)
+    def _reserve(self, shard: int, env: lmdb.Environment, base: int, nbytes: int) -> int:
+        """With writemap, allocate the disk blocks of ``[base, base + nbytes)`` (capped at the
+        map's end) before a record is written into that part of the map: a full disk is then an
+        error here (ENOSPC, raised as `lmdb.Error`, so the transaction aborts with the caller's
+        message), never a SIGBUS on a page of the map. Returns ``nbytes``. Filesystems without
+        fallocate skip it."""
+        length = max(min(nbytes, env.info()["map_size"] - base), 1)
         try:
-            os.posix_fallocate(self._fd(shard), used, nbytes)
+            os.posix_fallocate(self._fd(shard), base, length)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
-                raise lmdb.Error(f"no space left to reserve {nbytes} bytes for the sequence "
-                                 "(ENOSPC)") from None
+                raise lmdb.Error(f"no space left on the device for the sequence's next {length} "
+                                 "bytes (ENOSPC)") from None
             if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                 raise lmdb.Error(str(exc)) from None
+        return nbytes
 
     def _writeback(self, shard: int) -> None:
         """Start writing shard's dirty pages back in the background (writemap only)."""
@@ -172,15 +178,18 @@ class ShardWriter:
             if env.info()["map_size"] < need:
                 env.set_mapsize(need)
                 self.grows += 1
-        reserve = int(planned_bytes * _SLACK) + MiB
         while True:
-            self._reserve(shard, env, reserve)
-            written, next_flush = 0, self.flush_bytes
+            written, next_flush, reserved, base = 0, self.flush_bytes, 0, self._used_bytes(env)
+            pages = 0  # bytes of the pages this transaction's values take (for `_reserve`)
             txn = env.begin(write=True)
             try:
                 if clear_prefix:
                     _delete_prefix(txn, clear_prefix.encode())
                 for key, value in produce():
+                    pages += -(-(len(value) + _PAGE_SLACK) // _PAGE) * _PAGE + _LEAF_BYTES_PER_KEY
+                    need = pages + _RESERVE_PAD
+                    if self.writemap and need > reserved:
+                        reserved = self._reserve(shard, env, base, need)
                     txn.put(key.encode(), value)
                     written += len(value)
                     if written >= next_flush:
@@ -190,8 +199,7 @@ class ShardWriter:
                 return written
             except lmdb.MapFullError:
                 txn.abort()
-                reserve = int(max(planned_bytes, written) * _SLACK) + MiB
-                self._grow(env, self._used_bytes(env) + reserve)
+                self._grow(env, self._used_bytes(env) + int(max(planned_bytes, written) * _SLACK) + MiB)
             except BaseException:
                 txn.abort()
                 raise
