@@ -1,0 +1,90 @@
+"""DataLoader worker hygiene: no orphans, no stray signals, one-line errors.
+
+* `WorkerInit` (the loader's ``worker_init_fn``): a worker dies with its trainer
+  (``PR_SET_PDEATHSIG`` = SIGKILL, so even a SIGKILLed trainer leaves none behind) and ignores
+  SIGTERM/SIGINT/SIGUSR1, which schedulers and terminals send to every process of a job: the
+  trainer, not its workers, decides when to stop, and shuts them down after its checkpoint.
+* `close_loader`: shut a loader iterator's workers down now (gracefully, then SIGKILL).
+* `next_batch`: ``next(batches)`` where an exception raised inside a worker (which torch
+  re-raises with the whole worker traceback as its message) becomes one clean line, the
+  traceback kept in ``detail`` for ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+
+from spikeprep.errors import SpikeprepError
+
+from .errors import WorkerError
+
+PR_SET_PDEATHSIG = 1
+_WORKER_MARK = "in DataLoader worker process"
+
+
+class WorkerInit:
+    """``worker_init_fn``: tie the worker's life to the process that made the loader."""
+
+    def __init__(self):
+        self.parent = os.getpid()
+
+    def __call__(self, worker_id: int) -> None:
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            signal.signal(s, signal.SIG_IGN)
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # not Linux: torch's own parent watchdog remains
+            pass
+        if os.getppid() != self.parent:  # the trainer died before the line above took effect
+            os._exit(1)
+
+
+def close_loader(batches) -> None:
+    """Stop the workers of a DataLoader iterator now (no-op for ``workers: 0``)."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+    for w in getattr(batches, "_workers", []):
+        if w.is_alive():
+            w.kill()
+            w.join(timeout=5)
+
+
+def worker_failure(text: str) -> tuple[str, str]:
+    """``(exception line, traceback)`` from torch's "Caught X in DataLoader worker process N.
+    Original Traceback ..." message: the last frame's exception, collapsed to one line."""
+    lines = text.rstrip().splitlines()
+    files = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    start = files[-1] + 1 if files else 0
+    while start < len(lines) and lines[start].startswith("    "):
+        start += 1
+    last = " ".join(line.strip() for line in lines[start:] if line.strip())
+    return last or lines[0], text
+
+
+def next_batch(batches):
+    """``next(batches)``, with a worker's exception turned into a one-line error."""
+    try:
+        return next(batches)
+    except Exception as exc:  # noqa: BLE001 - only worker failures are rewritten
+        message = str(exc)
+        if _WORKER_MARK in message.split("\n", 1)[0]:
+            line, detail = worker_failure(message)
+            if isinstance(exc, SpikeprepError):
+                name = type(exc).__name__
+                text = line[len(name) + 2:] if line.startswith(name + ": ") else line
+                try:
+                    err = type(exc)(text.rstrip("."))
+                except TypeError:  # a subclass with its own signature
+                    err = WorkerError(f"a DataLoader worker failed: {line}")
+                err.detail = detail
+                raise err from None
+            raise WorkerError(f"a DataLoader worker failed: {line}", detail=detail,
+                              fix="rerun with --verbose for the worker's traceback") from None
+        if "DataLoader worker" in message and "exited unexpectedly" in message:
+            raise WorkerError("a DataLoader worker died", found=message.split(". ")[0],
+                              fix="it was killed from outside (often: out of memory); lower "
+                                  "data.workers or data.batch_size") from None
+        raise
