@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 from spikeprep.errors import SpikeprepError
 
@@ -26,8 +27,15 @@ def main(argv=None) -> None:
     @click.option("--checkpoint", default=None, type=click.Path(exists=True, dir_okay=False),
                   help="checkpoint for --infer (default: latest in out_dir)")
     @click.option("--quiet", is_flag=True, help="no progress bar or log lines on the terminal")
-    def cli(opt, overrides, resume, init_from, infer, checkpoint, quiet):
-        """Train VRT on RGB + spike voxels from a spikeprep LMDB cache (KAIR 006 recipe)."""
+    @click.option("--verbose", is_flag=True, help="on an error, also print its traceback (and a DataLoader worker's)")
+    def cli(opt, overrides, resume, init_from, infer, checkpoint, quiet, verbose):
+        """Train VRT on RGB + spike voxels from a spikeprep LMDB cache (KAIR 006 recipe).
+
+        Exit codes: 0 done, 1 error (one line; --verbose adds the traceback), 2 usage, 128 +
+        signal (143 SIGTERM, 130 SIGINT, 138 SIGUSR1): stopped after writing a checkpoint,
+        continue with --resume auto."""
+        from .errors import Preempted, os_error
+        from .guard import stop_on_signals
         try:
             cfg = load_config(opt, overrides)
             if infer:
@@ -35,12 +43,19 @@ def main(argv=None) -> None:
                 run_infer(cfg, infer[0], infer[1], checkpoint, progress=not quiet)
                 return
             from .train import train
-            summary = train(cfg, resume=resume, init_from=init_from, progress=not quiet)
+            with stop_on_signals():
+                summary = train(cfg, resume=resume, init_from=init_from, progress=not quiet)
             if int(os.environ.get("RANK", "0")) == 0 and not quiet:
                 print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in summary.items()))
-        except SpikeprepError as err:
-            click.echo(f"error: {err}", err=True)
+        except (SpikeprepError, OSError) as exc:
+            err = exc if isinstance(exc, SpikeprepError) else os_error(exc, "a file operation")
+            if verbose:
+                traceback.print_exc()
+                if getattr(err, "detail", ""):
+                    click.echo(f"DataLoader worker: {err.detail}", err=True)
+            if int(os.environ.get("RANK", "0")) == 0 or not isinstance(err, Preempted):
+                click.echo(f"{'stopped' if isinstance(err, Preempted) else 'error'}: {err}", err=True)
             sys.exit(err.exit_code)
 
     cli.main(args=argv, prog_name="vrt-train")

@@ -120,12 +120,18 @@ def _batched(item: dict) -> dict:
 
 
 @torch.no_grad()
-def validate(model, dataset, val_cfg, norm, device, use_spike: bool) -> dict:
-    """Mean over sequences of per-frame PSNR/SSIM (output vs sharp, and blurred input vs sharp)."""
+def validate(model, dataset, val_cfg, norm, device, use_spike: bool, stop=None) -> dict | None:
+    """Mean over sequences of per-frame PSNR/SSIM (output vs sharp, and blurred input vs sharp).
+
+    stop: an optional callable checked before each sequence; when it returns a true value the
+    validation is abandoned and None returned (a stop signal must not wait for a long one)."""
     was_training = model.training
     model.eval()
     rows = []
     for i in range(len(dataset)):
+        if stop is not None and stop():
+            model.train(was_training)
+            return None
         L, H = assemble(_batched(dataset[i]), "cpu", norm, None, use_spike=use_spike)
         out = infer_video(model, L, val_cfg, device)[0]
         p, s = video_metrics(out, H[0])
