@@ -40,6 +40,7 @@ def atomic_save(obj, path: Path) -> None:
     ``path`` is left as it was; an OSError becomes an `OutputError`."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
@@ -139,6 +140,7 @@ def init_weights(model, path, log) -> None:
     try:
         report = load_pretrained(model, source)
     except (ValueError, RuntimeError) as exc:
-        raise ConfigError("--init-from checkpoint does not fit the model", path=path, found=str(exc)) from None
+        raise ConfigError("--init-from checkpoint does not fit the model", path=path,
+                          found=" ".join(str(exc).split()), fix="use a checkpoint of the same netG") from None
     log.print(f"init-from {path}: {len(report.adapted)} tensors adapted (spike input weights zero), "
               f"{len(report.missing_keys)} missing, {len(report.unexpected_keys)} unexpected keys")

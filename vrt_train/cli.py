@@ -36,6 +36,7 @@ def main(argv=None) -> None:
         continue with --resume auto."""
         from .errors import Preempted, os_error
         from .guard import stop_on_signals
+        from .workers import as_worker_error
         try:
             cfg = load_config(opt, overrides)
             if infer:
@@ -48,14 +49,20 @@ def main(argv=None) -> None:
             if int(os.environ.get("RANK", "0")) == 0 and not quiet:
                 print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in summary.items()))
-        except (SpikeprepError, OSError) as exc:
-            err = exc if isinstance(exc, SpikeprepError) else os_error(exc, "a file operation")
+        except (SpikeprepError, OSError, RuntimeError) as exc:
+            err = exc if isinstance(exc, SpikeprepError) else as_worker_error(exc)
+            if err is None and isinstance(exc, OSError):
+                err = os_error(exc, "a file operation")
+            if err is None:
+                raise
             if verbose:
                 traceback.print_exc()
                 if getattr(err, "detail", ""):
                     click.echo(f"DataLoader worker: {err.detail}", err=True)
-            if int(os.environ.get("RANK", "0")) == 0 or not isinstance(err, Preempted):
-                click.echo(f"{'stopped' if isinstance(err, Preempted) else 'error'}: {err}", err=True)
+            if not isinstance(err, Preempted):
+                click.echo(f"error: {err}", err=True)
+            elif int(os.environ.get("RANK", "0")) == 0:
+                click.echo(str(err), err=True)
             sys.exit(err.exit_code)
 
     cli.main(args=argv, prog_name="vrt-train")

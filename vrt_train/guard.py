@@ -88,9 +88,9 @@ class StepGuard:
         self.in_row = 0      # consecutive skipped steps
         self.skipped = 0     # skipped steps in this process's run
 
-    def check(self, loss: torch.Tensor, params) -> tuple[bool, float, bool]:
-        """``(finite, loss value, stop)`` after backward, before the optimizer step: one host
-        sync (plus one small all-reduce under DDP, so all ranks agree on both flags)."""
+    def check(self, loss: torch.Tensor, params) -> tuple[bool, float, int]:
+        """``(finite, loss value, stop signal or 0)`` after backward, before the optimizer step:
+        one host sync (plus one small all-reduce under DDP, so all ranks agree on both)."""
         value = loss.detach().float().reshape(())
         probe = value
         if self.check_grads:
@@ -98,7 +98,7 @@ class StepGuard:
             if norms is not None:
                 probe = value + norms.to(value.device)
         bad = (~torch.isfinite(probe)).float()
-        stop_here = requested_signal() is not None
+        stop_here = requested_signal() or 0
         if self.world > 1:
             flags = torch.stack([bad, torch.full((), float(stop_here), device=bad.device)])
             dist.all_reduce(flags, op=dist.ReduceOp.MAX)
@@ -106,7 +106,7 @@ class StepGuard:
         else:
             is_bad, loss_value = torch.stack([bad, value]).tolist()
             stop = stop_here
-        return not is_bad, loss_value, bool(stop)
+        return not is_bad, loss_value, int(stop)
 
     def passed(self) -> None:
         self.in_row = 0
@@ -126,18 +126,18 @@ class StepGuard:
                 fix="lower train.lr or set train.clip_grad (and check the cache with spikeprep verify); "
                     "the checkpoints hold only finite weights: --resume auto restarts from the last one")
 
-    def stop_after(self, stop: bool, resync: bool) -> bool:
-        """The stop decision at an iteration boundary: ``stop`` as agreed in `check`, or (after
-        a validation, when a signal may have arrived meanwhile) agreed again now."""
+    def stop_after(self, stop: int, resync: bool) -> int:
+        """The stop signal (0: none) at an iteration boundary: ``stop`` as agreed in `check`,
+        or (after a validation, when a signal may have arrived meanwhile) agreed again now."""
         if self.world == 1:
-            return requested_signal() is not None
+            return requested_signal() or 0
         if not resync:
             return stop
-        flag = torch.tensor([float(requested_signal() is not None)])
+        flag = torch.tensor([float(requested_signal() or 0)])
         if dist.get_backend() == "nccl":
             flag = flag.cuda()
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+        return int(flag.item())
 
 
 def assert_finite_weights(done: int, **modules) -> None:

@@ -81,7 +81,7 @@ def pick_checkpoint(resume, out_dir, log) -> tuple[Path | None, dict | None]:
         state, why = read_checkpoint(path)
         if state is None:
             broken.append(f"{path.name}: {why}")
-            log.print(f"warning: checkpoint {path} is {why}: skipped")
+            log.print(f"warning: checkpoint {path} skipped: {why}")
             continue
         if broken:
             log.print(f"warning: resuming from the older {path.name}; newer checkpoint(s) unusable "
@@ -104,7 +104,7 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
         if isinstance(value, dict) and key != "netG":
             out.update(_flatten(value, dotted + "."))
         elif isinstance(value, dict):  # netG: compared key by key, named netG.<key>
-            out.update({f"{dotted}.{k}": v for k, v in value.items()} or {dotted: {}})
+            out.update({f"{dotted}.{k}": v for k, v in value.items()})
         else:
             out[dotted] = value
     return out
@@ -130,6 +130,17 @@ def _table(rows) -> str:
     return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
 
 
+class ConfigChanged(ConfigError):
+    """A resume with changed keys: the message carries a table (key, checkpoint, now)."""
+
+    def __init__(self, what: str, table: str, **kw):
+        self.table = table
+        super().__init__(what, **kw)
+
+    def _render(self) -> str:
+        return f"{self.what} ({self.path}):\n{self.table}\n{self.fix}."
+
+
 def check_config(state: dict, cfg: Config, path: Path, cache_manifest, spike_chans: int, log) -> None:
     """Refuse a resume whose config, cache or spike channels differ from the checkpoint's."""
     saved_chans = state.get("spike_chans")
@@ -152,12 +163,12 @@ def check_config(state: dict, cfg: Config, path: Path, cache_manifest, spike_cha
     allowed = set(ALLOWED_CHANGES) | ({"data.cache"} if same_cache else set())
     refused = [c for c in changes if c[0] not in allowed]
     if refused:
-        raise ConfigError(f"the config differs from the checkpoint's in {len(refused)} key(s) that "
-                          "cannot change on resume", path=path, found="\n" + _table(refused) + "\n",
-                          expected="the checkpoint's values (its config is saved beside it, .yaml)",
-                          fix="restore those values; to train with new ones, start a new run in another "
-                              "out_dir with --init-from this checkpoint. Keys that may change on resume: "
-                              + ", ".join(ALLOWED_CHANGES))
+        raise ConfigChanged(f"the config differs from the checkpoint's in {len(refused)} key(s) that "
+                            "cannot change on resume", _table(refused), path=path,
+                            fix="Restore the checkpoint's values (its config is saved beside it, .yaml); "
+                                "to train with new ones, start a new run in another out_dir with "
+                                "--init-from this checkpoint. Keys that may change on resume: "
+                                + ", ".join(ALLOWED_CHANGES))
     for key, before, after in changes:
         log.print(f"resume: {key} changed from {before!r} to {after!r} (allowed)")
 

@@ -242,7 +242,8 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
                 summary["checkpoint"] = str(save_checkpoint(make_state(done), cfg, out_dir, done, t.keep_last))
             if world > 1:
                 dist.barrier()
-        if guard.stop_after(stop, resync=validated) and done < t.total_iter:
+        stop = guard.stop_after(stop, resync=validated)
+        if stop and done < t.total_iter:
             path = out_dir / "checkpoints" / f"iter_{done:08d}.pt"
             if is_main and not saved:
                 path = save_checkpoint(make_state(done), cfg, out_dir, done, t.keep_last)
@@ -250,7 +251,7 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
                 dist.barrier()
             log.print(f"stop signal: checkpoint {path} written at iteration {done}")
             log.stop()
-            raise Preempted(requested_signal() or 15, done, path)
+            raise Preempted(stop, done, path)
     log.stop()
     summary.update(iter=t.total_iter, seconds=time.time() - t0, skipped_steps=guard.skipped, **(last_val or {}))
     if own_pg:

@@ -64,27 +64,40 @@ def worker_failure(text: str) -> tuple[str, str]:
     return last or lines[0], text
 
 
+def as_worker_error(exc: BaseException) -> SpikeprepError | None:
+    """A one-line error for an exception that comes from a DataLoader worker (raised inside
+    it, re-raised by torch with the worker's traceback as its message; or the worker died),
+    or None for any other exception."""
+    message = str(exc)
+    if _WORKER_MARK in message.split("\n", 1)[0]:
+        line, detail = worker_failure(message)
+        err = None
+        if isinstance(exc, SpikeprepError):
+            prefix, _, rest = line.partition(": ")  # "spikeprep.errors.ConfigError: <message>"
+            text = rest if prefix.split(".")[-1] == type(exc).__name__ else line
+            try:
+                err = type(exc)(text.rstrip("."))
+            except TypeError:  # a subclass with its own signature
+                err = None
+        if err is None:
+            err = WorkerError(f"a DataLoader worker failed: {line}",
+                              fix="rerun with --verbose for the worker's traceback")
+        err.detail = detail
+        return err
+    if isinstance(exc, RuntimeError) and "DataLoader worker" in message and (
+            "exited unexpectedly" in message or "killed by signal" in message):
+        return WorkerError("a DataLoader worker died", found=message.strip().splitlines()[0],
+                           fix="it was killed from outside (often: out of memory); lower "
+                               "data.workers or data.batch_size, then --resume auto")
+    return None
+
+
 def next_batch(batches):
     """``next(batches)``, with a worker's exception turned into a one-line error."""
     try:
         return next(batches)
     except Exception as exc:  # noqa: BLE001 - only worker failures are rewritten
-        message = str(exc)
-        if _WORKER_MARK in message.split("\n", 1)[0]:
-            line, detail = worker_failure(message)
-            if isinstance(exc, SpikeprepError):
-                name = type(exc).__name__
-                text = line[len(name) + 2:] if line.startswith(name + ": ") else line
-                try:
-                    err = type(exc)(text.rstrip("."))
-                except TypeError:  # a subclass with its own signature
-                    err = WorkerError(f"a DataLoader worker failed: {line}")
-                err.detail = detail
-                raise err from None
-            raise WorkerError(f"a DataLoader worker failed: {line}", detail=detail,
-                              fix="rerun with --verbose for the worker's traceback") from None
-        if "DataLoader worker" in message and "exited unexpectedly" in message:
-            raise WorkerError("a DataLoader worker died", found=message.split(". ")[0],
-                              fix="it was killed from outside (often: out of memory); lower "
-                                  "data.workers or data.batch_size") from None
-        raise
+        err = as_worker_error(exc)
+        if err is None:
+            raise
+        raise err from None
