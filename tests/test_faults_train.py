@@ -43,7 +43,7 @@ def raw_cfg(out_dir, **train) -> dict:
             "data": {"cache": "fake", "num_frames": 3, "gt_size": 16, "batch_size": 2, "workers": 0,
                      "num_frames_val": 4},
             "train": {"lr": 1e-2, "total_iter": 6, "fix_iter": 2, "checkpoint_every": 1, "keep_last": 100,
-                      "print_every": 1, "val_every": 1000, "scheduler_periods": 4, "deterministic": True,
+                      "print_every": 1, "val_every": 1000, "scheduler_periods": 4,
                       **train},
             "val": {"num_frame_testing": 0, "num_frame_overlapping": 0, "size_patch_testing": 0,
                     "tile_overlap": 0}}
@@ -221,9 +221,12 @@ def _spawn(args, progress: Path, **env) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(path: Path, at_least: int = 1, timeout: float = 120) -> int:
+def _wait_for(path: Path, at_least: int = 1, timeout: float = 120, proc=None) -> int:
+    """Wait until the counter in ``path`` reaches ``at_least`` (fail early if ``proc`` ended)."""
     end = time.time() + timeout
     while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the trainer ended early (exit {proc.returncode}): {proc.stderr.read()}")
         try:
             if int(path.read_text() or 0) >= at_least:
                 return int(path.read_text())
@@ -252,7 +255,7 @@ def _workers_gone(pids, within: float = 10.0) -> bool:
 
 def _stop(proc, sig, progress: Path, after: int = 3) -> tuple[int, str, float]:
     """Send ``sig`` once the run did ``after`` steps; (exit code, stderr, seconds to exit)."""
-    _wait_for(progress / f"{proc.pid}.iter", after)
+    _wait_for(progress / f"{proc.pid}.iter", after, proc=proc)
     t0 = time.time()
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)  # schedulers SIGKILL 30 s after SIGTERM
@@ -263,7 +266,7 @@ def test_signals_checkpoint_then_resume_is_bit_exact_no_orphans(tmp_path):
     """SIGTERM (with 2 loader workers), SIGUSR1 and SIGINT each stop the run at an iteration
     boundary with a checkpoint and exit 128 + signal; the resumed chain equals one
     uninterrupted run bit for bit; the workers are gone."""
-    opts = dict(total_iter=30, ema_decay=0.9, clip_grad=1.0)
+    opts = dict(total_iter=20, ema_decay=0.9, clip_grad=1.0)
     reference = _spawn(["--opt", write_cfg(tmp_path, "ref.yaml", "ref", **opts)], tmp_path / "p0")
     _, err = reference.communicate(timeout=300)
     assert reference.returncode == 0, err
@@ -273,7 +276,7 @@ def test_signals_checkpoint_then_resume_is_bit_exact_no_orphans(tmp_path):
         extra = ["--set", "data.workers=2"] if n == 0 else ["--resume", "auto"]
         proc = _spawn(["--opt", cfg, *extra], tmp_path / f"p{n + 1}", FAULT_SLEEP=0.05)
         if n == 0:
-            _wait_for(tmp_path / "p1" / f"{proc.pid}.iter", 2)
+            _wait_for(tmp_path / "p1" / f"{proc.pid}.iter", 2, proc=proc)
             workers = [int(p) for p in (tmp_path / "p1" / f"{proc.pid}.workers").read_text().split()]
             assert len(workers) == 2
         code, err, seconds = _stop(proc, sig, tmp_path / f"p{n + 1}")
@@ -282,7 +285,7 @@ def test_signals_checkpoint_then_resume_is_bit_exact_no_orphans(tmp_path):
         assert err.startswith(f"stopped by {name} at iteration ") and "--resume auto" in err, err
         it = int(err.split("at iteration ")[1].split()[0])
         assert list_checkpoints(tmp_path / "run")[-1].name == f"iter_{it:08d}.pt"
-        assert it < 30 and (not stops or it > stops[-1])
+        assert it < 20 and (not stops or it > stops[-1])
         stops.append(it)
         if n == 0:
             assert _workers_gone(workers), "DataLoader workers outlived the trainer"
@@ -295,9 +298,9 @@ def test_signals_checkpoint_then_resume_is_bit_exact_no_orphans(tmp_path):
 
 
 def test_sigkill_leaves_no_worker_behind(tmp_path):
-    proc = _spawn(["--opt", write_cfg(tmp_path, total_iter=500, workers=2)], tmp_path / "p",
+    proc = _spawn(["--opt", write_cfg(tmp_path, total_iter=500), "--set", "data.workers=2"], tmp_path / "p",
                   FAULT_SLEEP=0.05)
-    _wait_for(tmp_path / "p" / f"{proc.pid}.iter", 2)
+    _wait_for(tmp_path / "p" / f"{proc.pid}.iter", 2, proc=proc)
     workers = [int(p) for p in (tmp_path / "p" / f"{proc.pid}.workers").read_text().split()]
     assert len(workers) == 2 and all(_alive(p) for p in workers)
     proc.kill()
@@ -308,7 +311,7 @@ def test_sigkill_leaves_no_worker_behind(tmp_path):
 def test_signal_during_validation_abandons_it_and_resumes(tmp_path):
     cfg = write_cfg(tmp_path, total_iter=8, val_every=4, checkpoint_every=100)
     proc = _spawn(["--opt", cfg], tmp_path / "p", FAULT_VAL_SLEEP=0.5)
-    _wait_for(tmp_path / "p" / f"{proc.pid}.val")  # validation at iteration 4 has started
+    _wait_for(tmp_path / "p" / f"{proc.pid}.val", proc=proc)  # validation at iteration 4 has started
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143 and "stopped by SIGTERM at iteration 4" in err, err
@@ -331,13 +334,17 @@ def _free_port() -> int:
 def test_ddp_every_rank_stops_at_the_same_iteration(tmp_path):
     """Two gloo processes; SIGTERM to rank 1 only: the all-reduced stop flag stops both at the
     same iteration, rank 0 writes the checkpoint, both exit 143."""
-    cfg = write_cfg(tmp_path, total_iter=200, batch_size=2)
+    cfg = write_cfg(tmp_path, total_iter=200)
     port = _free_port()
     procs = [_spawn(["--opt", cfg], tmp_path / "p", FAULT_SLEEP=0.05, RANK=r, LOCAL_RANK=r, WORLD_SIZE=2,
                     MASTER_ADDR="127.0.0.1", MASTER_PORT=port) for r in (0, 1)]
-    _wait_for(tmp_path / "p" / f"{procs[1].pid}.iter", 3)
-    procs[1].send_signal(signal.SIGTERM)
-    errs = [p.communicate(timeout=60)[1] for p in procs]
+    try:
+        _wait_for(tmp_path / "p" / f"{procs[1].pid}.iter", 3, proc=procs[1])
+        procs[1].send_signal(signal.SIGTERM)
+        errs = [p.communicate(timeout=60)[1] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
     assert [p.returncode for p in procs] == [143, 143], errs
     it = int(errs[0].split("at iteration ")[1].split()[0])
     assert it < 200 and list_checkpoints(tmp_path / "run")[-1].name == f"iter_{it:08d}.pt"
@@ -506,8 +513,9 @@ def test_error_inside_a_dataloader_worker_is_one_line(tmp_path, fake, capsys, mo
 
 
 def test_killed_dataloader_worker_is_one_line(tmp_path):
-    proc = _spawn(["--opt", write_cfg(tmp_path, total_iter=500, workers=2)], tmp_path / "p", FAULT_SLEEP=0.05)
-    _wait_for(tmp_path / "p" / f"{proc.pid}.iter", 2)
+    proc = _spawn(["--opt", write_cfg(tmp_path, total_iter=500), "--set", "data.workers=2"], tmp_path / "p",
+                  FAULT_SLEEP=0.05)
+    _wait_for(tmp_path / "p" / f"{proc.pid}.iter", 2, proc=proc)
     worker = int((tmp_path / "p" / f"{proc.pid}.workers").read_text().split()[0])
     os.kill(worker, signal.SIGKILL)
     _, err = proc.communicate(timeout=60)

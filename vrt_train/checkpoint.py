@@ -48,13 +48,24 @@ def atomic_save(obj, path: Path) -> None:
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise os_error(exc, f"writing checkpoint {path}") from None
-        if isinstance(exc, RuntimeError) and "file write failed" in str(exc):  # torch's ENOSPC
+        cause = _os_error_in(exc)
+        if cause is not None:  # torch.save may wrap it: RuntimeError during handling of OSError
+            raise os_error(cause, f"writing checkpoint {path}") from None
+        if isinstance(exc, RuntimeError) and "file write failed" in str(exc):  # torch's C++ writer
             raise OutputError(f"writing checkpoint {path} failed", path=path, found=str(exc).splitlines()[0],
                               fix="free space on that file system (or set out_dir elsewhere), "
                                   "then --resume auto") from None
         raise
+
+
+def _os_error_in(exc: BaseException | None) -> OSError | None:
+    """``exc`` or the first OSError in its chain of causes/contexts."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 def write_text(path: Path, text: str) -> None:
