@@ -187,6 +187,7 @@ def test_step_guard_single_process_and_weight_check():
         assert_finite_weights(7, model=net, ema=None)
 
 
+@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
 def test_vrt_with_nan_weights_or_input_does_not_segfault():
     """torchvision's deform_conv2d segfaults on NaN offsets; VRT must hand it finite ones."""
     code = """
@@ -262,6 +263,7 @@ def _stop(proc, sig, progress: Path, after: int = 3) -> tuple[int, str, float]:
     return proc.returncode, err, time.time() - t0
 
 
+@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
 def test_signals_checkpoint_then_resume_is_bit_exact_no_orphans(tmp_path):
     """SIGTERM (with 2 loader workers), SIGUSR1 and SIGINT each stop the run at an iteration
     boundary with a checkpoint and exit 128 + signal; the resumed chain equals one
@@ -297,6 +299,7 @@ def test_signals_checkpoint_then_resume_is_bit_exact_no_orphans(tmp_path):
     assert log.count("stop signal: checkpoint") == 3 and "data.workers changed from 2 to 0 (allowed)" in log
 
 
+@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
 def test_sigkill_leaves_no_worker_behind(tmp_path):
     proc = _spawn(["--opt", write_cfg(tmp_path, total_iter=500), "--set", "data.workers=2"], tmp_path / "p",
                   FAULT_SLEEP=0.05)
@@ -308,6 +311,7 @@ def test_sigkill_leaves_no_worker_behind(tmp_path):
     assert _workers_gone(workers), "DataLoader workers outlived a SIGKILLed trainer"
 
 
+@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
 def test_signal_during_validation_abandons_it_and_resumes(tmp_path):
     cfg = write_cfg(tmp_path, total_iter=8, val_every=4, checkpoint_every=100)
     proc = _spawn(["--opt", cfg], tmp_path / "p", FAULT_VAL_SLEEP=0.5)
@@ -331,6 +335,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
 def test_ddp_every_rank_stops_at_the_same_iteration(tmp_path):
     """Two gloo processes; SIGTERM to rank 1 only: the all-reduced stop flag stops both at the
     same iteration, rank 0 writes the checkpoint, both exit 143."""
@@ -512,6 +517,7 @@ def test_error_inside_a_dataloader_worker_is_one_line(tmp_path, fake, capsys, mo
     assert code == 1 and "Traceback" in err and "in __getitem__" in err  # the worker's own traceback
 
 
+@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
 def test_killed_dataloader_worker_is_one_line(tmp_path):
     proc = _spawn(["--opt", write_cfg(tmp_path, total_iter=500), "--set", "data.workers=2"], tmp_path / "p",
                   FAULT_SLEEP=0.05)
@@ -534,6 +540,7 @@ def _in_private_mounts(script: str, timeout=300) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
+@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
 def test_disk_full_during_a_checkpoint_save(tmp_path):
     """A 4 MiB tmpfs holds two ~1.5 MB checkpoints; the third save fails: exit 1, a clear
     message, no temp file left, the earlier checkpoints intact and resumable."""
