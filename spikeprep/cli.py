@@ -259,7 +259,7 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
       rgb    spikes resized to H x W, INTER_NEAREST (counts stay integers, dtype unchanged)
       spike  blur/sharp resized to h x w, INTER_AREA (uint8)
     """
-    from .cache_build import voxelize_dataset
+    from .cache.build import voxelize_dataset
 
     summary = voxelize_dataset(data_root, cache, S=S, repr=repr_, repr_params=_parse_repr_params(repr_param),
                                match=match, shard_size=shard_size, workers=workers, val=val,
@@ -289,7 +289,7 @@ def verify_command(cache, data_root, sample, seed, as_json):
     """
     import json
 
-    from .verify import verify_cache
+    from .cache.verify import verify_cache
 
     report = verify_cache(cache, data_root=data_root, sample=sample, seed=seed)
     if as_json:
@@ -308,7 +308,7 @@ def verify_command(cache, data_root, sample, seed, as_json):
 def info_command(cache):
     """Show a cache's parameters and a table of its sequences (split, frames, shard, sizes,
     mean spikes per pixel per spike frame, hot pixels)."""
-    from .verify import cache_info
+    from .cache.info import cache_info
 
     out = stdout_console()
     for renderable in tables.info_renderables(cache_info(cache)):

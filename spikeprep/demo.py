@@ -109,9 +109,9 @@ def run_demo(out: str | os.PathLike = "spikeprep-demo", *, params: DemoData = De
              train: bool = True, config: str | os.PathLike = DEMO_CONFIG, progress: bool = True,
              report=print) -> DemoSummary:
     """Run (or finish) the demo in ``out``; ``report(str)`` is told each stage as it ends."""
-    from .cache_build import voxelize_dataset
+    from .cache.build import voxelize_dataset
     from .syncbuild import build_sync
-    from .verify import verify_cache
+    from .cache.verify import verify_cache
 
     out = Path(out)
     data, cache = out / "data", out / "cache"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import UsageError, VoxelError
-from .voxel import count_ranges
+from .kernels import count_ranges
 
 
 def firing_rate(stream, chunk_frames: int = 4096) -> np.ndarray:

@@ -1,10 +1,9 @@
-"""Writing the cache: LMDB shards with on-demand map growth, one transaction per sequence, a journal.
+"""Writing the cache: LMDB shards with on-demand map growth, one transaction per sequence.
 
 The parent process is the only writer. Each sequence goes into its shard in **one** write
-transaction, so after a crash a sequence is either entirely there or not at all; after the commit
-its summary (checksums, fingerprints, partial stats) is appended to ``progress.jsonl`` and
-fsync'd. A crash between commit and journal line only means the sequence is written again with the
-same bytes on resume.
+transaction, so after a crash a sequence is either entirely there or not at all; after the commit the builder
+journals its summary (`spikeprep.cache.journal`). A crash between commit and journal line only
+means the sequence is written again with the same bytes on resume.
 
 Map size: each shard starts at ``initial_map_size`` (64 MiB) and grows on demand: before a
 sequence it is grown to fit the planned bytes, and on ``lmdb.MapFullError`` the transaction is
@@ -13,15 +12,12 @@ aborted, the map doubled (at least to fit) and the sequence's records produced a
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Callable, Iterable
 
 import lmdb
 
-from .cache_format import JOURNAL_NAME, shard_name
-from .errors import CacheError
+from .cache.records import shard_name
 
 MiB = 1 << 20
 DEFAULT_INITIAL_MAP_SIZE = 64 * MiB
@@ -91,44 +87,3 @@ class ShardWriter:
         for env in self._envs.values():
             env.close()
         self._envs.clear()
-
-
-class Journal:
-    """``CACHE/progress.jsonl``: a ``start`` line (params, plan), then one line per finished sequence."""
-
-    def __init__(self, cache: Path) -> None:
-        self.path = Path(cache) / JOURNAL_NAME
-
-    def read(self, repair: bool = False) -> list[dict]:
-        """Entries in order; a torn last line (crash mid-write) is ignored (cut off if ``repair``)."""
-        if not self.path.is_file():
-            return []
-        entries, good = [], 0
-        data = self.path.read_bytes()
-        for line in data.splitlines(keepends=True):
-            try:
-                if not line.endswith(b"\n"):
-                    raise ValueError("torn line")
-                entries.append(json.loads(line))
-            except ValueError:
-                break
-            good += len(line)
-        if repair and good < len(data):
-            with open(self.path, "r+b") as f:
-                f.truncate(good)
-                os.fsync(f.fileno())
-        return entries
-
-    def append(self, entry: dict) -> None:
-        """Append one line and fsync it (the sequence counts as done only after this returns)."""
-        with open(self.path, "a") as f:
-            f.write(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    def start(self, header: dict) -> None:
-        """Begin a fresh journal (the caller has emptied the cache)."""
-        if self.path.exists():
-            raise CacheError("journal already exists", path=self.path, found="progress.jsonl",
-                             expected="an empty cache directory", fix="pass --force to rebuild")
-        self.append({"kind": "start", **header})

@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from .errors import UsageError, VoxelError
-from .voxel import (bin_edges, check_out, check_packed, count_ranges, ema_kernel,
+from .kernels import (bin_edges, check_out, check_packed, count_ranges, ema_kernel,
                     uint_dtype_for)
 
 

@@ -4,7 +4,6 @@ map growth, resume after a crash, parameter mismatch, match modes, hot pixels, w
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -15,12 +14,14 @@ import lmdb
 import numpy as np
 import pytest
 
+from fault_injection import run_killed
 from reference import spikecv_decode
-from test_cache_support import make_dataset
+from cache_datasets import make_dataset
 
 import spikeprep
-from spikeprep.cache import acquire_env, release_env
-from spikeprep.cache_format import HEADER_SIZE, checksum, decode_record, params_hash
+from spikeprep.cache.manifest import params_hash
+from spikeprep.cache.reader import acquire_env, release_env
+from spikeprep.cache.records import HEADER_SIZE, checksum, decode_record
 from spikeprep.errors import CacheError
 from spikeprep.lmdb_writer import ShardWriter
 from spikeprep.sync import load_sync
@@ -99,14 +100,66 @@ def test_round_trip_against_reference(built):
     cache.close()
 
 
+def as_version_1(cache_dir: Path) -> None:
+    """Rewrite a cache's manifest.json as spikeprep 0.1.0 wrote it (manifest schema version 1)."""
+    manifest = json.loads((cache_dir / "manifest.json").read_text())
+    del manifest["manifest_version"]
+    params = manifest["params"]
+    params["repr_params"] = {"repr": params["repr"], "S": params["S"], **params["repr_params"]}
+    manifest["params_hash"] = params_hash(params)
+    (cache_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_caches_written_with_manifest_version_1_still_open_and_verify(built, tmp_path):
+    import shutil
+    data, cache_dir = built
+    old = tmp_path / "old"
+    shutil.copytree(cache_dir, old)
+    as_version_1(old)
+    cache = spikeprep.open_cache(old)
+    assert cache.params == spikeprep.open_cache(cache_dir).params and cache.params.repr_params == {}
+    assert cache.manifest["params_hash"] == json.loads((old / "manifest.json").read_text())["params_hash"]
+    np.testing.assert_array_equal(cache.read("a", 1).spike, spikeprep.open_cache(cache_dir).read("a", 1).spike)
+    assert spikeprep.verify_cache(old, data_root=data).ok
+
+
+def test_manifest_round_trips_through_its_dataclasses(built):
+    from spikeprep.cache.manifest import manifest_from_dict
+    _, cache_dir = built
+    raw = json.loads((cache_dir / "manifest.json").read_text())
+    manifest = manifest_from_dict(raw)
+    assert manifest.to_dict() == raw
+    assert manifest.params.S == S and manifest.sequences["a"].num_frames == 4
+    assert manifest["spike_stats"] == raw["spike_stats"]  # the public dict-style access
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda m: m["params"].pop("match"), "params incomplete"),
+    (lambda m: m["params"].update(match="bogus"), "params.match"),
+    (lambda m: m["sequences"]["a"].update(split="test"), "split"),
+    (lambda m: m["sequences"]["a"].pop("records"), "incomplete"),
+    (lambda m: m.update(manifest_version=99), "unsupported manifest version"),
+])
+def test_invalid_manifests_are_refused_naming_the_field(built, mutate, message):
+    from spikeprep.cache.manifest import manifest_from_dict
+    _, cache_dir = built
+    raw = json.loads((cache_dir / "manifest.json").read_text())
+    mutate(raw)
+    raw["params_hash"] = params_hash(raw["params"])
+    with pytest.raises(CacheError, match=message):
+        manifest_from_dict(raw)
+
+
 def test_manifest_contents(built):
     data, cache_dir = built
     manifest = json.loads((cache_dir / "manifest.json").read_text())
     params = manifest["params"]
-    assert params == {"S": S, "channels": S, "repr": "bins", "repr_params": {"repr": "bins", "S": S},
+    # manifest version 2: repr_params holds only the representation's own parameters
+    assert params == {"S": S, "channels": S, "repr": "bins", "repr_params": {},
                       "flipud": True, "match": "none", "hot_pixels": "off", "spike_dtype": "uint8",
                       "rgb_shape": [32, 48, 3], "spike_shape": [S, 32, 48]}
     assert manifest["format"] == "spikeprep.cache" and manifest["version"] == 1
+    assert manifest["manifest_version"] == 2
     assert manifest["params_hash"] == params_hash(params)
     records = all_records(cache_dir)
     for seq, entry in manifest["sequences"].items():
@@ -173,11 +226,9 @@ def test_map_full_is_retried(tmp_path):
 def test_resume_after_kill_equals_uninterrupted(tmp_path):
     data = make_dataset(tmp_path / "data", sequences=("a", "b", "c"), frames=4)
     build(data, tmp_path / "clean", val=["b"], shard_size="100K")
-    code = ("import spikeprep; spikeprep.voxelize_dataset(%r, %r, S=%d, val=['b'], shard_size='100K', "
-            "progress=False)" % (str(data), str(tmp_path / "crashed"), S))
-    env = {**os.environ, "SPIKEPREP_TEST_CRASH_AFTER_SEQUENCES": "1"}
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert proc.returncode == 137, proc.stderr
+    proc = run_killed("journal", 1, ["voxelize", data, tmp_path / "crashed", "--S", S, "--val", "b",
+                                     "--shard-size", "100K"])
+    assert proc.returncode == -9, proc.stderr
     journal = (tmp_path / "crashed" / "progress.jsonl").read_text().splitlines()
     assert len(journal) == 2 and not (tmp_path / "crashed" / "manifest.json").exists()
     with pytest.raises(CacheError, match="no manifest"):
@@ -198,8 +249,7 @@ def test_sigkill_inside_a_transaction_then_resume_verifies(tmp_path, kill_at_fra
     build(data, tmp_path / "clean", val=["b"], shard_size="100K")
     command = [sys.executable, "-m", "spikeprep", "voxelize", str(data), str(tmp_path / "killed"),
                "--S", str(S), "--val", "b", "--shard-size", "100K"]
-    env = {**os.environ, "SPIKEPREP_TEST_KILL_AT_FRAME": str(kill_at_frame)}
-    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    proc = run_killed("frame", kill_at_frame, command[3:])
     assert proc.returncode == -9, proc.stderr
     assert not (tmp_path / "killed" / "manifest.json").exists()
     proc = subprocess.run(command, capture_output=True, text=True)

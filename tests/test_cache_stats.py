@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikeprep import stats
+from spikeprep.cache import stats
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.uint32])

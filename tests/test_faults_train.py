@@ -26,7 +26,7 @@ from torch import nn
 import vrt_train.data as data
 import vrt_train.train as train_mod
 from spikeprep.errors import ConfigError
-from test_data import FakeCache
+from fakes import FakeCache
 from test_train import TinyNet
 from vrt_train.checkpoint import list_checkpoints
 from vrt_train.cli import main

@@ -10,7 +10,9 @@ import torch
 from vrt_train.model import VRT, InputShapeError, SpyNetWeightsWarning
 from vrt_train.model.flow import SpyNet
 
-from test_model import TINY, build, clip, single_thread  # noqa: F401 (autouse fixture)
+from tiny_vrt import TINY, build, clip
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.mark.parametrize("shape, message", [

@@ -12,11 +12,13 @@ import torch
 import yaml
 from torch import nn
 
-from spikeprep.errors import ConfigError
-from test_data import FakeCache
+from spikeprep import ConfigError
+from fakes import FakeCache
 from vrt_train import train as train_mod
 from vrt_train.config import config_from_dict, load_config, replace
-from vrt_train.train import list_checkpoints, main, train
+from vrt_train.checkpoint import list_checkpoints
+from vrt_train.cli import main
+from vrt_train.train import train
 
 
 class TinyNet(nn.Module):
@@ -186,7 +188,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
 import sys, os
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import test_train as t, vrt_train.data as data
-from test_data import FakeCache
+from fakes import FakeCache
 data.open_any = lambda c: FakeCache()
 from pathlib import Path
 cfg = t.small_cfg(Path({str(tmp_path)!r}), None, total_iter=5, fix_iter=2, val_every=5)
@@ -214,9 +216,8 @@ def test_amp_bf16_and_tensorboard_flag_run(tmp_path):
 
 def test_window_norm_falls_back_to_quantile_for_other_reprs():
     from vrt_train.data import effective_spike_norm
-    manifest = FakeCache(repr="ema").manifest
-    manifest["params"]["repr_params"] = {"tau_fast": 5.0, "tau_slow": 50.0}
+    params = FakeCache(repr="ema", repr_params={"tau_fast": 5.0, "tau_slow": 50.0}).manifest.params
     with pytest.warns(UserWarning, match="quantile"):
-        assert effective_spike_norm(manifest, "window") == "quantile"
-    assert effective_spike_norm(FakeCache().manifest, "window") == "window"
-    assert effective_spike_norm(FakeCache(repr="ema").manifest, "standardize") == "standardize"
+        assert effective_spike_norm(params, "window") == "quantile"
+    assert effective_spike_norm(FakeCache().manifest.params, "window") == "window"
+    assert effective_spike_norm(FakeCache(repr="ema").manifest.params, "standardize") == "standardize"

@@ -14,7 +14,8 @@ import torch
 import spikeprep
 from vrt_train.augment import SpikeNorm, assemble
 from vrt_train.data import ShardDataset, ValDataset
-from vrt_train.train import list_checkpoints, main
+from vrt_train.checkpoint import list_checkpoints
+from vrt_train.cli import main
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo_tiny_cpu.yaml"
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from test_cache_support import make_dataset
+from cache_datasets import make_dataset
 
 import spikeprep
-from spikeprep.cache_format import HEADER_SIZE
+from spikeprep.cache.records import HEADER_SIZE
 from spikeprep.cli import main
 
 
@@ -138,7 +138,7 @@ def test_info(clean):
     assert result.exit_code == 0
     assert "spike_dtype" in result.output and "uint8" in result.output
     assert "train" in result.output and "val" in result.output and "off" in result.output
-    info = spikeprep.verify.cache_info(cache)
+    info = spikeprep.cache_info(cache)
     assert [r["sequence"] for r in info["sequences"]] == ["a", "b"]
     assert 0.15 < info["sequences"][0]["spike_rate"] < 0.25   # make_dataset fires at 20%
 
@@ -146,7 +146,7 @@ def test_info(clean):
 def test_info_reports_hot_pixels(tmp_path):
     data = make_dataset(tmp_path / "data", sequences=("a",), frames=2, stuck={"a": (3, 3)}, rate=0.05)
     spikeprep.voxelize_dataset(data, tmp_path / "cache", S=4, hot_pixels="detect", progress=False)
-    info = spikeprep.verify.cache_info(tmp_path / "cache")
+    info = spikeprep.cache_info(tmp_path / "cache")
     assert info["sequences"][0]["hot_pixels"] == 1
     assert spikeprep.verify_cache(tmp_path / "cache", data_root=data).ok
 

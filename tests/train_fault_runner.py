@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import test_train  # noqa: E402
 import vrt_train.data as data  # noqa: E402
 import vrt_train.train as train_mod  # noqa: E402
-from test_data import FakeCache  # noqa: E402
+from fakes import FakeCache  # noqa: E402
 
 
 class FailingCache(FakeCache):

@@ -42,10 +42,10 @@ class SpikeNorm:
     q995: tuple[float, ...] = ()
 
     @classmethod
-    def from_manifest(cls, manifest: dict, mode: str) -> "SpikeNorm":
-        stats = manifest.get("spike_stats") or {}
-        return cls(mode, tuple(stats.get("mean", ())), tuple(stats.get("std", ())),
-                   tuple(stats.get("q995", ())))
+    def from_manifest(cls, manifest, mode: str) -> "SpikeNorm":
+        """From a cache's `spikeprep.Manifest` (its training ``spike_stats``)."""
+        stats = manifest.spike_stats
+        return cls(mode, tuple(stats.mean), tuple(stats.std), tuple(stats.q995))
 
     def __call__(self, spike: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
         """spike ``(B, T, C, h, w)`` float, window ``(B, T, C)`` -> normalised (same shape)."""

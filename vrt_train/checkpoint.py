@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeprep.errors import ConfigError
-from spikeprep.files import write_text_atomic
+from spikeprep import ConfigError, write_text_atomic
 
 from .config import Config, dump_config
 from .errors import OutputError, os_error

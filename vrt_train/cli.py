@@ -6,7 +6,7 @@ import os
 import sys
 import traceback
 
-from spikeprep.errors import SpikeprepError
+from spikeprep import SpikeprepError
 
 from .config import load_config
 

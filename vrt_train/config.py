@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import yaml
 
-from spikeprep.errors import ConfigError
+from spikeprep import ConfigError
 
 SPIKE_NORMS = ("window", "quantile", "standardize", "none")
 AMP_MODES = (None, "bf16", "fp16")

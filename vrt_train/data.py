@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from spikeprep.errors import ConfigError
+from spikeprep import ConfigError
 
 
 def open_any(cache):
@@ -49,11 +49,11 @@ def open_any(cache):
     return cache
 
 
-def spike_factor(manifest: dict) -> int:
-    """Integer factor f with RGB size = f x spike size (1 when the cache matched sizes)."""
-    params = manifest["params"]
-    rgb_h, rgb_w = params["rgb_shape"][:2]
-    _, sp_h, sp_w = params["spike_shape"]
+def spike_factor(params) -> int:
+    """Integer factor f with RGB size = f x spike size (1 when the cache matched sizes);
+    ``params``: the cache's `spikeprep.CacheParams`."""
+    rgb_h, rgb_w = params.rgb_shape[:2]
+    _, sp_h, sp_w = params.spike_shape
     f = rgb_h // sp_h if sp_h else 0
     if f < 1 or rgb_h != f * sp_h or rgb_w != f * sp_w:
         raise ConfigError("cache has RGB and spike sizes that are not an integer factor apart",
@@ -76,21 +76,19 @@ class _RepNormalizer:
         return self._by_length[L]
 
 
-def window_divisor_fn(manifest: dict):
+def window_divisor_fn(params):
     """``L -> (C,) float32`` divisor turning a window's values into rates (spikes per frame),
     from the cache's representation (``normalizer(L)``), or None when it has none (ema)."""
-    from spikeprep.representations import make_representation, params_of
-
-    params = manifest["params"]
-    rep = make_representation(params["repr"], int(params["S"]), **params_of(params.get("repr_params") or {}))
+    rep = params.representation()
     return _RepNormalizer(rep) if hasattr(rep, "normalizer") else None
 
 
-def effective_spike_norm(manifest: dict, requested: str) -> str:
+def effective_spike_norm(params, requested: str) -> str:
     """The spike normalisation to use: ``window`` falls back to ``quantile`` (with a warning)
-    when the cache's representation has no known window normaliser."""
-    if requested == "window" and window_divisor_fn(manifest) is None:
-        warnings.warn(f"spike_norm 'window' is not defined for repr {manifest['params'].get('repr')!r}; "
+    when the cache's representation (``params``: `spikeprep.CacheParams`) has no known window
+    normaliser."""
+    if requested == "window" and window_divisor_fn(params) is None:
+        warnings.warn(f"spike_norm 'window' is not defined for repr {params.repr!r}; "
                       "using 'quantile' (divide by the training q99.5 per channel)", stacklevel=2)
         return "quantile"
     return requested
@@ -120,10 +118,11 @@ class _CacheItems:
     def __init__(self, cache, split: str, use_spike: bool):
         self.cache = open_any(cache)
         self.manifest = self.cache.manifest
+        self.params = self.manifest.params
         self.use_spike = use_spike
-        self.f = spike_factor(self.manifest)
-        self.channels = int(self.manifest["params"]["spike_shape"][0])
-        self._divisor = window_divisor_fn(self.manifest)
+        self.f = spike_factor(self.params)
+        self.channels = self.params.spike_shape[0]
+        self._divisor = window_divisor_fn(self.params)
         seqs = [s for s in self.cache.sequences if split is None or self.cache.split(s) == split]
         if not seqs and split == "val":
             seqs = [self.cache.sequences[-1]]
@@ -140,7 +139,7 @@ class _CacheItems:
         T, (h, w) = len(frames), (height // f, width // f)
         channels = self.channels if self.use_spike else 0
         spikes, rgb, sharp = _one_allocation(
-            ((T, channels, h, w), np.dtype(self.manifest["params"]["spike_dtype"])),
+            ((T, channels, h, w), np.dtype(self.params.spike_dtype)),
             ((T, height, width, 3), np.uint8), ((T, height, width, 3), np.uint8))
         divisors = np.ones((T, channels), np.float32)
         for t, i in enumerate(frames):
@@ -182,7 +181,7 @@ class ShardDataset(Dataset):
             raise ConfigError("data.gt_size is not divisible by the RGB/spike size factor",
                               found=f"gt_size {gt_size}, factor {f}", expected=f"a multiple of {f}",
                               fix=f"set data.gt_size to a multiple of {f}")
-        rgb_h, rgb_w = self.items.manifest["params"]["rgb_shape"][:2]
+        rgb_h, rgb_w = self.items.params.rgb_shape[:2]
         if gt_size > min(rgb_h, rgb_w):
             raise ConfigError("data.gt_size is larger than the frames", found=gt_size,
                               expected=f"<= {min(rgb_h, rgb_w)} (frames are {rgb_h}x{rgb_w})")
@@ -219,7 +218,7 @@ class ValDataset(Dataset):
         self.items = _CacheItems(cache, split, use_spike)
         self.need_sharp = need_sharp
         self.num_frames = num_frames
-        self.rgb_hw = tuple(self.items.manifest["params"]["rgb_shape"][:2])
+        self.rgb_hw = tuple(self.items.params.rgb_shape[:2])
 
     def __len__(self) -> int:
         return len(self.items.seqs)

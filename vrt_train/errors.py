@@ -22,7 +22,7 @@ import errno
 import os
 import signal
 
-from spikeprep.errors import SpikeprepError
+from spikeprep import SpikeprepError
 
 
 class TrainingDiverged(SpikeprepError):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from spikeprep.errors import ConfigError
+from spikeprep import ConfigError
 
 from .config import Config
 

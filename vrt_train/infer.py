@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from spikeprep.errors import ConfigError
+from spikeprep import ConfigError
 
 from .augment import SpikeNorm
 from .config import Config
@@ -25,13 +25,11 @@ def _voxelize_like_training(data_root: Path, cfg: Config, into: Path, progress: 
     """Voxelize DATA_ROOT (with its spike/SEQ/sync.json) into ``into`` exactly as the training
     cache ``cfg.data.cache`` was built, so the model sees the same spike channels."""
     from spikeprep import open_cache, voxelize_dataset
-    from spikeprep.representations import params_of
 
     with open_cache(cfg.data.cache) as training_cache:
         params = training_cache.params
-    voxelize_dataset(data_root, into, S=params["S"], repr=params["repr"],
-                     repr_params=params_of(params["repr_params"]),
-                     match=params["match"], hot_pixels=params["hot_pixels"], progress=progress)
+    voxelize_dataset(data_root, into, S=params.S, repr=params.repr, repr_params=params.repr_params,
+                     match=params.match, hot_pixels=params.hot_pixels, progress=progress)
     return into
 
 
@@ -43,12 +41,12 @@ def infer(cfg: Config, cache, out_dir, checkpoint=None, progress: bool = True, m
     checkpoint: a trainer checkpoint (EMA weights when it has them), default the latest in
     ``cfg.out_dir``; its stored spike normalisation (training statistics) is reused.
     """
-    from spikeprep.cache_format import MANIFEST_NAME
+    from spikeprep import is_cache
 
     if not isinstance(cache, (str, os.PathLike)):  # an opened Cache
         return _infer_cache(cfg, cache, out_dir, checkpoint, progress, model_fn)
     source = Path(cache)
-    if (source / MANIFEST_NAME).is_file() or not (source / "spike").is_dir():
+    if is_cache(source) or not (source / "spike").is_dir():
         return _infer_cache(cfg, source, out_dir, checkpoint, progress, model_fn)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".infer-cache-", dir=out_dir))

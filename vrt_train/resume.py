@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from spikeprep.errors import ConfigError
+from spikeprep import ConfigError
 
 from .checkpoint import list_checkpoints, set_rng_state
 from .config import Config, config_from_dict, to_dict
@@ -33,8 +33,8 @@ CACHE_KEYS = ("S", "repr", "repr_params", "rgb_shape", "spike_shape", "spike_dty
 
 def cache_identity(manifest) -> dict:
     """What a checkpoint's training depends on in a cache manifest (compared on resume)."""
-    params = manifest["params"]
-    return {k: _plain(params.get(k)) for k in CACHE_KEYS}
+    params = manifest.params  # spikeprep.CacheParams
+    return {k: _plain(getattr(params, k, None)) for k in CACHE_KEYS}
 
 
 def _plain(value):

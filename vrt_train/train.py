@@ -39,14 +39,14 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from spikeprep.errors import ConfigError
+from spikeprep import ConfigError
 
 from .augment import SpikeNorm, assemble
 from .config import Config, dump_config, to_dict
 from .data import ClipSampler, ShardDataset, ValDataset, effective_spike_norm, make_loader
 from .metrics import charbonnier
 from .factory import build_model  # noqa: F401  (public: vrt_train.train.build_model)
-from .checkpoint import (atomic_save, init_weights, list_checkpoints,  # noqa: F401
+from .checkpoint import (atomic_save, init_weights,
                          resolve_resume, rng_state, save_checkpoint, set_rng_state)
 from .checkpoint import clean_temp_files, prepare_out_dir, write_text
 from .errors import Preempted
@@ -118,7 +118,7 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
 
     dataset = ShardDataset(d.cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike)
     manifest = dataset.items.manifest
-    norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest, d.spike_norm))
+    norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, d.spike_norm))
     val_set = ValDataset(dataset.items.cache, d.num_frames_val, d.use_spike)
     spike_chans = dataset.items.channels if d.use_spike else 0
 
@@ -367,13 +367,7 @@ class _Logger:
 
 
 
-# -- CLI (in vrt_train.cli; kept here for `python -m vrt_train.train` and the entry point) --
+if __name__ == "__main__":  # `python -m vrt_train.train` / `torchrun -m vrt_train.train`
+    from vrt_train.cli import main
 
-def main(argv=None) -> None:
-    """`vrt-train`: see `vrt_train.cli.main`."""
-    from .cli import main as cli_main
-    cli_main(argv)
-
-
-if __name__ == "__main__":
     main()

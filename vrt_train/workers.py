@@ -16,7 +16,7 @@ import ctypes
 import os
 import signal
 
-from spikeprep.errors import SpikeprepError
+from spikeprep import SpikeprepError
 
 from .errors import WorkerError
 

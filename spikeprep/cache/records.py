@@ -1,4 +1,4 @@
-"""The voxel cache's on-disk layout: the only module that knows the record bytes and manifest schema.
+"""The voxel cache's on-disk layout: the directory's file names and the record bytes (declared once).
 
 A CACHE directory holds::
 
@@ -24,24 +24,21 @@ Header fields: ``magic`` = b"SPKC", ``version`` = FORMAT_VERSION, ``dtype_code``
 ``ndim``, ``shape`` (unused dims 0), ``spike_begin``/``spike_end`` (the spike window
 ``[begin, end)`` of a spike record; -1 for other records).
 
-Checksums: ``blake2b`` with a 16-byte digest, hex, over the whole LMDB value (header + payload).
-The params hash is sha256 of the params as canonical JSON (sorted keys, no spaces).
+Checksums: `checksum` (`spikeprep.fingerprint`, the algorithm named in the manifest's
+``record_checksum``) over the whole LMDB value (header + payload). The manifest's schema is
+`spikeprep.cache.manifest`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .errors import CacheError
-from .files import write_text_atomic
+from .. import fingerprint
+from ..errors import CacheError
 
 FORMAT = "spikeprep.cache"
 FORMAT_VERSION = 1
@@ -49,6 +46,9 @@ MAGIC = b"SPKC"
 MANIFEST_NAME = "manifest.json"
 META_INFO_NAME = "meta_info.txt"
 JOURNAL_NAME = "progress.jsonl"
+#: Algorithm of the record checksums, and how the manifest describes it.
+RECORD_CHECKSUM_ALGORITHM = "blake2b"
+RECORD_CHECKSUM = "blake2b-128 hex of the whole LMDB value (header + payload)"
 
 #: One record header, declared once; writer and reader both use it. 48 bytes, so payloads start
 #: 16-byte aligned within the value.
@@ -77,8 +77,6 @@ _CODE_OF = {dtype: code for code, dtype in DTYPE_CODES.items()}
 
 RECORD_KINDS = ("blur", "sharp", "spike")
 HOT_PIXELS = "hot_pixels"
-PARAM_KEYS = ("S", "channels", "repr", "repr_params", "flipud", "match", "hot_pixels",
-              "spike_dtype", "rgb_shape", "spike_shape")
 MATCH_MODES = ("none", "rgb", "spike")
 
 
@@ -176,98 +174,5 @@ def decode_record(value, key: str = "?") -> tuple[RecordHeader, np.ndarray]:
 
 
 def checksum(value) -> str:
-    """blake2b-128 hex digest of a whole LMDB value."""
-    return hashlib.blake2b(value, digest_size=16).hexdigest()
-
-
-def canonical_json(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def params_hash(params: dict) -> str:
-    """sha256 hex of the params' canonical JSON."""
-    return hashlib.sha256(canonical_json(params).encode()).hexdigest()
-
-
-def diff_params(found: dict, expected: dict) -> list[str]:
-    """``["S: found 4, expected 8", ...]`` for every differing top-level parameter."""
-    keys = sorted(set(found) | set(expected))
-    return [f"{k}: found {found.get(k)!r}, expected {expected.get(k)!r}"
-            for k in keys if found.get(k) != expected.get(k)]
-
-
-def expected_records(params: dict, sequence: str, entry: dict) -> dict[str, tuple[tuple, np.dtype]]:
-    """``{key: (shape, dtype)}`` of every record a manifest sequence entry promises."""
-    rgb, spike = tuple(params["rgb_shape"]), tuple(params["spike_shape"])
-    sdtype = np.dtype(params["spike_dtype"])
-    out = {}
-    for i in range(entry["num_frames"]):
-        out[frame_key(sequence, i, "blur")] = (rgb, np.dtype("u1"))
-        if entry["has_sharp"]:
-            out[frame_key(sequence, i, "sharp")] = (rgb, np.dtype("u1"))
-        out[frame_key(sequence, i, "spike")] = (spike, sdtype)
-    if params["hot_pixels"] == "detect":
-        out[hot_pixels_key(sequence)] = (spike[1:], np.dtype("u1"))
-    return out
-
-
-def validate_manifest(raw, path=None) -> dict:
-    """Check a loaded manifest's schema and params hash; return it. CacheError if invalid."""
-    def need(cond, what, found, expected):
-        if not cond:
-            raise CacheError(f"cache manifest: {what}", path=path, found=found, expected=expected,
-                             fix="rebuild the cache with 'spikeprep voxelize ... --force'")
-    need(isinstance(raw, dict), "not a JSON object", type(raw).__name__, "an object")
-    need(raw.get("format") == FORMAT, "not a spikeprep cache", raw.get("format"), FORMAT)
-    need(raw.get("version") == FORMAT_VERSION, "unsupported format version", raw.get("version"),
-         FORMAT_VERSION)
-    params = raw.get("params")
-    need(isinstance(params, dict) and all(k in params for k in PARAM_KEYS), "params incomplete",
-         sorted(params) if isinstance(params, dict) else params, list(PARAM_KEYS))
-    need(raw.get("params_hash") == params_hash(params), "params_hash does not match params",
-         raw.get("params_hash"), params_hash(params))
-    seqs = raw.get("sequences")
-    need(isinstance(seqs, dict), "no sequences", type(seqs).__name__, "an object")
-    for name, entry in seqs.items():
-        need(isinstance(entry, dict) and all(k in entry for k in
-             ("shard", "num_frames", "split", "has_sharp", "sources", "records", "hot_pixels")),
-             f"sequence {name!r} entry incomplete", entry if not isinstance(entry, dict) else
-             sorted(entry), "shard, num_frames, split, has_sharp, sources, records, hot_pixels")
-        need(entry["split"] in ("train", "val"), f"sequence {name!r} split", entry["split"],
-             "train or val")
-    need(isinstance(raw.get("spike_stats"), dict), "no spike_stats", raw.get("spike_stats"),
-         "an object")
-    return raw
-
-
-def load_manifest(cache: str | os.PathLike) -> dict:
-    """Read and validate ``CACHE/manifest.json``; CacheError when missing or invalid."""
-    cache = Path(cache)
-    if not cache.is_dir():
-        raise CacheError("cache directory not found", path=cache, found="no such directory",
-                         expected="a CACHE written by 'spikeprep voxelize'")
-    path = cache / MANIFEST_NAME
-    if not path.is_file():
-        journal = (cache / JOURNAL_NAME).is_file()
-        raise CacheError("cache has no manifest", path=path, found="no manifest.json" +
-                         (" (an unfinished build: progress.jsonl exists)" if journal else ""),
-                         expected="a finished cache",
-                         fix="re-run the same 'spikeprep voxelize' command to finish it")
-    try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CacheError("cache manifest is not valid JSON", path=path, found=str(exc),
-                         expected="JSON", fix="rebuild with 'spikeprep voxelize ... --force'") from exc
-    return validate_manifest(raw, path)
-
-
-def write_json_atomic(path: Path, obj) -> None:
-    """Write JSON via temp file + fsync + rename."""
-    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
-
-
-def meta_info_lines(manifest: dict) -> list[str]:
-    """KAIR meta_info lines ``SEQ NFRAMES (H,W,3) 0`` for every sequence, sorted."""
-    h, w, c = manifest["params"]["rgb_shape"]
-    return [f"{seq} {entry['num_frames']} ({h},{w},{c}) 0"
-            for seq, entry in sorted(manifest["sequences"].items())]
+    """The record checksum: hex digest of a whole LMDB value (`RECORD_CHECKSUM`)."""
+    return fingerprint.digest(value, RECORD_CHECKSUM_ALGORITHM)

@@ -5,7 +5,7 @@ cache = spikeprep.open_cache("cache/")
 for seq in cache.sequences:                 # sorted
     if cache.split(seq) == "train":
         s = cache.read(seq, 0)              # Sample: blur (H,W,3) uint8 RGB, sharp or None,
-        crop = s.spike[:, :64, :64].copy()  # spike (C,h,w) in manifest["params"]["spike_dtype"]
+        crop = s.spike[:, :64, :64].copy()  # spike (C,h,w) in cache.params.spike_dtype
 ```
 
 Arrays are zero-copy, **read-only** views of LMDB's memory map (``np.frombuffer``). Contract:
@@ -26,8 +26,9 @@ from pathlib import Path
 import lmdb
 import numpy as np
 
-from .cache_format import decode_record, frame_key, hot_pixels_key, load_manifest, shard_name
-from .errors import CacheError
+from ..errors import CacheError
+from .manifest import CacheParams, Manifest, SequenceEntry, load_manifest
+from .records import decode_record, frame_key, hot_pixels_key, shard_name
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Sample:
     index: int
     blur: np.ndarray            # (H, W, 3) uint8 RGB
     sharp: np.ndarray | None    # (H, W, 3) uint8 RGB, None when the dataset has no sharp frames
-    spike: np.ndarray           # (C, h, w) spike dtype (manifest params "spike_dtype")
+    spike: np.ndarray           # (C, h, w) in the cache's params.spike_dtype
     spike_begin: int
     spike_end: int
 
@@ -125,18 +126,18 @@ class Cache:
     def __init__(self, root: str | os.PathLike, buffers: bool = True) -> None:
         self.root = Path(root)
         self.buffers = buffers
-        self.manifest = load_manifest(self.root)
-        self.params = self.manifest["params"]
-        self._seqs = self.manifest["sequences"]
+        self.manifest: Manifest = load_manifest(self.root)
+        self.params: CacheParams = self.manifest.params
+        self._seqs = self.manifest.sequences
         self.sequences = sorted(self._seqs)
         self._envs: dict[int, tuple] = {}
         self._pid = os.getpid()
         #: what each record kind must decode to: ``(shape, dtype)``
-        self._expected = {"rgb": (tuple(self.params["rgb_shape"]), np.dtype(np.uint8)),
-                          "spike": (tuple(self.params["spike_shape"]), np.dtype(self.params["spike_dtype"]))}
+        self._expected = {"rgb": (self.params.rgb_shape, np.dtype(np.uint8)),
+                          "spike": (self.params.spike_shape, np.dtype(self.params.spike_dtype))}
 
     # -- metadata ---------------------------------------------------------------------------
-    def _entry(self, seq: str) -> dict:
+    def _entry(self, seq: str) -> SequenceEntry:
         try:
             return self._seqs[seq]
         except KeyError:
@@ -144,11 +145,11 @@ class Cache:
                              expected="one of " + ", ".join(self.sequences)) from None
 
     def num_frames(self, seq: str) -> int:
-        return int(self._entry(seq)["num_frames"])
+        return self._entry(seq).num_frames
 
     def split(self, seq: str) -> str:
         """``"train"`` or ``"val"``."""
-        return self._entry(seq)["split"]
+        return self._entry(seq).split
 
     def __len__(self) -> int:
         return sum(self.num_frames(s) for s in self.sequences)
@@ -183,24 +184,24 @@ class Cache:
     def read(self, seq: str, i: int) -> Sample:
         """Frame ``i`` of ``seq``: zero-copy read-only arrays (see the module docstring)."""
         entry = self._entry(seq)
-        i, n = int(i), int(entry["num_frames"])
+        i, n = int(i), entry.num_frames
         if not 0 <= i < n:
             raise CacheError("frame index out of range", path=self.root, found=f"{seq}[{i}]",
                              expected=f"0 <= i < {n}")
-        txn = self._txn(int(entry["shard"]))
+        txn = self._txn(entry.shard)
         rgb, spike = self._expected["rgb"], self._expected["spike"]
         _, blur = self._array(txn, frame_key(seq, i, "blur"), *rgb)
-        sharp = self._array(txn, frame_key(seq, i, "sharp"), *rgb)[1] if entry["has_sharp"] else None
+        sharp = self._array(txn, frame_key(seq, i, "sharp"), *rgb)[1] if entry.has_sharp else None
         header, voxels = self._array(txn, frame_key(seq, i, "spike"), *spike)
         return Sample(seq, i, blur, sharp, voxels, header.spike_begin, header.spike_end)
 
     def hot_pixels(self, seq: str) -> np.ndarray | None:
         """``(h, w)`` bool mask of the pixels repaired in ``seq`` (None with ``--hot-pixels off``)."""
-        if self.params["hot_pixels"] != "detect":
+        if self.params.hot_pixels != "detect":
             self._entry(seq)
             return None
-        txn = self._txn(int(self._entry(seq)["shard"]))
-        _, mask = self._array(txn, hot_pixels_key(seq), tuple(self.params["spike_shape"][1:]),
+        txn = self._txn(self._entry(seq).shard)
+        _, mask = self._array(txn, hot_pixels_key(seq), self.params.spike_shape[1:],
                               np.dtype(np.uint8))
         return mask.astype(bool)
 

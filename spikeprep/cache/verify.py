@@ -1,4 +1,4 @@
-"""`verify_cache`: prove a cache complete and correct; `cache_info`: what is in it.
+"""`verify_cache`: prove a cache complete and correct.
 
 Checks, in order (each failure is a `Problem`; nothing here raises for a corrupt cache):
 
@@ -19,14 +19,13 @@ from pathlib import Path
 
 import lmdb
 
-from .cache import acquire_env, check_shard_file, release_env
-from .cache_format import (checksum, decode_header, expected_records, load_manifest, parse_key,
-                           shard_name)
-from .cache_plan import (FrameConfig, FrameJob, compute_frame, hash_file, hot_pixel_record,
-                         sequence_hot_pixels)
-from .errors import CacheError, SpikeprepError, UsageError
-from .representations import params_of
-from .sync import load_sync
+from .. import fingerprint
+from ..errors import CacheError, SpikeprepError, UsageError
+from ..sync import load_sync
+from .frames import FrameConfig, FrameJob, compute_frame, hot_pixel_record, sequence_hot_pixels
+from .manifest import Manifest, load_manifest
+from .reader import acquire_env, check_shard_file, release_env
+from .records import checksum, decode_header, parse_key, shard_name
 
 
 @dataclass(frozen=True)
@@ -60,15 +59,15 @@ class VerifyReport:
                 "problems": [asdict(p) for p in self.problems]}
 
 
-def _check_records(root: Path, manifest: dict, report: VerifyReport) -> None:
-    params = manifest["params"]
+def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None:
     by_shard: dict[int, dict[str, tuple]] = {}
     owner: dict[str, str] = {}
-    for seq, entry in manifest["sequences"].items():
-        for key, spec in expected_records(params, seq, entry).items():
-            by_shard.setdefault(int(entry["shard"]), {})[key] = spec
+    for seq, entry in manifest.sequences.items():
+        promised = entry.expected_records(manifest.params, seq)
+        for key, spec in promised.items():
+            by_shard.setdefault(entry.shard, {})[key] = spec
             owner[key] = seq
-        for key in set(entry["records"]) - set(expected_records(params, seq, entry)):
+        for key in set(entry.records) - set(promised):
             report.add(seq, parse_key(key)[1], key, "manifest lists a record the params do not explain")
     for shard, expected in sorted(by_shard.items()):
         path = root / shard_name(shard)
@@ -98,7 +97,7 @@ def _check_records(root: Path, manifest: dict, report: VerifyReport) -> None:
                     if header.shape != tuple(shape) or header.dtype != dtype:
                         report.add(seq, frame, key, f"header says {header.dtype} {header.shape}, "
                                                     f"expected {dtype} {tuple(shape)}")
-                    stored = manifest["sequences"][seq]["records"].get(key)
+                    stored = manifest.sequences[seq].records.get(key)
                     if checksum(value) != stored:
                         report.add(seq, frame, key, f"checksum mismatch: found {checksum(value)}, "
                                                     f"manifest {stored}")
@@ -110,36 +109,29 @@ def _check_records(root: Path, manifest: dict, report: VerifyReport) -> None:
             report.add(seq, frame, key, f"record missing from {shard_name(shard)}")
 
 
-def _frame_config(manifest: dict, data_root: Path, sync) -> FrameConfig:
-    p = manifest["params"]
-    return FrameConfig(str(data_root), sync.height, sync.width, p["flipud"], p["S"], p["repr"],
-                       p["repr_params"], p["spike_dtype"], p["match"], tuple(p["rgb_shape"]),
-                       tuple(p["spike_shape"]), params_of(p["repr_params"]))
-
-
-def _check_sources(root: Path, data_root: Path, manifest: dict, report: VerifyReport, sample, seed) -> None:
+def _check_sources(root: Path, data_root: Path, manifest: Manifest, report: VerifyReport, sample,
+                   seed) -> None:
     frames_of: dict[str, list[tuple[str, int]]] = {}
     syncs = {}
-    for seq, entry in sorted(manifest["sequences"].items()):
-        for rel, fingerprint in entry["sources"].items():
+    for seq, entry in manifest.sequences.items():
+        for rel, stored in entry.sources.items():
             report.sources_checked += 1
             path = data_root / rel
             if not path.is_file():
                 report.add(seq, None, rel, "source file missing")
                 continue
-            found = hash_file(path)
-            if found != fingerprint:
-                report.add(seq, _png_frame(rel), rel, f"source changed: size {found['size']} "
-                           f"blake2b {found['blake2b']}, cache built from size {fingerprint['size']} "
-                           f"blake2b {fingerprint['blake2b']}")
+            found = fingerprint.hash_file(path, fingerprint.algorithm_of(stored))
+            if found != stored:
+                report.add(seq, _png_frame(rel), rel, f"source changed: {fingerprint.describe(found)}, "
+                           f"cache built from {fingerprint.describe(stored)}")
         try:
-            rel = next((k for k in entry["sources"] if k.endswith("sync.json")),
+            rel = next((k for k in entry.sources if k.endswith("sync.json")),
                        f"spike/{seq}/sync.json")
             syncs[seq] = load_sync(data_root / rel)
         except SpikeprepError as err:
             report.add(seq, None, "sync.json", f"cannot re-read: {err}")
             continue
-        frames_of[seq] = [(seq, i) for i in range(entry["num_frames"])]
+        frames_of[seq] = [(seq, i) for i in range(entry.num_frames)]
     todo = [f for seq in sorted(frames_of) for f in frames_of[seq]]
     if sample is not None and sample < len(todo):
         todo = sorted(random.Random(seed).sample(todo, sample))
@@ -152,18 +144,18 @@ def _png_frame(rel: str) -> int | None:
 
 
 def _recompute(root, data_root, manifest, syncs, todo, report) -> None:
-    params = manifest["params"]
+    params = manifest.params
     envs, masks = {}, {}
     try:
         for seq, i in todo:
-            entry, sync = manifest["sequences"][seq], syncs[seq]
-            shard = int(entry["shard"])
+            entry, sync = manifest.sequences[seq], syncs[seq]
+            shard = entry.shard
             if shard not in envs:
                 if check_shard_file(root / shard_name(shard)):
                     continue  # already reported
                 envs[shard] = acquire_env(root / shard_name(shard))
-            cfg = _frame_config(manifest, data_root, sync)
-            if params["hot_pixels"] == "detect" and seq not in masks:
+            cfg = FrameConfig(str(data_root), sync.height, sync.width, params)
+            if params.hot_pixels == "detect" and seq not in masks:
                 masks[seq] = sequence_hot_pixels(data_root, sync)
                 key, value = hot_pixel_record(seq, masks[seq], cfg)
                 with envs[shard].begin() as txn:
@@ -212,26 +204,3 @@ def verify_cache(cache, data_root=None, sample: int | None = None, seed: int = 0
     if data_root is not None:
         _check_sources(root, Path(data_root), manifest, report, sample, seed)
     return report
-
-
-def cache_info(cache) -> dict:
-    """Params and a row per sequence (split, frames, shard, bytes, spike rate, hot pixels)."""
-    root = Path(cache)
-    if not root.is_dir():
-        raise UsageError("CACHE directory not found", path=root, found="no such directory",
-                         expected="a CACHE written by 'spikeprep voxelize'")
-    manifest = load_manifest(root)
-    rows = []
-    for seq, e in sorted(manifest["sequences"].items()):
-        hot = e["hot_pixels"]
-        rows.append({"sequence": seq, "split": e["split"], "frames": e["num_frames"],
-                     "shard": shard_name(e["shard"]), "bytes": e.get("bytes"),
-                     "spike_rate": e.get("spike_rate"),
-                     "hot_pixels": "off" if hot.get("mode") == "off" else hot.get("count")})
-    shard_bytes = {}
-    for name in manifest.get("shards", []):
-        data = root / name / "data.mdb"
-        shard_bytes[name] = data.stat().st_size if data.is_file() else None
-    return {"cache": str(root), "params": manifest["params"], "params_hash": manifest["params_hash"],
-            "spike_stats": manifest["spike_stats"], "sequences": rows, "shards": shard_bytes,
-            "created": manifest.get("created"), "spikeprep_version": manifest.get("spikeprep_version")}

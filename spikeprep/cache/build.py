@@ -1,6 +1,6 @@
 """`voxelize_dataset`: DATA_ROOT (sync.json + .dat + pngs) -> a sharded LMDB voxel cache.
 
-Order of work: plan (params, shapes, shards; see `cache_plan`), check or start the journal, then
+Order of work: plan (params, shapes, shards; see `spikeprep.cache.plan`), check or start the journal, then
 per sequence (sorted): hot-pixel mask (optional), fingerprints of its ``.dat``/sync.json, frames
 computed in order (in-process or by ``workers`` processes, at most ``2*workers+1`` frames in
 flight), records written by this process in one LMDB transaction, journal line. Finally the
@@ -18,28 +18,27 @@ import multiprocessing
 import os
 import re
 import shutil
-import signal
 import time
+from importlib.metadata import version
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import CacheError, UsageError
+from ..files import write_text_atomic
+from ..lmdb_writer import DEFAULT_INITIAL_MAP_SIZE, ShardWriter
 from . import stats
-from .cache_format import (FORMAT, checksum, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME, META_INFO_NAME,
-                           diff_params, meta_info_lines, params_hash, shard_name, write_json_atomic)
-from .cache_plan import (BuildPlan, FrameConfig, compute_frame, dat_sources, hot_pixel_record,
-                         plan_build, sequence_hot_pixels, spikeprep_version)
-from .errors import CacheError, UsageError
-from .files import write_text_atomic
-from .lmdb_writer import DEFAULT_INITIAL_MAP_SIZE, Journal, ShardWriter
+from .frames import (FrameConfig, compute_frame, dat_sources, hot_pixel_record,
+                     sequence_hot_pixels)
+from .journal import Journal
+from .manifest import Manifest, SequenceEntry, SpikeStats, diff_params, write_manifest
+from .plan import BuildPlan, plan_build
+from .records import (FORMAT, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME, META_INFO_NAME,
+                      RECORD_CHECKSUM, checksum, shard_name)
 
 DEFAULT_SHARD_SIZE = 4 << 30
-#: Test hook: exit abruptly (as kill -9 would) after this many sequences were journaled.
-CRASH_ENV = "SPIKEPREP_TEST_CRASH_AFTER_SEQUENCES"
-#: Test hook: SIGKILL this process after writing that many frames (inside an open transaction).
-KILL_ENV = "SPIKEPREP_TEST_KILL_AT_FRAME"
 #: Representations whose channels partition the window, so voxel sums count spikes.
 COUNT_REPRS = ("bins", "count")
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -180,8 +179,8 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
     """Write one sequence in one transaction; return its journal entry."""
     cfg = plan.config
     root = Path(cfg.data_root)
-    mask = sequence_hot_pixels(root, seq.sync) if plan.params["hot_pixels"] == "detect" else None
-    sources = dat_sources(root, seq)
+    mask = sequence_hot_pixels(root, seq.sync) if plan.params.hot_pixels == "detect" else None
+    sources = dat_sources(root, seq.sync_path, seq.sync)
     state: dict = {}
 
     def produce():
@@ -200,45 +199,41 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
             yield key, value
 
     nbytes = writer.write_sequence(seq.shard, seq.nbytes, produce)
-    float_dtype = np.dtype(cfg.spike_dtype).kind == "f"
+    float_dtype = cfg.spike_dtype.kind == "f"
     rate = None
-    if cfg.repr in COUNT_REPRS:
+    if plan.params.repr in COUNT_REPRS:
         _, h, w = cfg.spike_shape
         rate = stats.voxel_sum(state["hists"], float_dtype) / (state["spike_frames"] * h * w)
     hot = ({"mode": "off", "count": None} if mask is None else
            {"mode": "detect", "count": int(mask.sum()), "fraction": float(mask.mean())})
-    return {"kind": "sequence", "name": seq.name, "shard": seq.shard, "num_frames": len(seq.sync.frames),
-            "split": seq.split, "has_sharp": seq.has_sharp,
-            "sources": dict(sorted({**sources, **state["sources"]}.items())),
-            "records": dict(sorted(state["records"].items())), "hot_pixels": hot, "bytes": nbytes,
-            "spike_frames": state["spike_frames"], "spike_rate": rate,
+    entry = SequenceEntry(shard=seq.shard, num_frames=len(seq.sync.frames), split=seq.split,
+                          has_sharp=seq.has_sharp,
+                          sources=dict(sorted({**sources, **state["sources"]}.items())),
+                          records=dict(sorted(state["records"].items())), hot_pixels=hot,
+                          bytes=nbytes, spike_frames=state["spike_frames"], spike_rate=rate)
+    return {"kind": "sequence", "name": seq.name, **entry.to_dict(),
             "hists": stats.to_json(state["hists"])}
 
 
 # -- manifest ---------------------------------------------------------------------------------
 
-def assemble_manifest(plan: BuildPlan, done: dict[str, dict]) -> dict:
+def assemble_manifest(plan: BuildPlan, done: dict[str, dict]) -> Manifest:
     """The manifest from journal entries alone (deterministic apart from ``created``)."""
-    float_dtype = np.dtype(plan.params["spike_dtype"]).kind == "f"
+    float_dtype = np.dtype(plan.params.spike_dtype).kind == "f"
     sequences, hists, over = {}, None, []
     for name in sorted(done):
         entry = done[name]
-        sequences[name] = {k: entry[k] for k in ("shard", "num_frames", "split", "has_sharp", "sources",
-                                                 "records", "hot_pixels", "bytes", "spike_frames",
-                                                 "spike_rate")}
+        sequences[name] = SequenceEntry.from_dict(entry, f"journal entry {name!r}")
         if entry["split"] == "train":
             hists = stats.merge(hists, stats.from_json(entry["hists"]))
             over.append(name)
     final = stats.finalize(hists, float_dtype)
-    spike_stats = (final.to_dict(over) if final else {"mean": [], "std": [], "q995": [], "over": []})
+    spike_stats = final.to_dict(over) if final else {"mean": [], "std": [], "q995": [], "over": []}
     spike_stats["method"] = ("exact (value histograms)" if not float_dtype
                              else "float16-rounded value histograms")
-    return {"format": FORMAT, "version": FORMAT_VERSION, "spikeprep_version": spikeprep_version(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "params": plan.params, "params_hash": params_hash(plan.params),
-            "record_checksum": "blake2b-128 hex of the whole LMDB value (header + payload)",
-            "shards": sorted({shard_name(e["shard"]) for e in sequences.values()}),
-            "sequences": sequences, "spike_stats": spike_stats}
+    shards = sorted({shard_name(e.shard) for e in sequences.values()})
+    return Manifest.new(plan.params, sequences, SpikeStats.from_dict(spike_stats, "spike_stats"),
+                        shards, version("spikeprep"), RECORD_CHECKSUM)
 
 
 def _progress(enabled: bool, total: int):
@@ -256,7 +251,7 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     """Build (or resume) the LMDB voxel cache of DATA_ROOT in CACHE; return a `BuildSummary`.
 
     S: voxel channels parameter (None: the representation's default); repr/repr_params: see
-    `spikeprep.representations`; match: "none" | "rgb" | "spike" (see `cache_plan.stored_shapes`);
+    `spikeprep.representations`; match: "none" | "rgb" | "spike" (see `spikeprep.cache.plan.stored_shapes`);
     shard_size: bytes or "4G"; workers: processes (0/1: in-process); val: validation sequences
     (excluded from spike_stats); hot_pixels: "off" | "detect"; force: wipe an existing CACHE.
     Raises CacheError when CACHE holds a build with other parameters (unless force).
@@ -271,8 +266,6 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     journal, writer = Journal(cache), ShardWriter(cache, initial_map_size)
     todo = [s for s in plan.sequences if s.name not in done]
     total_frames = sum(len(s.sync.frames) for s in todo)
-    crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
-    kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
     counters = {"frames": 0, "bytes": 0}
     per_sequence = []
     runner = FrameRunner(plan.config, workers)
@@ -282,14 +275,12 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
 
             def on_frame(nbytes: int) -> None:
                 counters["frames"] += 1
-                if counters["frames"] == kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
                 counters["bytes"] += nbytes
                 dt = max(time.perf_counter() - t0, 1e-9)
                 bar.update(task, advance=1, rate=f"{counters['frames'] / dt:.1f} frames/s "
                                                  f"{counters['bytes'] / 1e6 / dt:.1f} MB/s")
 
-            for n, seq in enumerate(todo, 1):
+            for seq in todo:
                 bar.update(task, description=f"{seq.name} -> {shard_name(seq.shard)}")
                 ts = time.perf_counter()
                 entry = build_sequence(seq, plan, writer, runner, on_frame)
@@ -297,16 +288,14 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
                 done[seq.name] = entry
                 per_sequence.append((seq.name, entry["num_frames"], entry["bytes"],
                                      time.perf_counter() - ts))
-                if crash_after and n >= crash_after:
-                    os._exit(137)
     finally:
         runner.close()
         writer.close()
     manifest = assemble_manifest(plan, done)
-    write_json_atomic(cache / MANIFEST_NAME, manifest)
-    write_text_atomic(cache / META_INFO_NAME, "\n".join(meta_info_lines(manifest)) + "\n")
+    write_manifest(cache, manifest)
+    write_text_atomic(cache / META_INFO_NAME, "\n".join(manifest.meta_info_lines()) + "\n")
     bytes_written = sum(b for _, _, b, _ in per_sequence)
     return BuildSummary(str(cache), len(plan.sequences), len(plan.sequences) - len(todo),
                         sum(f for _, f, _, _ in per_sequence), bytes_written,
-                        time.perf_counter() - t0, len(manifest["shards"]), writer.grows, int(workers),
+                        time.perf_counter() - t0, len(manifest.shards), writer.grows, int(workers),
                         per_sequence)

@@ -1,0 +1,27 @@
+"""The voxel cache: its format, manifest, reader, builder and checks.
+
+==============  =================================================================================
+module          holds
+==============  =================================================================================
+records         the directory's file names and the record bytes (header, keys, checksum)
+manifest        the manifest as typed data: CacheParams, SequenceEntry, SpikeStats, Manifest
+plan            planning a build: params, shapes, split, shard per sequence
+frames          one frame's records from the sources (pure; shared by build and verify)
+journal         the build journal progress.jsonl
+build           voxelize_dataset: the build (uses spikeprep.lmdb_writer)
+reader          open_cache / Cache: reading records
+verify          verify_cache: completeness, checksums, equality with the sources
+info            cache_info: what a cache holds
+stats           mergeable per-channel statistics of the voxels
+==============  =================================================================================
+
+This package's ``__init__`` imports only the reading side; ``spikeprep.cache.build`` is imported
+where a build is started.
+"""
+
+from .manifest import CacheParams, Manifest, SequenceEntry, SpikeStats, load_manifest
+from .reader import Cache, Sample, open_cache
+from .records import MANIFEST_NAME
+
+__all__ = ["Cache", "CacheParams", "MANIFEST_NAME", "Manifest", "Sample", "SequenceEntry",
+           "SpikeStats", "load_manifest", "open_cache"]

@@ -1,0 +1,172 @@
+"""One frame's records, computed from the sources: a pure function of the files it reads and the
+`FrameConfig`, so workers, a resumed run and ``verify --data`` all produce the same bytes.
+
+`compute_frame` reads the blur/sharp png (decoded to RGB, resized with ``--match spike``), voxelizes
+the frame's spike window through a fresh memory map, repairs hot pixels, resizes with
+``--match rgb``, and encodes the records; it also returns their checksums, the png
+fingerprints and the channel histograms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import fingerprint
+from ..dat import SpikeStream
+from ..errors import LayoutError
+from ..hotpixels import detect_hot_pixels, firing_rate, repair_hot_pixels
+from ..sync import SyncFile
+from ..voxel import voxelize
+from .manifest import CacheParams
+from .records import checksum, encode_record, frame_key, hot_pixels_key
+from .stats import channel_histograms
+
+
+@dataclass(frozen=True)
+class FrameConfig:
+    """Everything `compute_frame` needs besides the frame itself (picklable, sent to workers):
+    the cache's params, the dataset root and the native spike frame size ``(spike_h, spike_w)``."""
+
+    data_root: str
+    spike_h: int
+    spike_w: int
+    params: CacheParams
+
+    @property
+    def rgb_shape(self) -> tuple[int, int, int]:
+        return self.params.rgb_shape
+
+    @property
+    def spike_shape(self) -> tuple[int, int, int]:
+        return self.params.spike_shape
+
+    @property
+    def spike_dtype(self) -> np.dtype:
+        return np.dtype(self.params.spike_dtype)
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    sequence: str
+    index: int
+    blur: str
+    sharp: str | None
+    spike_file: str
+    spike_begin: int
+    spike_end: int
+
+
+@dataclass
+class FrameResult:
+    index: int
+    records: list[tuple[str, bytes]]
+    checksums: dict[str, str]
+    sources: dict[str, dict]
+    hists: list
+    window_len: int
+
+
+def read_rgb(path: Path) -> tuple[np.ndarray, dict]:
+    """A png as ``(H, W, 3)`` uint8 RGB plus its fingerprint (one read of the bytes)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise LayoutError("RGB frame not found", path=path, found="no such file",
+                          expected="the png named in sync.json", fix="check DATA_ROOT") from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise LayoutError("RGB frame cannot be decoded", path=path, found=f"{len(data)} bytes",
+                          expected="a png/jpg image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), fingerprint.hash_bytes(data)
+
+
+def match_rgb(image: np.ndarray, cfg: FrameConfig, path) -> np.ndarray:
+    """Resize to the stored RGB shape (``--match spike``: INTER_AREA); check the shape."""
+    h, w, _ = cfg.rgb_shape
+    if cfg.params.match == "spike" and image.shape[:2] != (h, w):
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    if image.shape != tuple(cfg.rgb_shape):
+        raise LayoutError("RGB frame size differs from the dataset's", path=path,
+                          found=f"{image.shape}", expected=f"{tuple(cfg.rgb_shape)} (from the first frame)")
+    return image
+
+
+def match_spike(voxels: np.ndarray, cfg: FrameConfig) -> np.ndarray:
+    """``--match rgb``: each channel resized to the RGB size with INTER_NEAREST (dtype kept)."""
+    _, h, w = cfg.spike_shape
+    if voxels.shape[1:] == (h, w):
+        return voxels
+    out = np.empty((voxels.shape[0], h, w), voxels.dtype)
+    for c, channel in enumerate(voxels):
+        out[c] = cv2.resize(channel, (w, h), interpolation=cv2.INTER_NEAREST)
+    return out
+
+
+def compute_voxels(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None) -> np.ndarray:
+    """The stored ``(C, h, w)`` voxels of one frame: voxelize, repair hot pixels, match size."""
+    p = cfg.params
+    out = np.empty((cfg.spike_shape[0], cfg.spike_h, cfg.spike_w), cfg.spike_dtype)
+    # a fresh memory map per frame: unmapped right after, so pages of earlier windows never
+    # accumulate in this process's RSS however long the stream is
+    with SpikeStream(filepath=Path(cfg.data_root) / job.spike_file, spike_h=cfg.spike_h,
+                     spike_w=cfg.spike_w, print_dat_detail=False) as stream:
+        voxels = voxelize(stream.packed(job.spike_begin, job.spike_end), cfg.spike_h, cfg.spike_w,
+                          p.S, repr=p.repr, flipud=p.flipud, out=out, **p.repr_params)
+    if mask is not None:
+        voxels = repair_hot_pixels(voxels, mask)
+    return match_spike(np.asarray(voxels, cfg.spike_dtype), cfg)
+
+
+def compute_frame(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None = None,
+                  with_stats: bool = True) -> FrameResult:
+    """Encode one frame's records (blur, sharp, spike), their checksums, png fingerprints, stats."""
+    root = Path(cfg.data_root)
+    records, sources = [], {}
+    for kind, rel in (("blur", job.blur), ("sharp", job.sharp)):
+        if rel is None:
+            continue
+        image, fingerprint = read_rgb(root / rel)
+        sources[rel] = fingerprint
+        records.append((frame_key(job.sequence, job.index, kind),
+                        encode_record(match_rgb(image, cfg, root / rel))))
+    voxels = compute_voxels(job, cfg, mask)
+    records.append((frame_key(job.sequence, job.index, "spike"),
+                    encode_record(voxels, job.spike_begin, job.spike_end)))
+    hists = channel_histograms(voxels) if with_stats else []
+    return FrameResult(job.index, records, {k: checksum(v) for k, v in records}, sources, hists,
+                       job.spike_end - job.spike_begin)
+
+
+
+# -- per sequence ---------------------------------------------------------------------------
+
+def sequence_hot_pixels(data_root: Path, sync: SyncFile) -> np.ndarray:
+    """``(h, w)`` bool hot-pixel mask of a sequence: firing rate over all of its streams."""
+    total, frames = None, 0
+    for rel in sync.spike_files:
+        with SpikeStream(filepath=data_root / rel, spike_h=sync.height, spike_w=sync.width,
+                         print_dat_detail=False) as stream:
+            rate = np.asarray(firing_rate(stream), np.float64) * len(stream)
+            total = rate if total is None else total + rate
+            frames += len(stream)
+    mask = np.asarray(detect_hot_pixels(total / max(frames, 1)), bool)
+    return mask if sync.flipud else np.ascontiguousarray(mask[::-1])  # firing_rate is flipud=True
+
+
+def hot_pixel_record(sequence: str, mask: np.ndarray, cfg: FrameConfig) -> tuple[str, bytes]:
+    """``SEQ/hot_pixels``: the ``(h, w)`` uint8 mask at the stored spike size (INTER_NEAREST
+    upsampled with ``--match rgb``), aligned with the stored voxels."""
+    mask = match_spike(mask.astype(np.uint8)[None], cfg)[0]
+    return hot_pixels_key(sequence), encode_record(mask)
+
+
+def dat_sources(root: Path, sync_path: str, sync: SyncFile) -> dict[str, dict]:
+    """Fingerprints of a sequence's sync.json (``sync_path``, relative to ``root``) and spike files."""
+    out = {sync_path: fingerprint.hash_file(root / sync_path)}
+    for rel in sync.spike_files:
+        out[rel] = fingerprint.hash_file(root / rel)
+    return out

@@ -1,0 +1,336 @@
+"""The cache manifest (``CACHE/manifest.json``) as typed data, declared once.
+
+`Manifest` holds `CacheParams` (what changes the stored bytes), one `SequenceEntry` per sequence
+and `SpikeStats`; `load_manifest` is the one read path (parse, validate, upgrade) and
+`write_manifest` the one write path. Readers use attributes (``cache.manifest.params.S``);
+``manifest["spike_stats"]`` still gives the JSON form of a top-level key, for scripts.
+
+Schema versions: ``manifest_version`` (`MANIFEST_VERSION`) versions this JSON; the record bytes
+have their own ``FORMAT_VERSION`` (`spikeprep.cache.records`), stored as ``version`` as before.
+
+* version 1 (no ``manifest_version`` key): ``params.repr_params`` repeated ``repr`` and ``S``.
+* version 2: ``repr_params`` holds only the representation's own parameters; source
+  fingerprints and record checksums name their hash algorithm (`spikeprep.fingerprint`).
+
+Adding a field is one line in the dataclass that owns it: give it a default, and `to_dict` leaves
+it out while it equals that default, so the params hash of caches written before it is unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CacheError
+from ..files import write_text_atomic
+from .records import (FORMAT, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME, MATCH_MODES, frame_key,
+                      hot_pixels_key)
+
+MANIFEST_VERSION = 2
+SPLITS = ("train", "val")
+HOT_PIXEL_MODES = ("off", "detect")
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def params_hash(params: dict) -> str:
+    """sha256 hex of a params dict's canonical JSON."""
+    return hashlib.sha256(canonical_json(params).encode()).hexdigest()
+
+
+def diff_params(found: dict, expected: dict) -> list[str]:
+    """``["S: found 4, expected 8", ...]`` for every differing top-level key."""
+    keys = sorted(set(found) | set(expected))
+    return [f"{k}: found {found.get(k)!r}, expected {expected.get(k)!r}"
+            for k in keys if found.get(k) != expected.get(k)]
+
+
+class _Record:
+    """Dict round trip for the frozen dataclasses below (field order = JSON keys)."""
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("omit_default") and value == _default(f):
+                continue
+            out[f.name] = _jsonable(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw, where: str, path=None):
+        """Build from a JSON object; CacheError naming ``where`` for a missing/unknown/bad key."""
+        _need(isinstance(raw, dict), f"{where} is not an object", type(raw).__name__, "an object", path)
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        missing = [n for n, f in names.items() if n not in raw and _default(f) is _NO_DEFAULT]
+        _need(not missing, f"{where} incomplete", f"missing {', '.join(missing)}",
+              ", ".join(names), path)
+        values = {}
+        for name, f in names.items():
+            value = raw.get(name, _default(f))
+            convert = f.metadata.get("convert")
+            try:
+                values[name] = convert(value, f"{where}.{name}", path) if convert else value
+            except (TypeError, ValueError, KeyError) as exc:
+                raise _invalid(f"{where}.{name} has a bad value", f"{value!r} ({exc})",
+                               f.metadata.get("expected", "see the manifest schema"), path) from None
+        return cls(**values)
+
+
+_NO_DEFAULT = object()
+
+
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return _NO_DEFAULT
+
+
+def _jsonable(value):
+    if isinstance(value, _Record):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _invalid(what, found, expected, path) -> CacheError:
+    return CacheError(f"cache manifest: {what}", path=path, found=found, expected=expected,
+                      fix="rebuild the cache with 'spikeprep voxelize ... --force'")
+
+
+def _need(cond, what, found, expected, path=None) -> None:
+    if not cond:
+        raise _invalid(what, found, expected, path)
+
+
+def _choice(options):
+    def convert(value, where, path):
+        _need(value in options, where, repr(value), " | ".join(options), path)
+        return value
+    return convert
+
+
+def _shape(value, where, path):
+    _need(isinstance(value, (list, tuple)) and len(value) == 3 and all(
+        isinstance(v, int) and v > 0 for v in value), where, repr(value), "3 positive integers", path)
+    return tuple(value)
+
+
+def _int(value, where, path):
+    _need(isinstance(value, int) and not isinstance(value, bool) and value >= 0, where, repr(value),
+          "an integer >= 0", path)
+    return value
+
+
+def _spec(convert=None, expected=None, **kw):
+    metadata = {"convert": convert, "expected": expected} if convert else {}
+    if "omit_default" in kw:
+        metadata["omit_default"] = kw.pop("omit_default")
+    return field(metadata=metadata, **kw)
+
+
+# -- params -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CacheParams(_Record):
+    """What determines the stored bytes; equal params (same `hash`) give equal records.
+
+    ``rgb_shape``: stored ``(H, W, 3)``; ``spike_shape``: stored ``(C, h, w)``; ``repr_params``:
+    the representation's own keyword parameters (`spikeprep.representations`).
+    """
+
+    S: int = _spec(_int)
+    channels: int = _spec(_int)
+    repr: str = _spec(lambda v, w, p: str(v))
+    repr_params: dict = _spec(lambda v, w, p: dict(v), expected="an object")
+    flipud: bool = _spec(lambda v, w, p: bool(v))
+    match: str = _spec(_choice(MATCH_MODES))
+    hot_pixels: str = _spec(_choice(HOT_PIXEL_MODES))
+    spike_dtype: str = _spec(lambda v, w, p: np.dtype(v).name, expected="a numpy dtype name")
+    rgb_shape: tuple = _spec(_shape)
+    spike_shape: tuple = _spec(_shape)
+
+    @property
+    def hash(self) -> str:
+        return params_hash(self.to_dict())
+
+    def representation(self):
+        """The `spikeprep.representations` object these params describe."""
+        from ..representations import make_representation
+        return make_representation(self.repr, self.S, **self.repr_params)
+
+
+def _params_v1_to_v2(raw: dict) -> dict:
+    """Version 1 kept ``repr`` and ``S`` inside ``repr_params`` too."""
+    rp = raw.get("repr_params")
+    if isinstance(rp, dict):
+        return {**raw, "repr_params": {k: v for k, v in rp.items() if k not in ("repr", "S")}}
+    return raw
+
+
+# -- sequences --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SequenceEntry(_Record):
+    """One sequence of the cache: where it is, what it came from, the checksum of each record.
+
+    ``sources``: DATA_ROOT-relative path -> fingerprint (`spikeprep.fingerprint`);
+    ``records``: record key -> checksum hex; ``spike_rate``: mean spikes per pixel per spike
+    frame (count representations only).
+    """
+
+    shard: int = _spec(_int)
+    num_frames: int = _spec(_int)
+    split: str = _spec(_choice(SPLITS))
+    has_sharp: bool = _spec(lambda v, w, p: bool(v))
+    sources: dict = _spec(lambda v, w, p: dict(v), expected="an object")
+    records: dict = _spec(lambda v, w, p: dict(v), expected="an object")
+    hot_pixels: dict = _spec(lambda v, w, p: dict(v), expected="an object")
+    bytes: int | None = None
+    spike_frames: int | None = None
+    spike_rate: float | None = None
+
+    def expected_records(self, params: CacheParams, sequence: str) -> dict[str, tuple[tuple, np.dtype]]:
+        """``{key: (shape, dtype)}`` of every record this entry promises."""
+        rgb, spike, sdtype = params.rgb_shape, params.spike_shape, np.dtype(params.spike_dtype)
+        out = {}
+        for i in range(self.num_frames):
+            out[frame_key(sequence, i, "blur")] = (rgb, np.dtype("u1"))
+            if self.has_sharp:
+                out[frame_key(sequence, i, "sharp")] = (rgb, np.dtype("u1"))
+            out[frame_key(sequence, i, "spike")] = (spike, sdtype)
+        if params.hot_pixels == "detect":
+            out[hot_pixels_key(sequence)] = (spike[1:], np.dtype("u1"))
+        return out
+
+
+@dataclass(frozen=True)
+class SpikeStats(_Record):
+    """Per-channel statistics of the training sequences' voxels (``over``: which sequences)."""
+
+    mean: tuple = _spec(lambda v, w, p: tuple(v), expected="a list", default=())
+    std: tuple = _spec(lambda v, w, p: tuple(v), expected="a list", default=())
+    q995: tuple = _spec(lambda v, w, p: tuple(v), expected="a list", default=())
+    over: tuple = _spec(lambda v, w, p: tuple(v), expected="a list", default=())
+    method: str = ""
+
+
+# -- the manifest -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Manifest(_Record):
+    """A finished cache's manifest. ``manifest["key"]`` returns the JSON form of a top-level key."""
+
+    params: CacheParams
+    sequences: dict  # name -> SequenceEntry, sorted by name
+    spike_stats: SpikeStats
+    shards: tuple
+    spikeprep_version: str
+    created: str = ""
+    record_checksum: str = ""
+    format: str = FORMAT
+    version: int = FORMAT_VERSION
+    manifest_version: int = MANIFEST_VERSION
+    params_hash: str = ""
+
+    def __post_init__(self):
+        if not self.params_hash:
+            object.__setattr__(self, "params_hash", self.params.hash)
+
+    @classmethod
+    def new(cls, params: CacheParams, sequences: dict, spike_stats: SpikeStats, shards,
+            spikeprep_version: str, record_checksum: str) -> "Manifest":
+        return cls(params, dict(sorted(sequences.items())), spike_stats, tuple(shards),
+                   spikeprep_version, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   record_checksum)
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        out["sequences"] = {name: e.to_dict() for name, e in self.sequences.items()}
+        return out
+
+    @cached_property
+    def _json(self) -> dict:
+        return self.to_dict()
+
+    def __getitem__(self, key: str):
+        return self._json[key]
+
+    def get(self, key: str, default=None):
+        return self._json.get(key, default)
+
+    def meta_info_lines(self) -> list[str]:
+        """KAIR meta_info lines ``SEQ NFRAMES (H,W,3) 0`` for every sequence, sorted."""
+        h, w, c = self.params.rgb_shape
+        return [f"{seq} {e.num_frames} ({h},{w},{c}) 0" for seq, e in self.sequences.items()]
+
+
+def manifest_from_dict(raw, path=None) -> Manifest:
+    """Validate a parsed manifest (any supported version) and return it, upgraded to the current one."""
+    _need(isinstance(raw, dict), "not a JSON object", type(raw).__name__, "an object", path)
+    _need(raw.get("format") == FORMAT, "not a spikeprep cache", raw.get("format"), FORMAT, path)
+    _need(raw.get("version") == FORMAT_VERSION, "unsupported record format version",
+          raw.get("version"), FORMAT_VERSION, path)
+    version = raw.get("manifest_version", 1)
+    _need(version in (1, MANIFEST_VERSION), "unsupported manifest version", version,
+          f"1 or {MANIFEST_VERSION}", path)
+    stored = raw.get("params")
+    _need(isinstance(stored, dict), "params missing", type(stored).__name__, "an object", path)
+    _need(raw.get("params_hash") == params_hash(stored), "params_hash does not match params",
+          raw.get("params_hash"), params_hash(stored), path)
+    params = CacheParams.from_dict(_params_v1_to_v2(stored) if version == 1 else stored, "params", path)
+    seqs = raw.get("sequences")
+    _need(isinstance(seqs, dict), "no sequences", type(seqs).__name__, "an object", path)
+    sequences = {name: SequenceEntry.from_dict(entry, f"sequence {name!r}", path)
+                 for name, entry in sorted(seqs.items())}
+    stats = SpikeStats.from_dict(raw.get("spike_stats"), "spike_stats", path)
+    return Manifest(params, sequences, stats, tuple(raw.get("shards", ())),
+                    str(raw.get("spikeprep_version", "")), str(raw.get("created", "")),
+                    str(raw.get("record_checksum", "")), params_hash=raw["params_hash"])
+
+
+def load_manifest(cache: str | os.PathLike) -> Manifest:
+    """Read and validate ``CACHE/manifest.json``; CacheError when missing or invalid."""
+    cache = Path(cache)
+    if not cache.is_dir():
+        raise CacheError("cache directory not found", path=cache, found="no such directory",
+                         expected="a CACHE written by 'spikeprep voxelize'")
+    path = cache / MANIFEST_NAME
+    if not path.is_file():
+        journal = (cache / JOURNAL_NAME).is_file()
+        raise CacheError("cache has no manifest", path=path, found="no manifest.json" +
+                         (" (an unfinished build: progress.jsonl exists)" if journal else ""),
+                         expected="a finished cache",
+                         fix="re-run the same 'spikeprep voxelize' command to finish it")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CacheError("cache manifest is not valid JSON", path=path, found=str(exc),
+                         expected="JSON", fix="rebuild with 'spikeprep voxelize ... --force'") from exc
+    return manifest_from_dict(raw, path)
+
+
+def write_manifest(cache: str | os.PathLike, manifest: Manifest) -> None:
+    """Write ``CACHE/manifest.json`` atomically (temp file, fsync, rename)."""
+    write_json_atomic(Path(cache) / MANIFEST_NAME, manifest.to_dict())
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON via temp file + fsync + rename."""
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")

@@ -1,0 +1,147 @@
+"""Planning a cache build: read every ``spike/SEQ/sync.json`` and one blur png, fix the
+`CacheParams` (what changes the output), the stored shapes and dtypes, the train/val split and a
+deterministic shard per sequence.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CacheError, LayoutError, UsageError
+from ..representations import default_S, make_representation, params_of
+from ..sync import SyncFile, find_sync_files, load_sync
+from .frames import FrameConfig, FrameJob, read_rgb
+from .manifest import CacheParams
+from .records import MATCH_MODES, record_nbytes
+
+#: Per-record LMDB overhead allowance (key, node header, page slack) for shard planning.
+_RECORD_OVERHEAD = 64
+
+
+@dataclass(frozen=True)
+class SequencePlan:
+    """One sequence of a build: its sync file, shard, planned bytes and split."""
+
+    name: str
+    sync: SyncFile
+    sync_path: str  # relative to DATA_ROOT
+    shard: int
+    nbytes: int
+    split: str
+    has_sharp: bool
+
+    def jobs(self) -> list[FrameJob]:
+        return [FrameJob(self.name, i, f.blur, f.sharp, f.spike_file, f.spike_begin, f.spike_end)
+                for i, f in enumerate(self.sync.frames)]
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """A whole build: params, the per-frame config, the sequences in order, shard size, split."""
+
+    params: CacheParams
+    config: FrameConfig
+    sequences: tuple[SequencePlan, ...]
+    shard_size: int
+    val: tuple[str, ...]
+
+    def identity(self) -> dict:
+        """What must be equal for a build to resume: params, shard size, split."""
+        return {**self.params.to_dict(), "shard_size": self.shard_size, "val": list(self.val)}
+
+
+def _image_shape(path: Path) -> tuple[int, int, int]:
+    image, _ = read_rgb(path)
+    return image.shape
+
+
+def representation_info(name: str, S: int | None, params: dict):
+    """``(S, the representation's own params, channels, rep)``; S None: the representation's default."""
+    rep = make_representation(name, default_S(name) if S is None else S, **params)
+    return int(rep.S), params_of(rep.to_dict()), int(rep.channels), rep
+
+
+def stored_shapes(rgb: tuple, spike_hw: tuple, channels: int, match: str) -> tuple[tuple, tuple]:
+    """Stored ``(H, W, 3)`` RGB and ``(C, h, w)`` spike shapes for a match mode (checks ratios)."""
+    (H, W, _), (h, w) = rgb, spike_hw
+    if match not in MATCH_MODES:
+        raise UsageError("unknown --match mode", found=match, expected=" | ".join(MATCH_MODES))
+    if match == "rgb":
+        return (H, W, 3), (channels, H, W)
+    if match == "spike":
+        return (h, w, 3), (channels, h, w)
+    if H % h or W % w or H // h != W // w:
+        raise CacheError("RGB and spike sizes are not an integer multiple of each other",
+                         found=f"RGB {H}x{W}, spike {h}x{w} (HxW)",
+                         expected="RGB = k * spike in both axes for --match none",
+                         fix="use --match rgb (resize spikes) or --match spike (resize RGB)")
+    return (H, W, 3), (channels, h, w)
+
+
+def assign_shards(sizes: list[int], shard_size: int) -> list[int]:
+    """Greedy, in order: a sequence goes to the current shard unless it would overflow it."""
+    shards, current, used = [], 0, 0
+    for size in sizes:
+        if used and used + size > shard_size:
+            current, used = current + 1, 0
+        shards.append(current)
+        used += size
+    return shards
+
+
+def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none",
+               hot_pixels="off", val=(), shard_size: int) -> BuildPlan:
+    """Read the sync files and fix params, shapes, split and shards of a build."""
+    root = Path(data_root)
+    if not root.is_dir():
+        raise UsageError("DATA_ROOT not found", path=root, found="no such directory",
+                         expected="a dataset root with blur/, sharp/, spike/")
+    if hot_pixels not in ("off", "detect"):
+        raise UsageError("unknown --hot-pixels mode", found=hot_pixels, expected="off | detect")
+    paths = find_sync_files(root)
+    if not paths:
+        raise LayoutError("no sync.json files under DATA_ROOT", path=root / "spike",
+                          found="no spike/SEQ/sync.json", expected="one per sequence",
+                          fix="run 'spikeprep build-sync DATA_ROOT' first")
+    syncs = [load_sync(p) for p in paths]
+    names = [s.sequence for s in syncs]
+    unknown = sorted(set(val) - set(names))
+    if unknown:
+        raise UsageError("--val names sequences that are not in DATA_ROOT", found=", ".join(unknown),
+                         expected="one of: " + ", ".join(names))
+    first = syncs[0]
+    for s, p in zip(syncs, paths):
+        if (s.height, s.width, s.flipud) != (first.height, first.width, first.flipud):
+            raise CacheError("sequences disagree on spike geometry", path=p,
+                             found=f"{s.height}x{s.width} flipud={s.flipud}",
+                             expected=f"{first.height}x{first.width} flipud={first.flipud} "
+                                      f"(as {first.sequence})", fix="cache them separately")
+    S, rparams, channels, rep = representation_info(repr, S, dict(repr_params or {}))
+    max_len = max(f.length for s in syncs for f in s.frames)
+    spike_dtype = np.dtype(rep.dtype_for(max_len)).name
+    rgb_native = _image_shape(root / first.frames[0].blur)
+    rgb_shape, spike_shape = stored_shapes(rgb_native, (first.height, first.width), channels, match)
+    params = CacheParams(S=S, channels=channels, repr=repr, repr_params=rparams, flipud=first.flipud,
+                         match=match, hot_pixels=hot_pixels, spike_dtype=spike_dtype,
+                         rgb_shape=tuple(rgb_shape), spike_shape=tuple(spike_shape))
+    cfg = FrameConfig(str(root), first.height, first.width, params)
+    sizes, sharps = [], []
+    for s, p in zip(syncs, paths):
+        sharp = [f.sharp is not None for f in s.frames]
+        if any(sharp) and not all(sharp):
+            raise LayoutError("some frames of a sequence have a sharp frame and some do not",
+                              path=p, found=f"{sum(sharp)} of {len(sharp)} with sharp",
+                              expected="all or none")
+        per_frame = (record_nbytes(rgb_shape, np.uint8) * (2 if sharp[0] else 1)
+                     + record_nbytes(spike_shape, spike_dtype) + 3 * _RECORD_OVERHEAD)
+        sizes.append(per_frame * len(s.frames) + record_nbytes(spike_shape[1:], np.uint8))
+        sharps.append(sharp[0])
+    shards = assign_shards(sizes, shard_size)
+    seqs = tuple(SequencePlan(s.sequence, s, os.path.relpath(p, root), shard, size,
+                              "val" if s.sequence in val else "train", hs)
+                 for s, p, shard, size, hs in zip(syncs, paths, shards, sizes, sharps))
+    return BuildPlan(params, cfg, seqs, int(shard_size), tuple(sorted(set(val))))

@@ -1,0 +1,91 @@
+"""The package boundaries as tested claims: no import circles (module-level imports, both
+packages), and vrt_train reaches spikeprep only through its public API."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_main_guard(node) -> bool:
+    return isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+
+
+def imports_of(path: Path, modules: set[str], anywhere: bool) -> set[str]:
+    """Modules a file imports, resolved: at import time (module body) or ``anywhere`` (function
+    bodies too); ``from package import submodule`` counts as importing the submodule only."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = set()
+    tree = ast.parse(path.read_text())
+    tree.body = [n for n in tree.body if not _is_main_guard(n)]  # script entry, not imported
+    for node in (ast.walk(tree) if anywhere else tree.body):
+        if isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[:len(anchor) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            subs = {f"{base}.{alias.name}" for alias in node.names} & modules
+            out |= subs if len(subs) == len(node.names) else subs | {base}
+    return out
+
+
+def graph(anywhere: bool = False) -> dict[str, set[str]]:
+    files = [p for pkg in ("spikeprep", "vrt_train") for p in (ROOT / pkg).rglob("*.py")]
+    names = {module_name(p): p for p in files}
+    return {name: {m for m in imports_of(p, set(names), anywhere) if m in names and m != name
+                   and not name.startswith(m + ".")}  # a package's own __init__ is no circle
+            for name, p in names.items()}
+
+
+@pytest.mark.parametrize("anywhere", [False, True], ids=["import-time", "deferred-too"])
+def test_no_import_circles(anywhere):
+    """No circles, counting deferred imports inside functions too (a deferred import that
+    closes a circle is a circle that only moved)."""
+    edges = graph(anywhere)
+    state: dict[str, int] = {}
+
+    def visit(node, stack):
+        state[node] = 1
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt):] + [nxt]
+                pytest.fail("import circle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+
+
+def test_spikeprep_never_imports_vrt_train_at_import_time():
+    edges = graph()
+    offenders = {m: sorted(d for d in deps if d.startswith("vrt_train"))
+                 for m, deps in edges.items() if m.startswith("spikeprep")}
+    assert not {m: d for m, d in offenders.items() if d}
+
+
+def test_vrt_train_uses_only_the_public_spikeprep_api():
+    private = {}
+    for path in (ROOT / "vrt_train").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("spikeprep."):
+                private.setdefault(module_name(path), []).append(node.module)
+            if isinstance(node, ast.Import):
+                private.setdefault(module_name(path), []).extend(
+                    a.name for a in node.names if a.name.startswith("spikeprep."))
+    assert not {m: v for m, v in private.items() if v}
