@@ -487,6 +487,14 @@ def test_num_frames_1_via_the_cli(tmp_path, fake, capsys):
     assert_one_line_error(code, err, "data.num_frames is invalid", "found 1", "expected >= 2")
 
 
+def test_missing_spynet_weights_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(data, "open_any", fake_cache())  # the real build_model
+    code, err = cli(capsys, "--opt", ROOT / "configs" / "demo_tiny_cpu.yaml", "--set", f"out_dir={tmp_path / 'run'}",
+                    "--set", "netG.spynet_path=nowhere/spynet.pth", "--set", "data.gt_size=32")
+    assert_one_line_error(code, err, "the SpyNet weights file is missing (nowhere/spynet.pth)",
+                          "netG.spynet_path: null")
+
+
 def test_out_dir_that_is_a_file(tmp_path, fake, capsys):
     (tmp_path / "run").write_text("not a folder")
     code, err = cli(capsys, "--opt", write_cfg(tmp_path))

@@ -19,7 +19,6 @@ error                  exit code  when
 from __future__ import annotations
 
 import errno
-import os
 import signal
 
 from spikeprep import SpikeprepError
@@ -63,5 +62,5 @@ def os_error(exc: OSError, doing: str) -> OutputError:
              errno.EACCES: "the folder is not writable for this user: set out_dir to a writable folder",
              errno.EDQUOT: "the disk quota is exhausted: free space, then --resume auto"}
     return OutputError(f"{doing} failed", path=exc.filename,
-                           found=exc.strerror or os.strerror(exc.errno or 0) or str(exc),
+                           found=exc.strerror or str(exc) or type(exc).__name__,
                            fix=fixes.get(exc.errno, "check the path and the file system"))
