@@ -119,25 +119,47 @@ def _batched(item: dict) -> dict:
     return {k: (v.unsqueeze(0) if torch.is_tensor(v) else [v]) for k, v in item.items()}
 
 
+class _Abandoned(Exception):
+    pass
+
+
+class _StopCheck:
+    """The model, called through a check of ``stop()`` before every forward (chunk or tile)."""
+
+    def __init__(self, model, stop):
+        self.module, self.stop = model, stop
+
+    def __call__(self, x):
+        if self.stop():
+            raise _Abandoned
+        return self.module(x)
+
+
 @torch.no_grad()
 def validate(model, dataset, val_cfg, norm, device, use_spike: bool, stop=None) -> dict | None:
     """Mean over sequences of per-frame PSNR/SSIM (output vs sharp, and blurred input vs sharp).
 
-    stop: an optional callable checked before each sequence; when it returns a true value the
-    validation is abandoned and None returned (a stop signal must not wait for a long one)."""
+    stop: an optional callable checked before every forward (each temporal chunk and tile);
+    when it returns a true value the validation is abandoned and None returned (a stop signal
+    must not wait for a long validation)."""
     was_training = model.training
     model.eval()
+    try:
+        return _validate(_StopCheck(model, stop) if stop else model, dataset, val_cfg, norm, device, use_spike)
+    except _Abandoned:
+        return None
+    finally:
+        model.train(was_training)
+
+
+def _validate(model, dataset, val_cfg, norm, device, use_spike: bool) -> dict:
     rows = []
     for i in range(len(dataset)):
-        if stop is not None and stop():
-            model.train(was_training)
-            return None
         L, H = assemble(_batched(dataset[i]), "cpu", norm, None, use_spike=use_spike)
         out = infer_video(model, L, val_cfg, device)[0]
         p, s = video_metrics(out, H[0])
         pi, si = video_metrics(L[0, :, :3], H[0])
         rows.append((p, s, pi, si))
-    model.train(was_training)
     mean = [sum(col) / len(col) for col in zip(*rows)]
     return dict(zip(("psnr", "ssim", "psnr_input", "ssim_input"), mean))
 
