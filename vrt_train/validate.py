@@ -11,6 +11,7 @@ is padded (flip padding, as KAIR) to the sizes the model accepts and the output 
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
 import cv2
@@ -127,12 +128,27 @@ class _StopCheck:
     """The model, called through a check of ``stop()`` before every forward (chunk or tile)."""
 
     def __init__(self, model, stop):
-        self.module, self.stop = model, stop
+        self._model, self.stop = weakref.ref(model), stop  # weak: cached per model below
+
+    @property
+    def module(self):
+        return self._model()
 
     def __call__(self, x):
         if self.stop():
             raise _Abandoned
         return self.module(x)
+
+
+_STOP_CHECKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _stop_check(model, stop) -> _StopCheck:
+    """One wrapper per (model, stop), so code that caches by ``id(model)`` sees the same one."""
+    check = _STOP_CHECKS.get(model)
+    if check is None or check.stop is not stop:
+        check = _STOP_CHECKS[model] = _StopCheck(model, stop)
+    return check
 
 
 @torch.no_grad()
@@ -145,7 +161,7 @@ def validate(model, dataset, val_cfg, norm, device, use_spike: bool, stop=None) 
     was_training = model.training
     model.eval()
     try:
-        return _validate(_StopCheck(model, stop) if stop else model, dataset, val_cfg, norm, device, use_spike)
+        return _validate(_stop_check(model, stop) if stop else model, dataset, val_cfg, norm, device, use_spike)
     except _Abandoned:
         return None
     finally:
