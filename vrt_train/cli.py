@@ -49,6 +49,9 @@ def main(argv=None) -> None:
             if int(os.environ.get("RANK", "0")) == 0 and not quiet:
                 print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in summary.items()))
+        except KeyboardInterrupt:  # a second Ctrl-C while stopping
+            click.echo("interrupted: stopped at once, without a checkpoint for this iteration", err=True)
+            sys.exit(130)
         except (SpikeprepError, OSError, RuntimeError) as exc:
             err = exc if isinstance(exc, SpikeprepError) else as_worker_error(exc)
             if err is None and isinstance(exc, OSError):
