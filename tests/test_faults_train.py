@@ -300,6 +300,19 @@ def test_signals_checkpoint_then_resume_is_bit_exact_no_orphans(tmp_path):
 
 
 @pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
+def test_second_sigint_stops_at_once(tmp_path):
+    proc = _spawn(["--opt", write_cfg(tmp_path, total_iter=500, checkpoint_every=1000)], tmp_path / "p",
+                  FAULT_SLEEP=0.3)
+    _wait_for(tmp_path / "p" / f"{proc.pid}.iter", 2, proc=proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.startswith("interrupted: stopped at once") and "Traceback" not in err, err
+    assert list_checkpoints(tmp_path / "run") == []
+
+
+@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
 def test_sigkill_leaves_no_worker_behind(tmp_path):
     proc = _spawn(["--opt", write_cfg(tmp_path, total_iter=500), "--set", "data.workers=2"], tmp_path / "p",
                   FAULT_SLEEP=0.05)
