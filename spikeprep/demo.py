@@ -4,6 +4,10 @@ simulate -> build-sync -> voxelize -> verify -> train a tiny RGB+spike VRT -> va
 Every stage reuses what an earlier run finished: the dataset is kept when its parameters
 match, build-sync and voxelize are idempotent/resumable, training resumes from its latest
 checkpoint and is skipped once it reached its last iteration.
+
+Training needs the ``train`` extra (torch): without it the demo stops before its first stage
+and says how to install it. Its trainer config ships inside the package (vrt_train/configs/,
+package data), so an installed wheel runs the demo as a clone does.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import CacheError, ConfigError
+from .errors import CacheError, ConfigError, DependencyError
 
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo_tiny_cpu.yaml"
+#: The demo's trainer config: package data of vrt_train (the repository's configs/ has the same file).
+DEMO_CONFIG_NAME = "demo_tiny_cpu.yaml"
 
 
 @dataclass(frozen=True)
@@ -77,14 +82,36 @@ def _simulate(data: Path, params: DemoData) -> str:
     return "simulated"
 
 
+def _training_config(config: str | os.PathLike | None) -> Path:
+    """The trainer YAML for the demo: ``config``, or the one shipped as package data.
+
+    Checked before the first stage: raises DependencyError when torch/torchvision are not
+    installed, ConfigError when the file is missing.
+    """
+    from vrt_train.requirements import INSTALL_TRAIN, TRAIN_MODULES, missing_train_packages
+
+    missing = missing_train_packages()
+    if missing:
+        raise DependencyError("spikeprep demo trains a tiny VRT, which needs the trainer's extra",
+                              found=f"{' and '.join(missing)} not installed",
+                              expected=" and ".join(TRAIN_MODULES),
+                              fix=f"Install them with: {INSTALL_TRAIN} (or run: spikeprep demo --no-train)")
+    if config is None:
+        from importlib.resources import files
+
+        config = str(files("vrt_train") / "configs" / DEMO_CONFIG_NAME)
+    config = Path(config)
+    if not config.is_file():
+        raise ConfigError("demo training config not found", path=config, found="no such file",
+                          expected=f"{DEMO_CONFIG_NAME}, shipped in vrt_train/configs/",
+                          fix=f"pass an existing trainer YAML, or reinstall ({INSTALL_TRAIN})")
+    return config
+
+
 def _train(out: Path, cache: Path, config: Path, progress: bool) -> dict:
     from vrt_train.config import load_config
     from vrt_train.train import train
 
-    if not config.is_file():
-        raise ConfigError("demo training config not found", path=config, found="no such file",
-                          expected="configs/demo_tiny_cpu.yaml from the spikeprep checkout",
-                          fix="run the demo from a clone of the repository (pip install -e .)")
     from vrt_train.model import SpyNetWeightsWarning
 
     cfg = load_config(config, [f"data.cache={cache}", f"out_dir={out / 'train'}"])
@@ -106,13 +133,18 @@ def _last_validation(csv_path: Path) -> dict:
 
 
 def run_demo(out: str | os.PathLike = "spikeprep-demo", *, params: DemoData = DemoData(),
-             train: bool = True, config: str | os.PathLike = DEMO_CONFIG, progress: bool = True,
+             train: bool = True, config: str | os.PathLike | None = None, progress: bool = True,
              report=print) -> DemoSummary:
-    """Run (or finish) the demo in ``out``; ``report(str)`` is told each stage as it ends."""
+    """Run (or finish) the demo in ``out``; ``report(str)`` is told each stage as it ends.
+
+    ``config``: the trainer YAML (default: the packaged `DEMO_CONFIG_NAME`); unused when
+    ``train`` is false, which needs no torch.
+    """
     from .cache.build import voxelize_dataset
     from .syncbuild import build_sync
     from .cache.verify import verify_cache
 
+    config = _training_config(config) if train else None  # fail before the first stage
     out = Path(out)
     data, cache = out / "data", out / "cache"
     summary = DemoSummary(str(out))
@@ -138,7 +170,7 @@ def run_demo(out: str | os.PathLike = "spikeprep-demo", *, params: DemoData = De
                          found=f"{len(verified.problems)} problems, first: {first}",
                          expected="none", fix="delete the demo folder and run again")
     if train:
-        summary.training = stage("train", lambda: _train(out, cache, Path(config), progress))
+        summary.training = stage("train", lambda: _train(out, cache, config, progress))
     summary.files = {
         "dataset": (str(data), _dir_size(data)),
         "cache": (str(cache), _dir_size(cache)),

@@ -156,7 +156,9 @@ def count_ranges_kernel(flat, frame_bytes, starts, ends, height, width, flipud, 
                         for w in range(full_words):
                             acc[row + w] += (_load_word(flat, base + 8 * w) >> shift) & _LANE_ONES
                     if tail_bytes:
-                        word = _load_partial_word(flat, base + 8 * full_words, tail_bytes)
+                        # np.uint64(): called from plain Python (py_func), the jitted helper
+                        # returns a Python int, which NumPy 1.x promotes to float64 in `>>`
+                        word = np.uint64(_load_partial_word(flat, base + 8 * full_words, tail_bytes))
                         for k in range(8):
                             acc[k * n_words + full_words] += (word >> np.uint64(k)) & _LANE_ONES
                 _flush(acc, n_words, out, channel, j0, j1, width, height, flipud, first)

@@ -1,4 +1,8 @@
-"""`vrt-train`: the thin CLI over `vrt_train.train.train` and `vrt_train.infer.infer`."""
+"""`vrt-train`: the thin CLI over `vrt_train.train.train` and `vrt_train.infer.infer`.
+
+Nothing here imports torch at module level: `main` first checks that the ``train`` extra is
+installed and otherwise prints how to install it and exits 1.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,14 @@ import traceback
 from spikeprep import SpikeprepError
 
 from .config import load_config
+from .requirements import missing_train_message, missing_train_packages
 
 
 def main(argv=None) -> None:
+    missing = missing_train_packages()
+    if missing:  # before click parses anything: even --help needs the trainer installed
+        print(f"error: {missing_train_message('vrt-train', missing)}", file=sys.stderr)
+        sys.exit(1)
     import click
 
     @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,9 +35,12 @@ def main(argv=None) -> None:
                   help="restore every sequence of a cache, or of a DATA_ROOT with sync.json (voxelized like the training cache), into OUT/SEQ/000000.png instead of training")
     @click.option("--checkpoint", default=None, type=click.Path(exists=True, dir_okay=False),
                   help="checkpoint for --infer (default: latest in out_dir)")
+    @click.option("--dry-run", is_flag=True,
+                  help="one training step and one validation chunk at the config's sizes: parameters, peak "
+                       "memory, step time, time to total_iter, settings that fit; writes nothing")
     @click.option("--quiet", is_flag=True, help="no progress bar or log lines on the terminal")
     @click.option("--verbose", is_flag=True, help="on an error, also print its traceback (and a DataLoader worker's)")
-    def cli(opt, overrides, resume, init_from, infer, checkpoint, quiet, verbose):
+    def cli(opt, overrides, resume, init_from, infer, checkpoint, dry_run, quiet, verbose):
         """Train VRT on RGB + spike voxels from a spikeprep LMDB cache (KAIR 006 recipe).
 
         Exit codes: 0 done, 1 error (one line; --verbose adds the traceback), 2 usage, 128 +
@@ -39,6 +51,10 @@ def main(argv=None) -> None:
         from .workers import as_worker_error
         try:
             cfg = load_config(opt, overrides)
+            if dry_run:
+                from .dryrun import dry_run as run_dry
+                report = run_dry(cfg, emit=click.echo)
+                sys.exit(0 if report.fits else 1)
             if infer:
                 from .infer import infer as run_infer
                 run_infer(cfg, infer[0], infer[1], checkpoint, progress=not quiet)
