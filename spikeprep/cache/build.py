@@ -417,7 +417,7 @@ def summarize(cache: Path, plan: BuildPlan, per_sequence: list, skipped: int, sh
               grows: int, options: RunOptions, t0: float, warnings=()) -> BuildSummary:
     return BuildSummary(str(cache), len(plan.sequences), skipped, sum(f for _, f, _, _ in per_sequence),
                         sum(b for _, _, b, _ in per_sequence), time.perf_counter() - t0, shards, grows,
-                        options.workers, per_sequence, list(warnings))
+                        options.workers, per_sequence, warnings=list(warnings))
 
 
 #: The build steps `spikeprep.cache.parts` runs (passed to it, so it never imports this module).
