@@ -152,7 +152,7 @@ def main() -> int:
         print(f"  {variant:<8} same weights, same input: max |KAIR - ours| = {diff:.2e} (forward, eval)", flush=True)
         del pair, outs
 
-    print(f"\n| variant | model | forward s | forward peak | fwd+bwd s | fwd+bwd peak | speed-up fwd / fwd+bwd |")
+    print("\n| variant | model | forward s | forward peak | fwd+bwd s | fwd+bwd peak | speed-up fwd / fwd+bwd |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for k in range(0, len(rows), 2):
         (v, _, kf, kfm, kb, kbm), (_, _, of, ofm, ob, obm) = rows[k], rows[k + 1]

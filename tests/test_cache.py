@@ -170,7 +170,6 @@ def test_manifest_contents(built):
         for rel, fingerprint in entry["sources"].items():
             raw = (data / rel).read_bytes()
             assert fingerprint["size"] == len(raw)
-            import hashlib
             import xxhash
             assert fingerprint["xxh3_128"] == xxhash.xxh3_128(raw).hexdigest()
         assert f"spike/{seq}/spikes.dat" in entry["sources"] and f"blur/{seq}/000003.png" in entry["sources"]

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
 
 from spikeprep import ConfigError
 from fakes import FakeCache

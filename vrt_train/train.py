@@ -47,9 +47,8 @@ from .data import ClipSampler, ShardDataset, ValDataset, effective_spike_norm, m
 from .metrics import charbonnier
 from .telemetry import StepTelemetry, add_scalars, append_csv
 from .factory import build_model  # noqa: F401  (public: vrt_train.train.build_model)
-from .checkpoint import (atomic_save, init_weights,
-                         resolve_resume, rng_state, save_checkpoint, set_rng_state)
-from .checkpoint import clean_temp_files, prepare_out_dir, write_text
+from .checkpoint import (atomic_save, clean_temp_files, init_weights, prepare_out_dir, rng_state,
+                         save_checkpoint, write_text)
 from .errors import Preempted
 from .guard import StepGuard, assert_finite_weights, requested_signal
 from .resume import cache_identity, check_config, pick_checkpoint, restore
