@@ -33,12 +33,30 @@ def reports_errors(command):
         try:
             return command(*args, **kwargs)
         except SpikeprepError as err:
-            if click.get_current_context().find_root().params.get("verbose"):
-                traceback.print_exc()
-            click.echo(f"error: {err}", err=True)
-            sys.exit(err.exit_code)
+            _exit_with(err)
+        except OSError as exc:  # a write the library did not wrap: disk full, read-only, no permission
+            from .files import is_write_failure, output_error
+
+            if not is_write_failure(exc):
+                raise
+            _exit_with(output_error(exc, exc.filename))
 
     return wrapper
+
+
+def print_warnings(warnings) -> None:
+    """Input warnings (converted frames, all-zero spikes) on stderr, one ``warning: ...`` line each."""
+    from rich.markup import escape
+
+    for text in warnings:
+        console.print("[yellow]warning:[/]", escape(text), soft_wrap=True)
+
+
+def _exit_with(err: SpikeprepError) -> None:
+    if click.get_current_context().find_root().params.get("verbose"):
+        traceback.print_exc()
+    click.echo(f"error: {err}", err=True)
+    sys.exit(err.exit_code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -51,6 +69,7 @@ def main(verbose: bool) -> None:
     Pipeline:
       spikeprep simulate OUT            make a synthetic dataset (or convert high-fps frames)
       spikeprep build-sync DATA_ROOT    write spike/SEQ/sync.json: spike window per RGB frame
+      spikeprep check-sync DATA_ROOT    check the windows against the frames (offset, flips)
       spikeprep voxelize DATA_ROOT CACHE --S 8
                                         spike windows -> S voxel channels, LMDB shards
       spikeprep verify CACHE            prove the cache is complete and correct
@@ -61,6 +80,15 @@ def main(verbose: bool) -> None:
     Try it all on built-in synthetic data (CPU, ~2 minutes):
       spikeprep demo
     """
+    _printable_streams()
+
+
+def _printable_streams() -> None:
+    """Paths with bytes that are not UTF-8 (a folder from an old archive) print as ``\\xNN``
+    escapes instead of stopping the command with a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 @main.command("build-sync")
@@ -112,6 +140,52 @@ def build_sync_command(data_root, sequences, spike_rate, frame_rate, exposure, o
     if kept:
         console.print(f"[yellow]warning:[/] kept existing sync.json that differs for {', '.join(kept)}; "
                       "pass --force to replace it")
+
+
+@main.command("check-sync")
+@click.argument("data_root", type=click.Path(path_type=str))
+@click.option("--sequence", "sequences", multiple=True, metavar="SEQ", help="Check only SEQ (repeatable).")
+@click.option("--search", type=int, default=None, metavar="N",
+              help="Search offsets in [-N, N] spike frames [default: half the median window, >= 8].")
+@click.option("--frames", type=int, default=100, show_default=True, metavar="K",
+              help="Score at most K evenly spaced frames per sequence (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print {\"sequences\": {SEQ: {...}}} on stdout.")
+@click.option("--preview", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
+              help="Write contact sheets and a score-vs-offset plot per sequence into DIR.")
+@click.option("--fix", is_flag=True, help="Write offsets (window_shift) and flipud into config.yaml, rebuild sync.json.")
+@reports_errors
+def check_sync_command(data_root, sequences, search, frames, as_json, preview, fix):
+    """Check each sequence's frame/spike alignment from the data: the spike count of every
+    window should correlate best with its blurry frame unmoved and as-is.
+
+    \b
+    Verdicts: ok, offset (windows should move by the best offset), orientation (the spike
+    image is flipped), weak (too little texture or motion to tell).
+    Exit codes: 0 all ok/weak, 3 an offset or orientation found (with --fix: one not fixed),
+    1 errors, 2 usage errors. Calibrate a rig: check-sync, --fix, check-sync again.
+    \b
+    Example:
+      spikeprep check-sync data/ --preview previews/
+    """
+    import json
+
+    from .checksync import CheckOptions, check_sync, exit_code
+
+    checks = check_sync(data_root, tuple(sequences), CheckOptions(search, frames))
+    if preview:  # what was checked, before any fix
+        from .preview import write_check_previews
+        write_check_previews(data_root, checks, preview)
+    fixes = []
+    if fix:
+        from .syncfix import apply_fixes, fixes_exit_code
+        fixes = apply_fixes(data_root, checks)
+    if as_json:
+        click.echo(json.dumps({"sequences": {c.sequence: c.to_dict() for c in checks}}, indent=1))
+    else:
+        stdout_console().print(tables.check_sync_table(checks))
+    for line in tables.fix_lines(fixes):
+        click.echo(f"--fix {line}", err=as_json)
+    sys.exit(fixes_exit_code(fixes) if fix else exit_code(checks))
 
 
 @main.command("simulate")
@@ -233,9 +307,13 @@ def _parse_repr_params(pairs) -> dict:
 @click.option("--val", multiple=True, metavar="SEQ", help="Validation sequence (repeatable): excluded from spike_stats.")
 @click.option("--hot-pixels", type=click.Choice(["off", "detect"]), default="off", show_default=True,
               help="detect: find stuck pixels per sequence, repair voxels, store the mask.")
-@click.option("--force", is_flag=True, help="Wipe a CACHE built with other parameters and rebuild.")
+@click.option("--force", is_flag=True,
+              help="Wipe a CACHE built with other parameters and rebuild (only a spikeprep cache holding nothing else).")
+@click.option("--break-lock", is_flag=True,
+              help="Remove a write lock held from another host (only when no process there writes CACHE).")
 @reports_errors
-def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, workers, val, hot_pixels, force):
+def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, workers, val, hot_pixels, force,
+                     break_lock):
     """Voxelize every sequence of DATA_ROOT (needs spike/SEQ/sync.json) into an LMDB cache.
 
     \b
@@ -248,6 +326,11 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
                                   spike_stats (per-channel mean/std/q995 over train sequences)
       CACHE/meta_info.txt         KAIR list: "SEQ NFRAMES (H,W,3) 0"
       CACHE/progress.jsonl        build journal: re-run the same command to resume after a crash
+      CACHE/.locks/               write lock: a second writer fails at once naming the holder
+    \b
+    Safety: CACHE may not be DATA_ROOT or a folder above it; --force deletes only a spikeprep
+    cache holding nothing else; a resume rebuilds sequences whose sources changed (or refuses,
+    naming them); SIGTERM/SIGINT stop the build resumably and stop the workers.
     \b
     Records per frame (raw arrays behind a 48-byte header, no PNG):
       SEQ/000000/blur   (H,W,3) uint8 RGB       SEQ/000000/sharp  (H,W,3) uint8 RGB
@@ -259,14 +342,20 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
       rgb    spikes resized to H x W, INTER_NEAREST (counts stay integers, dtype unchanged)
       spike  blur/sharp resized to h x w, INTER_AREA (uint8)
     """
+    from rich.markup import escape
+
     from .cache.build import voxelize_dataset
 
     summary = voxelize_dataset(data_root, cache, S=S, repr=repr_, repr_params=_parse_repr_params(repr_param),
                                match=match, shard_size=shard_size, workers=workers, val=val,
-                               hot_pixels=hot_pixels, force=force, progress=console.is_terminal)
+                               hot_pixels=hot_pixels, force=force, progress=console.is_terminal,
+                               break_lock=break_lock,
+                               on_notice=lambda line: console.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True))
     stdout_console().print(tables.voxelize_table(summary))
-    click.echo(f"{summary.sequences} sequences ({summary.sequences_skipped} already done), "
+    rebuilt = f", {len(summary.rebuilt)} rebuilt (sources changed)" if summary.rebuilt else ""
+    click.echo(f"{summary.sequences} sequences ({summary.sequences_skipped} already done{rebuilt}), "
                f"{summary.shards} shard(s) in {summary.cache}")
+    print_warnings(summary.warnings)
 
 
 @main.command("verify")
@@ -304,15 +393,22 @@ def verify_command(cache, data_root, sample, seed, as_json):
 
 @main.command("info")
 @click.argument("cache", type=click.Path(path_type=str))
+@click.option("--preview", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
+              help="Also write a contact sheet per sequence (blurry, sharp, spike image, voxels) into DIR.")
 @reports_errors
-def info_command(cache):
+def info_command(cache, preview):
     """Show a cache's parameters and a table of its sequences (split, frames, shard, sizes,
     mean spikes per pixel per spike frame, hot pixels)."""
     from .cache.info import cache_info
 
     out = stdout_console()
-    for renderable in tables.info_renderables(cache_info(cache)):
+    info = cache_info(cache)
+    for renderable in tables.info_renderables(info):
         out.print(renderable)
+    print_warnings(info["warnings"])
+    if preview:
+        from .preview import write_cache_previews
+        click.echo(f"previews: {', '.join(str(p) for p in write_cache_previews(cache, preview))}")
 
 
 @main.command("demo")

@@ -19,6 +19,7 @@ from typing import Iterable
 import numpy as np
 
 from .errors import DatError, UsageError, WindowError
+from .files import output_error
 
 #: Columns SpikeCV deletes with ``with_head=True`` (the sps10 camera's 16 header columns).
 _HEAD_COLUMNS = np.arange(400, 416)
@@ -101,12 +102,19 @@ class DatWriter:
         if spikes.ndim != 3 or spikes.shape[1:] != (self.height, self.width):
             raise UsageError("spike chunk has the wrong shape", path=self.path,
                              found=f"shape {spikes.shape}", expected=f"(N, {self.height}, {self.width})")
-        self._file.write(pack_frames(spikes, self.flipud).tobytes())
+        try:
+            self._file.write(pack_frames(spikes, self.flipud).tobytes())
+        except OSError as exc:  # disk full: the caller's abort() removes the .partial file
+            raise output_error(exc, self.path) from exc
         self.n_frames += len(spikes)
 
     def close(self) -> None:
-        self._file.close()
-        os.replace(self._tmp, self.path)
+        try:
+            self._file.close()
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self._tmp.unlink(missing_ok=True)
+            raise output_error(exc, self.path) from exc
 
     def abort(self) -> None:
         self._file.close()

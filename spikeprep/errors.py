@@ -31,6 +31,11 @@ class SpikeprepError(Exception):
         self.fix = fix
         super().__init__(self._render())
 
+    def __reduce__(self):
+        # keep the fields across processes (worker pools): the default would rebuild the error
+        # from its rendered text alone, losing path/found/expected/fix
+        return (_rebuild, (type(self), self.what, self.path, self.found, self.expected, self.fix))
+
     def _render(self) -> str:
         text = self.what
         if self.path is not None:
@@ -46,6 +51,10 @@ class SpikeprepError(Exception):
         if self.fix:
             text += " " + self.fix.rstrip(".") + "."
         return text
+
+
+def _rebuild(cls, what, path, found, expected, fix):
+    return cls(what, path=path, found=found, expected=expected, fix=fix)
 
 
 class UsageError(SpikeprepError):
@@ -84,3 +93,20 @@ class CacheError(SpikeprepError):
 
 class DependencyError(SpikeprepError):
     """A feature needs an optional extra that is not installed (e.g. torch: spikeprep[train])."""
+
+
+class LockError(CacheError):
+    """Another process holds a cache's write lock (or left one that cannot be checked)."""
+
+
+class BuildInterrupted(CacheError):
+    """A signal (SIGTERM, SIGINT, SIGHUP) stopped a cache build; exit code ``128 + signal``."""
+
+    def __init__(self, what: str, *, exit_code: int = 1, **details) -> None:
+        self.exit_code = exit_code
+        super().__init__(what, **details)
+
+
+class OutputError(SpikeprepError):
+    """An output file cannot be written: read-only filesystem, no permission, disk or quota full.
+    Nothing half-written is left behind; the run can be repeated once the cause is fixed."""

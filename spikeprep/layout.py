@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import LayoutError
+from .files import is_utf8, require_utf8_name
 
 IMAGE_SUFFIXES = (".png",)
 STREAM_NAME = "spikes.dat"
@@ -73,7 +74,21 @@ def discover(data_root: str | os.PathLike, only: tuple[str, ...] = ()) -> list[S
     if not names:
         raise LayoutError("no sequences found", path=blur_dir, found="no sub-folders",
                           expected="one folder of frames per sequence")
-    return [_sequence(root, name, blur_dir, spike_dir, recipe) for name in names]
+    sources = [_sequence(root, name, blur_dir, spike_dir, recipe) for name in names]
+    for source in sources:
+        check_utf8_paths(root, source)
+    return sources
+
+
+def check_utf8_paths(root: Path, source: SequenceSource) -> None:
+    """LayoutError for a sequence folder or frame whose name is not valid UTF-8 (it could not be
+    written to sync.json or used as a cache key)."""
+    for rel in (*source.blur, *(source.sharp or ()), source.spike_dir):
+        parts = Path(rel).parts
+        for i, part in enumerate(parts):
+            if not is_utf8(part):
+                require_utf8_name(root.joinpath(*parts[:i + 1]), LayoutError,
+                                  "sequence folder" if part == source.name else "file")
 
 
 def _sequence(root: Path, name: str, blur_dir: Path, spike_dir: Path, recipe: bool) -> SequenceSource:

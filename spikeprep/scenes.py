@@ -21,7 +21,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .errors import LayoutError
+from .images import decode_rgb
 
 #: Background margin (pixels each side) the background may pan over.
 _PAN_MARGIN_PX = 8
@@ -259,11 +259,9 @@ class FrameSequenceScene:
         if index not in self._cache:
             if len(self._cache) >= self._CACHE_SIZE:
                 self._cache.pop(max(self._cache, key=lambda cached: abs(cached - index)))
-            bgr = cv2.imread(str(self.paths[index]), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise LayoutError("source image cannot be read", path=self.paths[index],
-                                  found="an unreadable file", expected="a .png or .jpg image")
-            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / np.float32(255)
+            # decoded from bytes: cv2.imread crashes on a path with non-UTF-8 bytes
+            rgb, _ = decode_rgb(Path(self.paths[index]).read_bytes(), self.paths[index])
+            rgb = rgb.astype(np.float32) / np.float32(255)
             self._cache[index] = (rgb, luma(rgb))
         return self._cache[index]
 

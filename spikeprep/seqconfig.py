@@ -8,11 +8,16 @@ spike_rate: 20000.0   # spike frames per second (Hz)             } timing: all t
 frame_rate: 500.0     # RGB frames per second (Hz)                }
 exposure: 0.5         # exposure as a fraction of the frame interval, in (0, 1]
 offset: 0.0           # seconds from spike frame 0 to frame 0's exposure start
+window_shift: 0       # spike frames added to every window, after any window source
 ```
 
 Timing rule: frame ``i`` is exposed during ``[t0, t1)`` with ``t0 = offset + i / frame_rate`` and
 ``t1 = t0 + exposure / frame_rate``; spike frame ``k`` is sampled at ``k / spike_rate`` and belongs
 to the frame iff ``t0 <= k / spike_rate < t1``, so its window is ``[ceil(t0*r), ceil(t1*r))``.
+
+``window_shift`` (integer spike frames, default 0) moves every window ``[b, e)`` to
+``[b + s, e + s)`` whatever derived it (timing, timestamps, per-frame files, a preset); it is
+what ``spikeprep check-sync --fix`` writes after measuring the offset from the data.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
-from .files import write_text_atomic
+from .errors import ConfigError, WindowError
+from .files import read_text_utf8, write_text_atomic
 
 #: Slack for float round-off when a time lands exactly on a spike sample.
 _EPS = 1e-6
+#: Larger window bounds (in spike samples) are beyond any stream: refused as non-finite.
+_MAX_SAMPLE = 2.0 ** 53
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,14 @@ class Timing:
     offset: float = 0.0
 
     def __post_init__(self) -> None:
+        values = {"spike_rate": self.spike_rate, "frame_rate": self.frame_rate,
+                  "exposure": self.exposure, "offset": self.offset}
+        odd = {k: v for k, v in values.items() if not math.isfinite(v)}
+        if odd:
+            raise ConfigError("timing values must be finite numbers",
+                              found=", ".join(f"{k}={v}" for k, v in odd.items()),
+                              expected="finite numbers (spike_rate, frame_rate > 0; 0 < exposure <= 1)",
+                              fix="replace .inf/.nan with the real value")
         if not (self.spike_rate > 0 and self.frame_rate > 0):
             raise ConfigError("timing rates must be positive",
                               found=f"spike_rate={self.spike_rate}, frame_rate={self.frame_rate}",
@@ -62,6 +77,12 @@ class Timing:
 
 
 def first_sample_at_or_after(position: float) -> int:
+    """The first spike sample index at or after ``position`` (in spike samples)."""
+    if not math.isfinite(position) or abs(position) > _MAX_SAMPLE:
+        raise WindowError("a spike window bound is not a finite number of spike frames",
+                          found=f"{position:.6g}",
+                          expected="a finite time", fix="check spike_rate, frame_rate, offset and the "
+                                                        "timestamps for inf/nan or extreme values")
     return math.ceil(position - _EPS)
 
 
@@ -73,16 +94,19 @@ class SequenceConfig:
     spike_w: int
     flipud: bool = True
     timing: Timing | None = None
+    window_shift: int = 0
 
     def to_yaml_dict(self) -> dict:
         out: dict = {"spike_h": self.spike_h, "spike_w": self.spike_w, "flipud": self.flipud}
         if self.timing is not None:
             out.update(asdict(self.timing))
+        if self.window_shift:
+            out["window_shift"] = self.window_shift
         return out
 
 
 _TIMING_KEYS = {f.name for f in fields(Timing)}
-_KNOWN_KEYS = {"spike_h", "spike_w", "flipud"} | _TIMING_KEYS
+_KNOWN_KEYS = {"spike_h", "spike_w", "flipud", "window_shift"} | _TIMING_KEYS
 
 
 def parse_config(raw: object, path: str | os.PathLike | None = None) -> SequenceConfig:
@@ -92,7 +116,7 @@ def parse_config(raw: object, path: str | os.PathLike | None = None) -> Sequence
         raise ConfigError("config.yaml must be a mapping", path=path, found=type(raw).__name__,
                           expected="keys spike_h, spike_w, flipud, ...")
     for key in ("spike_h", "spike_w"):
-        if not isinstance(raw.get(key), int) or isinstance(raw.get(key), bool):
+        if not isinstance(raw.get(key), int) or isinstance(raw.get(key), bool) or raw[key] <= 0:
             raise ConfigError(f"config.yaml needs an integer {key}", path=path, found=raw.get(key),
                               expected="a positive integer", fix=f"add '{key}: N' to the file")
     flipud = raw.get("flipud", True)
@@ -104,14 +128,26 @@ def parse_config(raw: object, path: str | os.PathLike | None = None) -> Sequence
         if not {"spike_rate", "frame_rate"} <= timing_given.keys():
             raise ConfigError("incomplete timing in config.yaml", path=path, found=sorted(timing_given),
                               expected="spike_rate and frame_rate (exposure, offset optional)")
+        flags = sorted(k for k, v in timing_given.items() if isinstance(v, bool))
+        if flags:
+            raise ConfigError("timing values must be numbers", path=path,
+                              found=", ".join(f"{k}={timing_given[k]}" for k in flags), expected="floats")
         try:
             timing = Timing(**{k: float(v) for k, v in timing_given.items()})
         except (TypeError, ValueError) as exc:
             raise ConfigError("timing values must be numbers", path=path, found=timing_given,
                               expected="floats") from exc
         except ConfigError as exc:
-            raise ConfigError(exc.what, path=path, found=exc.found, expected=exc.expected) from exc
-    return SequenceConfig(raw["spike_h"], raw["spike_w"], flipud, timing)
+            raise ConfigError(exc.what, path=path, found=exc.found, expected=exc.expected,
+                              fix=exc.fix) from exc
+    shift = raw.get("window_shift", 0)
+    if shift is None:
+        shift = 0
+    if not isinstance(shift, int) or isinstance(shift, bool):
+        raise ConfigError("window_shift must be a whole number of spike frames", path=path, found=shift,
+                          expected="an integer (negative: windows move earlier)",
+                          fix="write e.g. 'window_shift: -12' (spikeprep check-sync --fix writes it)")
+    return SequenceConfig(raw["spike_h"], raw["spike_w"], flipud, timing, shift)
 
 
 def load_config(path: str | os.PathLike) -> SequenceConfig:
@@ -122,7 +158,7 @@ def load_config(path: str | os.PathLike) -> SequenceConfig:
                           expected="config.yaml with spike_h, spike_w",
                           fix="create it, e.g. 'spike_h: 250\\nspike_w: 400\\nflipud: true'")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_text_utf8(path, ConfigError))
     except yaml.YAMLError as exc:
         raise ConfigError("config.yaml is not valid YAML", path=path, found=str(exc).splitlines()[0],
                           expected="a YAML mapping") from exc

@@ -17,6 +17,7 @@ constant luma ``Y`` thus fires ``Y / threshold`` times per sample on average.
 
 from __future__ import annotations
 
+import math
 import shutil
 import struct
 import time
@@ -29,6 +30,8 @@ import cv2
 import numpy as np
 
 from .dat import DatWriter
+from .files import write_bytes_atomic
+from .images import decode_rgb
 from .errors import LayoutError, UsageError
 from .scenes import FrameSequenceScene, SyntheticScene, random_scene
 from .seqconfig import SequenceConfig, Timing, save_config
@@ -64,8 +67,10 @@ class SpikeParams:
     def __post_init__(self) -> None:
         _require(self.spikes_per_frame >= 1, "--spikes-per-frame", self.spikes_per_frame, "an integer >= 1")
         _require(0 < self.exposure <= 1, "--exposure", self.exposure, "a fraction in (0, 1]")
-        _require(self.threshold > 0, "--threshold", self.threshold, "a number > 0")
-        _require(self.spike_rate_hz > 0, "--spike-rate", self.spike_rate_hz, "a rate in Hz > 0")
+        _require(math.isfinite(self.threshold) and self.threshold > 0, "--threshold", self.threshold,
+                 "a finite number > 0")
+        _require(math.isfinite(self.spike_rate_hz) and self.spike_rate_hz > 0, "--spike-rate",
+                 self.spike_rate_hz, "a finite rate in Hz > 0")
         _require(self.spike_downsample >= 1, "--spike-downsample", self.spike_downsample, "an integer >= 1")
         _require(self.seed >= 0, "--seed", self.seed, "an integer >= 0")
 
@@ -131,9 +136,11 @@ def _prepare_output(out: Path, force: bool) -> None:
 def _write_png(path: Path, rgb: np.ndarray) -> None:
     """Write ``(H, W, 3)`` float RGB in [0, 1] as an 8-bit RGB png (cv2 wants BGR)."""
     pixels = np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-    if not cv2.imwrite(str(path), cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)):
-        raise LayoutError("could not write image", path=path, found="cv2.imwrite failed",
-                          expected="a writable output folder")
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise LayoutError("could not encode image", path=path, found="cv2.imencode failed",
+                          expected="an (H, W, 3) image")
+    write_bytes_atomic(path, encoded.tobytes(), fsync=False)  # a full disk leaves no half-written png
 
 
 # -- the core: one sequence ------------------------------------------------------------------
@@ -256,7 +263,7 @@ def simulate_dataset(out: str | Path, *, sequences: int = 2, frames: int = 8, he
     params = SpikeParams(spikes_per_frame, exposure, threshold, spike_rate, spike_downsample, seed)
     _require(sequences >= 1, "--sequences", sequences, "an integer >= 1")
     _require(frames >= 1, "--frames", frames, "an integer >= 1")
-    _require(motion > 0, "--motion", motion, "a speed factor > 0")
+    _require(math.isfinite(motion) and motion > 0, "--motion", motion, "a finite speed factor > 0")
     _require(height >= _MIN_SCENE_SIDE_PX, "--height", height, f"an integer >= {_MIN_SCENE_SIDE_PX}")
     _require(width >= _MIN_SCENE_SIDE_PX, "--width", width, f"an integer >= {_MIN_SCENE_SIDE_PX}")
     spike_h, spike_w = params.spike_geometry(height, width, "--height x --width")
@@ -301,10 +308,7 @@ def image_size(path: Path) -> tuple[int, int]:
     if header[:8] == b"\x89PNG\r\n\x1a\n" and header[12:16] == b"IHDR":
         width, height = struct.unpack(">II", header[16:24])
         return int(height), int(width)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise LayoutError("source image cannot be read", path=path, found="an unreadable file",
-                          expected="a .png or .jpg image")
+    image, _ = decode_rgb(Path(path).read_bytes(), path)  # not cv2.imread: no non-UTF-8 paths there
     return image.shape[:2]
 
 

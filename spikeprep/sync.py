@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SyncError
-from .files import write_text_atomic
+from .files import read_text_utf8, write_text_atomic
 
 FORMAT = "spikeprep.sync"
 VERSION = 1
@@ -151,7 +151,7 @@ def load_sync(path: str | os.PathLike) -> SyncFile:
         raise SyncError("sync.json not found", path=path, found="no such file", expected="a sync.json",
                         fix="run 'spikeprep build-sync DATA_ROOT' first")
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(read_text_utf8(path, SyncError))
     except json.JSONDecodeError as exc:
         raise SyncError("sync.json is not valid JSON", path=path, found=str(exc), expected="JSON") from exc
     return parse_sync(raw, path)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import layout, windows
 from .dat import count_frames
-from .errors import SyncError, WindowError
+from .errors import SyncError, UsageError, WindowError
+from .files import remove_stale_partial
 from .seqconfig import SequenceConfig, Timing, load_config
 from .sync import FrameWindow, SyncFile, check_order, dump_sync, save_sync, sync_path
 
@@ -26,6 +28,24 @@ class SyncOptions:
     timestamps: str | None = None
     timestamp_unit: str | None = None
     window_spikes: int | None = None
+
+    def __post_init__(self) -> None:
+        check_sync_options(self)
+
+
+def check_sync_options(options: SyncOptions) -> None:
+    """UsageError for a build-sync flag that is not a finite number in range (inf/nan included)."""
+    ranges = {"spike_rate": "a finite number > 0 (Hz)", "frame_rate": "a finite number > 0 (Hz)",
+              "exposure": "a finite number in (0, 1]", "offset": "a finite number of seconds"}
+    for name, expected in ranges.items():
+        value = getattr(options, name)
+        if value is None:
+            continue
+        ok = math.isfinite(value) and (name == "offset" or value > 0) and (name != "exposure" or value <= 1)
+        if not ok:
+            raise UsageError(f"--{name.replace('_', '-')} is out of range", found=value, expected=expected)
+    if options.window_spikes is not None and options.window_spikes <= 0:
+        raise UsageError("--window-spikes must be positive", found=options.window_spikes, expected="> 0")
 
 
 @dataclass(frozen=True)
@@ -103,7 +123,8 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
             raise SyncError("sequence has no spike stream", path=root / stream, found="missing",
                             expected=f"{layout.STREAM_NAME}, or one .dat per blur frame named like it")
     lengths = {name: count_frames(root / name, config.spike_h, config.spike_w) for name in dict.fromkeys(files)}
-    spans = _windows(root, source, mode, config, options, files, lengths)
+    spans = [(begin + config.window_shift, end + config.window_shift)  # after any window source
+             for begin, end in _windows(root, source, mode, config, options, files, lengths)]
     frames = tuple(
         FrameWindow(blur, source.sharp[i] if source.sharp else None, name, begin, end)
         for i, (blur, name, (begin, end)) in enumerate(zip(source.blur, files, spans)))
@@ -113,6 +134,8 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
     if mode == "timing" and timing is not None:
         source_info.update(spike_rate=timing.spike_rate, frame_rate=timing.frame_rate,
                            exposure=timing.exposure, offset=timing.offset)
+    if config.window_shift:
+        source_info["window_shift"] = config.window_shift
     sync = SyncFile(source.name, config.spike_h, config.spike_w, config.flipud, frames, source_info)
     return SequenceReport(sync, mode, lengths)
 
@@ -148,7 +171,7 @@ def _check_windows(frames: tuple[FrameWindow, ...], lengths: dict[str, int], spi
             raise WindowError(f"frame {i} ({Path(frame.blur).name}) has a window outside its spike stream",
                               path=frame.spike_file, found=f"[{frame.spike_begin}, {frame.spike_end})",
                               expected=f"inside [0, {n}) (the stream's length)",
-                              fix="check the timing/offset or the timestamps; the stream may be truncated")
+                              fix="check the timing/offset, window_shift or the timestamps; the stream may be truncated")
         if frame.length <= 0:
             raise WindowError(f"frame {i} ({Path(frame.blur).name}) has an empty spike window",
                               path=frame.spike_file, found=f"[{frame.spike_begin}, {frame.spike_end})",
@@ -173,8 +196,9 @@ def build_sync(data_root: str | os.PathLike, options: SyncOptions = SyncOptions(
 
 def _write(data_root, report: SequenceReport, force: bool) -> SequenceReport:
     path = sync_path(data_root, report.sync.sequence)
+    remove_stale_partial(path)  # left by a build-sync that was killed mid-write
     if path.is_file():
-        if path.read_text() == dump_sync(report.sync):
+        if path.read_bytes() == dump_sync(report.sync).encode("utf-8"):
             return replace(report, status="unchanged")
         if not force:
             return replace(report, status="kept")

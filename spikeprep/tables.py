@@ -86,3 +86,27 @@ def demo_table(summary) -> Table:
     if training.get("checkpoint"):
         table.add_row("checkpoint", str(training["checkpoint"]))
     return table
+
+
+def check_sync_table(checks) -> Table:
+    """check-sync: one row per sequence (verdict, scores, best offset and orientation, why)."""
+    table = Table(title="check-sync (score: correlation of window spike counts with the frame luma)")
+    for column in ("sequence", "verdict", "score", "best offset", "best score", "orientation",
+                   "exposure", "frames", "why"):
+        table.add_column(column, justify="right" if column in ("score", "best score", "frames") else "left")
+    style = {"ok": "green", "weak": "yellow", "offset": "red", "orientation": "red"}
+    for c in checks:
+        j = c.judgement
+        seconds = c.seconds(j.best_offset)
+        offset = f"{j.best_offset:+d}" + (f" ({seconds * 1e3:+.2f} ms)" if seconds is not None else "")
+        exposure = "-" if j.exposure is None else (
+            f"x{j.exposure.best_scale:g}?" if j.exposure.clear else "ok")
+        table.add_row(c.sequence, f"[{style[j.verdict]}]{j.verdict}[/]", f"{j.score:.3f}", offset,
+                      f"{j.best_score:.3f}", j.orientation, exposure, f"{j.common_frames}/{j.frames}", j.reason)
+    return table
+
+
+def fix_lines(fixes) -> list[str]:
+    """check-sync --fix: one line per sequence that needed a fix (what changed, or why not)."""
+    return [f"{f.sequence}: {f.status}: {f.change}" + (f" ({f.config})" if f.config and f.status == "fixed" else "")
+            for f in fixes if f.status != "nothing to fix"]

@@ -11,10 +11,12 @@ All functions here are pure: they take parsed inputs and return window lists.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
 from .errors import SyncError, UsageError
+from .files import read_text_utf8
 from .seqconfig import Timing, first_sample_at_or_after
 
 Window = tuple[int, int]
@@ -37,7 +39,7 @@ def read_timestamps(path: str | os.PathLike, unit: str | None, spike_rate: float
         raise SyncError("timestamps file not found", path=path, found="no such file",
                         expected="one 'START END' line per blur frame")
     rows, header_unit = [], None
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+    for line_no, line in enumerate(read_text_utf8(path, SyncError).splitlines(), 1):
         text = line.strip()
         if text.startswith("#"):
             key, _, value = text.lstrip("#").partition(":")
@@ -75,6 +77,9 @@ def _parse_row(path: Path, line_no: int, fields: list[str], stem: str, unit: str
     except ValueError as exc:
         raise SyncError(f"timestamps {where} is not numeric", path=path, found=" ".join(fields),
                         expected="two numbers") from exc
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise SyncError(f"timestamps {where} is not finite", path=path, found=" ".join(fields),
+                        expected="two finite numbers (no inf/nan)")
     if unit == "seconds":
         return first_sample_at_or_after(start * spike_rate), first_sample_at_or_after(end * spike_rate)
     if start != int(start) or end != int(end):
@@ -107,7 +112,7 @@ def read_recipe_sync(path: str | os.PathLike, sequence: str, blur_names: list[st
     """
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(read_text_utf8(path, SyncError))
     except (OSError, json.JSONDecodeError) as exc:
         raise SyncError("cannot read the recipe's sync.json", path=path, found=str(exc),
                         expected="JSON with seq_name, T, frames") from exc

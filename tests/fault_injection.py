@@ -5,7 +5,13 @@ library in this process, then runs the `spikeprep` CLI with the remaining argume
 
 * ``frame N``: SIGKILL just before the N-th frame's records are handed to the open LMDB write
   transaction (frames counted over the whole build, from 1);
-* ``journal N``: SIGKILL right after the N-th sequence line was journaled (fsync'd).
+* ``commit N``: SIGKILL right after the N-th sequence's LMDB transaction committed, before its
+  journal line;
+* ``journal N``: SIGKILL right after the N-th sequence line was journaled (fsync'd);
+* ``pause N``: after the N-th frame result reached the parent (worker processes, if any, are
+  running), print ``paused`` on stderr and sleep until the file named by the environment
+  variable ``FAULT_GO_FILE`` exists (forever without it): a live writer that tests can signal,
+  or let finish.
 
 The fault matrix and the crash-resume tests use it through `run_killed`.
 """
@@ -16,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
@@ -51,8 +58,55 @@ def install(point: str, n: int) -> None:
                     _kill_self()
 
         journal.Journal.append = append
+    elif point == "commit":
+        from spikeprep import lmdb_writer
+
+        original_write = lmdb_writer.ShardWriter.write_sequence
+
+        def write_sequence(self, *args, **kwargs):
+            written = original_write(self, *args, **kwargs)
+            count["n"] += 1
+            if count["n"] == n:
+                _kill_self()
+            return written
+
+        lmdb_writer.ShardWriter.write_sequence = write_sequence
+    elif point == "pause":
+        original_map = build.FrameRunner.map
+
+        def map(self, jobs, mask):
+            for result in original_map(self, jobs, mask):
+                count["n"] += 1
+                if count["n"] == n:
+                    _pause()
+                yield result
+
+        build.FrameRunner.map = map
     else:
-        raise SystemExit(f"unknown fault point {point!r}: frame | journal")
+        raise SystemExit(f"unknown fault point {point!r}: frame | commit | journal | pause")
+
+
+def _pause() -> None:
+    sys.stderr.write("paused\n")
+    sys.stderr.flush()
+    go = os.environ.get("FAULT_GO_FILE")
+    while not (go and os.path.exists(go)):
+        time.sleep(0.05)
+
+
+def start_paused(n: int, args, go_file=None, **kwargs) -> subprocess.Popen:
+    """Start ``spikeprep ARGS`` that pauses after its ``n``-th frame; return once it is paused
+    (its stderr has been read up to the ``paused`` line). Touch ``go_file`` to let it go on."""
+    env = {**os.environ, **({"FAULT_GO_FILE": str(go_file)} if go_file else {})}
+    proc = subprocess.Popen([sys.executable, str(HERE), "pause", str(n), "--", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kwargs)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.strip() == "paused":
+            return proc
+    proc.wait()
+    raise AssertionError(f"the command ended (exit {proc.returncode}) before pausing:\n{''.join(lines)}")
 
 
 def run_killed(point: str, n: int, args, **kwargs) -> subprocess.CompletedProcess:

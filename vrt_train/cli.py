@@ -34,11 +34,18 @@ def main(argv=None) -> None:
                   help="restore every sequence of a cache, or of a DATA_ROOT with sync.json (voxelized like the training cache), into OUT/SEQ/000000.png instead of training")
     @click.option("--checkpoint", default=None, type=click.Path(exists=True, dir_okay=False),
                   help="checkpoint for --infer (default: latest in out_dir)")
+    @click.option("--dry-run", is_flag=True,
+                  help="one training step and one validation chunk at the config's sizes: parameters, peak "
+                       "memory, step time, time to total_iter, settings that fit; writes nothing")
     @click.option("--quiet", is_flag=True, help="no progress bar or log lines on the terminal")
-    def cli(opt, overrides, resume, init_from, infer, checkpoint, quiet):
+    def cli(opt, overrides, resume, init_from, infer, checkpoint, dry_run, quiet):
         """Train VRT on RGB + spike voxels from a spikeprep LMDB cache (KAIR 006 recipe)."""
         try:
             cfg = load_config(opt, overrides)
+            if dry_run:
+                from .dryrun import dry_run as run_dry
+                report = run_dry(cfg, emit=click.echo)
+                sys.exit(0 if report.fits else 1)
             if infer:
                 from .infer import infer as run_infer
                 run_infer(cfg, infer[0], infer[1], checkpoint, progress=not quiet)

@@ -16,7 +16,7 @@ import dataclasses
 import os
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import yaml
 
@@ -66,6 +66,7 @@ class TrainConfig:
     clip_grad: Optional[float] = None        # max global grad norm; None = off
     amp: Optional[str] = None                # None | bf16 | fp16
     deterministic: bool = False              # torch.use_deterministic_algorithms
+    compile: bool = False                    # torch.compile the model (in place; first steps compile)
     zero_init_last: bool = False             # not KAIR: zero VRT's conv_last, so training starts
                                              # from output = blurred input (short CPU demos)
     checkpoint_every: int = 5000
@@ -79,7 +80,8 @@ class TrainConfig:
 class ValConfig:
     num_frame_testing: int = 18     # temporal chunk (0 = whole sequence)
     num_frame_overlapping: int = 2
-    size_patch_testing: int = 192   # spatial tile (0 = whole frame)
+    size_patch_testing: Union[int, str] = 192   # spatial tile (0 = whole frame; "auto": sized
+                                                # from the device's free memory, vrt_train.tiles)
     tile_overlap: int = 20
 
 
@@ -107,8 +109,17 @@ def _coerce(value: Any, tp, key: str, source) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        inner = [a for a in args if a is not type(None)][0]
-        return _coerce(value, inner, key, source)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _coerce(value, inner[0], key, source)
+        for option in inner:  # the first type that accepts the value
+            try:
+                return _coerce(value, option, key, source)
+            except ConfigError:
+                pass
+        raise ConfigError(f"config key {key} has the wrong type", path=source,
+                          found=f"{value!r} ({type(value).__name__})",
+                          expected=" or ".join(_type_name(a) for a in inner))
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key, source)
     if origin is list:
@@ -178,7 +189,9 @@ def _check(cfg: Config, source) -> None:
         bad("train.betas", t.betas, "two numbers")
     if v.num_frame_testing and v.num_frame_overlapping >= v.num_frame_testing:
         bad("val.num_frame_overlapping", v.num_frame_overlapping, "< val.num_frame_testing")
-    if v.size_patch_testing and v.tile_overlap >= v.size_patch_testing:
+    if isinstance(v.size_patch_testing, str) and v.size_patch_testing != "auto":
+        bad("val.size_patch_testing", repr(v.size_patch_testing), "an integer >= 0 or auto")
+    if isinstance(v.size_patch_testing, int) and v.size_patch_testing and v.tile_overlap >= v.size_patch_testing:
         bad("val.tile_overlap", v.tile_overlap, "< val.size_patch_testing")
     if "in_chans" in cfg.netG or "spike_chans" in cfg.netG:
         bad("netG.spike_chans", "set in the YAML", "absent: filled from the cache (data.use_spike)")

@@ -45,6 +45,7 @@ from .augment import SpikeNorm, assemble
 from .config import Config, dump_config, to_dict
 from .data import ClipSampler, ShardDataset, ValDataset, effective_spike_norm, make_loader
 from .metrics import charbonnier
+from .telemetry import StepTelemetry, add_scalars, append_csv
 from .factory import build_model  # noqa: F401  (public: vrt_train.train.build_model)
 from .checkpoint import (atomic_save, init_weights,
                          resolve_resume, rng_state, save_checkpoint, set_rng_state)
@@ -117,6 +118,8 @@ def train(cfg: Config, *, resume=None, init_from=None, progress: bool = True, mo
                 p.zero_()
     model.to(device).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False) if t.ema_decay > 0 else None
+    if t.compile:  # in place: state_dict keys unchanged; DDP wraps the compiled module
+        model.compile()
 
     fix_params = [p for n, p in model.named_parameters() if t.fix_iter and any(k in n for k in t.fix_keys)]
     fix_ids = {id(p) for p in fix_params}
@@ -170,10 +173,13 @@ def train(cfg: Config, *, resume=None, init_from=None, progress: bool = True, mo
     summary = {"iter": start_it, "checkpoint": None, "best_checkpoint": None, "out_dir": str(out_dir)}
     t0, last_val = time.time(), None
     log.start(t.total_iter, start_it)
+    tele = StepTelemetry(device, per_rank * world)
     for it in range(start_it, t.total_iter):
         torch.manual_seed(step_seed(cfg.seed, rank, it))
         aug_gen = torch.Generator().manual_seed(step_seed(cfg.seed, rank, it) ^ 0x5DEECE66D)
+        tele.begin()
         batch = next(batches)
+        tele.data_ready()
         L, H = assemble(batch, device, norm, d.augment, aug_gen, use_spike=d.use_spike)
         frozen = it < t.fix_iter
         net.set_frozen(fix_params, frozen)
@@ -197,7 +203,7 @@ def train(cfg: Config, *, resume=None, init_from=None, progress: bool = True, mo
                 for be, bm in zip(ema.buffers(), model.buffers()):
                     be.copy_(bm)
         done = it + 1
-        log.step(done, loss.item(), lr_used, frozen)
+        log.step(done, lr_used, frozen, tele.end(loss, done, report=done % t.print_every == 0))
 
         if done % t.val_every == 0 or done == t.total_iter:
             if is_main:
@@ -268,7 +274,6 @@ class _Logger:
             (self.bar.console if self.bar else Console(stderr=True)).print(text, markup=False, highlight=False)
 
     def start(self, total: int, start: int) -> None:
-        self.loss_sum, self.loss_n = 0.0, 0
         if self.on and self.want_tb:
             try:  # optional: only when tensorboard is installed
                 from torch.utils.tensorboard import SummaryWriter
@@ -287,20 +292,21 @@ class _Logger:
             self.bar.start()
         self.t0, self.it0 = time.time(), start
 
-    def step(self, done: int, loss: float, lr: float, frozen: bool) -> None:
+    def step(self, done: int, lr: float, frozen: bool, stats=None) -> None:
+        """Per iteration (no device sync); ``stats`` (a `StepStats`) at print intervals."""
         if not self.on:
             return
-        self.loss_sum, self.loss_n = self.loss_sum + loss, self.loss_n + 1
         rate = (done - self.it0) / max(time.time() - self.t0, 1e-9)
         if self.bar:
-            self.bar.update(self.task, completed=done, rate=rate, loss=loss, lr=lr)
+            self.bar.update(self.task, completed=done, rate=rate, lr=lr,
+                            **({"loss": stats.loss} if stats else {}))
+        if stats is None:
+            return
         if self.tb:
-            self.tb.add_scalar("train/loss", loss, done)
-            self.tb.add_scalar("train/lr", lr, done)
-        if done % self.print_every == 0:
-            self.print(f"iter {done}: loss {self.loss_sum / self.loss_n:.5f} lr {lr:.3e} "
-                       f"{rate:.2f} it/s{' (flow/deform frozen)' if frozen else ''}")
-            self.loss_sum, self.loss_n = 0.0, 0
+            add_scalars(self.tb, stats, lr)
+        append_csv(self.out_dir, stats, lr)
+        self.print(f"iter {done}: loss {stats.loss:.5f} lr {lr:.3e} {rate:.2f} it/s, {stats.line()}"
+                   f"{' (flow/deform frozen)' if frozen else ''}")
 
     def val(self, done: int, res: dict) -> None:
         self.last_val_iter = done
@@ -316,6 +322,8 @@ class _Logger:
                 self.tb.add_scalar(f"val/{k}", v, done)
         self.print(f"val iter {done}: PSNR {res['psnr']:.3f} dB SSIM {res['ssim']:.4f} "
                    f"(input {res['psnr_input']:.3f} dB / {res['ssim_input']:.4f})")
+        from .curves import plot_curves
+        plot_curves(self.out_dir)
 
     def stop(self) -> None:
         if self.bar:

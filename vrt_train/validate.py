@@ -99,6 +99,9 @@ def infer_clip(model, lq: torch.Tensor, size_patch: int, overlap: int, device) -
 
 def infer_video(model, lq: torch.Tensor, val_cfg, device) -> torch.Tensor:
     """KAIR ``test_video``: ``(B, T, C, h, w)`` -> ``(B, T, 3, h*sf, w*sf)`` float on CPU."""
+    if val_cfg.size_patch_testing == "auto":
+        from .tiles import resolve_tiles
+        val_cfg = resolve_tiles(model, val_cfg, lq.shape, device, _run_padded, model_multiples(model)[2])
     n_test, n_over = val_cfg.num_frame_testing, val_cfg.num_frame_overlapping
     patch, overlap = val_cfg.size_patch_testing, val_cfg.tile_overlap
     d = lq.shape[1]

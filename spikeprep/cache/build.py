@@ -17,10 +17,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
-import shutil
 import time
 from importlib.metadata import version
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,11 +32,16 @@ from ..lmdb_writer import DEFAULT_INITIAL_MAP_SIZE, ShardWriter
 from . import stats
 from .frames import (FrameConfig, compute_frame, dat_sources, hot_pixel_record,
                      sequence_hot_pixels)
-from .journal import Journal
+from .inputs import merge_conversions, sequence_warnings, windows_have_spikes
+from .interrupt import die_with_parent, stop_on_signals
+from .journal import Journal, done_sequences
+from .lock import acquire_write_lock
 from .manifest import Manifest, SequenceEntry, SpikeStats, diff_params, write_manifest
 from .plan import BuildPlan, plan_build
-from .records import (FORMAT, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME, META_INFO_NAME,
-                      RECORD_CHECKSUM, checksum, shard_name)
+from .records import FORMAT, FORMAT_VERSION, META_INFO_NAME, RECORD_CHECKSUM, checksum, shard_name
+from .safety import check_locations, check_resumable, check_wipe, is_empty, wipe_cache
+from .staleness import describe as describe_stale
+from .staleness import plan_changed_error, refresh_stale, source_paths, stat_sources
 
 DEFAULT_SHARD_SIZE = 4 << 30
 #: Representations whose channels partition the window, so voxel sums count spikes.
@@ -68,6 +73,12 @@ class BuildSummary:
     map_grows: int
     workers: int
     per_sequence: list = field(default_factory=list)
+    #: sequences built again because their sources changed since they were cached
+    rebuilt: list = field(default_factory=list)
+    #: lines for the user (a stale write lock taken over, one broken with --break-lock, ...)
+    notices: list = field(default_factory=list)
+    #: input warnings of the sequences built in this run (converted pngs, all-zero spikes)
+    warnings: list = field(default_factory=list)
 
     @property
     def frames_per_s(self) -> float:
@@ -83,8 +94,9 @@ class BuildSummary:
 _WORKER_CFG: FrameConfig | None = None
 
 
-def _init_worker(cfg: FrameConfig, threads: int) -> None:
+def _init_worker(cfg: FrameConfig, threads: int, parent_pid: int) -> None:
     global _WORKER_CFG
+    die_with_parent(parent_pid)  # no orphans when the build process is killed
     _WORKER_CFG = cfg
     try:
         import numba
@@ -97,6 +109,15 @@ def _work(job, mask):
     return compute_frame(job, _WORKER_CFG, mask)
 
 
+def _worker_died(sequence: str) -> CacheError:
+    """The error for a worker process that died (a signal, the OOM killer), not a traceback."""
+    return CacheError("a voxelize worker process died", found=f"a worker ended while computing "
+                      f"frames of {sequence} (killed by a signal, or out of memory)",
+                      expected="workers that run until the build ends",
+                      fix="finished sequences are kept: re-run the same command to resume "
+                          "(with fewer --workers if memory ran out)")
+
+
 class FrameRunner:
     """Computes `FrameResult`s in job order; with workers, at most ``2*workers+1`` in flight."""
 
@@ -106,7 +127,7 @@ class FrameRunner:
         if self.workers > 1:
             threads = max(1, (os.cpu_count() or 1) // self.workers)
             self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_worker, initargs=(cfg, threads))
+                                            initializer=_init_worker, initargs=(cfg, threads, os.getpid()))
 
     def map(self, jobs, mask):
         if self.pool is None:
@@ -122,6 +143,8 @@ class FrameRunner:
                     yield pending.pop(0).result()
             while pending:
                 yield pending.pop(0).result()
+        except BrokenProcessPool:
+            raise _worker_died(job.sequence) from None
         finally:
             for future in pending:
                 future.cancel()
@@ -133,22 +156,14 @@ class FrameRunner:
 
 # -- journal / cache directory ---------------------------------------------------------------
 
-def _looks_like_cache(cache: Path) -> bool:
-    return (cache / JOURNAL_NAME).exists() or (cache / MANIFEST_NAME).exists()
-
-
 def prepare_cache(cache: Path, plan: BuildPlan, force: bool) -> dict[str, dict]:
-    """Start, or check and resume, a build in ``cache``; return journaled sequences by name."""
+    """Start, or check and resume, a build in ``cache`` (the caller holds its write lock);
+    return journaled sequences by name. ``force`` wipes only a spikeprep cache (`safety`)."""
     journal = Journal(cache)
-    if force and cache.exists():
-        if any(cache.iterdir()) and not _looks_like_cache(cache):
-            raise CacheError("refusing to wipe a directory that is not a spikeprep cache", path=cache,
-                             found="no progress.jsonl or manifest.json",
-                             expected="a CACHE written by 'spikeprep voxelize'",
-                             fix="choose an empty or new CACHE directory")
-        shutil.rmtree(cache)
+    if force:
+        wipe_cache(cache)
     cache.mkdir(parents=True, exist_ok=True)
-    if not any(cache.iterdir()):
+    if is_empty(cache):
         journal.start({"format": FORMAT, "version": FORMAT_VERSION, "identity": plan.identity(),
                        "plan": {s.name: s.shard for s in plan.sequences}})
         return {}
@@ -166,11 +181,10 @@ def prepare_cache(cache: Path, plan: BuildPlan, force: bool) -> dict[str, dict]:
                          found="; ".join(differ),
                          expected="the same parameters to resume",
                          fix="pass --force to wipe and rebuild it, or choose another CACHE")
+    done = done_sequences(entries)
     if start.get("plan") != {s.name: s.shard for s in plan.sequences}:
-        raise CacheError("CACHE was planned for other sequences", path=cache,
-                         found=sorted(start.get("plan", {})), expected=[s.name for s in plan.sequences],
-                         fix="the dataset changed: pass --force to rebuild")
-    return {e["name"]: e for e in entries[1:] if e.get("kind") == "sequence"}
+        raise plan_changed_error(cache, plan, start.get("plan", {}), done)
+    return done
 
 
 # -- one sequence -----------------------------------------------------------------------------
@@ -179,13 +193,16 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
     """Write one sequence in one transaction; return its journal entry."""
     cfg = plan.config
     root = Path(cfg.data_root)
+    source_stats, stats_taken_ns = stat_sources(root, source_paths(seq))  # before anything reads them
     mask = sequence_hot_pixels(root, seq.sync) if plan.params.hot_pixels == "detect" else None
     sources = dat_sources(root, seq.sync_path, seq.sync)
+    has_spikes = windows_have_spikes(root, seq.sync)
     state: dict = {}
 
     def produce():
-        state.update(records={}, sources={}, hists=None, spike_frames=0)
+        state.update(records={}, sources={}, hists=None, spike_frames=0, conversions={})
         for result in runner.map(seq.jobs(), mask):
+            merge_conversions(state["conversions"], result.conversions)
             state["records"].update(result.checksums)
             state["sources"].update(result.sources)
             state["hists"] = stats.merge(state["hists"], result.hists)
@@ -198,7 +215,7 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
             state["records"][key] = checksum(value)
             yield key, value
 
-    nbytes = writer.write_sequence(seq.shard, seq.nbytes, produce)
+    nbytes = writer.write_sequence(seq.shard, seq.nbytes, produce, clear_prefix=f"{seq.name}/")
     float_dtype = cfg.spike_dtype.kind == "f"
     rate = None
     if plan.params.repr in COUNT_REPRS:
@@ -210,9 +227,12 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
                           has_sharp=seq.has_sharp,
                           sources=dict(sorted({**sources, **state["sources"]}.items())),
                           records=dict(sorted(state["records"].items())), hot_pixels=hot,
-                          bytes=nbytes, spike_frames=state["spike_frames"], spike_rate=rate)
+                          bytes=nbytes, spike_frames=state["spike_frames"], spike_rate=rate,
+                          source_stats=source_stats,
+                          warnings=tuple(sequence_warnings(seq.name, seq.sync, state["conversions"],
+                                                           has_spikes)))
     return {"kind": "sequence", "name": seq.name, **entry.to_dict(),
-            "hists": stats.to_json(state["hists"])}
+            "hists": stats.to_json(state["hists"]), "stats_taken_ns": stats_taken_ns}
 
 
 # -- manifest ---------------------------------------------------------------------------------
@@ -247,14 +267,22 @@ def _progress(enabled: bool, total: int):
 
 def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None, match="none",
                      shard_size=DEFAULT_SHARD_SIZE, workers=0, val=(), hot_pixels="off", force=False,
-                     progress=True, initial_map_size=DEFAULT_INITIAL_MAP_SIZE) -> BuildSummary:
+                     progress=True, initial_map_size=DEFAULT_INITIAL_MAP_SIZE,
+                     break_lock=False, on_notice=None) -> BuildSummary:
     """Build (or resume) the LMDB voxel cache of DATA_ROOT in CACHE; return a `BuildSummary`.
 
     S: voxel channels parameter (None: the representation's default); repr/repr_params: see
     `spikeprep.representations`; match: "none" | "rgb" | "spike" (see `spikeprep.cache.plan.stored_shapes`);
     shard_size: bytes or "4G"; workers: processes (0/1: in-process); val: validation sequences
-    (excluded from spike_stats); hot_pixels: "off" | "detect"; force: wipe an existing CACHE.
-    Raises CacheError when CACHE holds a build with other parameters (unless force).
+    (excluded from spike_stats); hot_pixels: "off" | "detect"; force: wipe an existing CACHE
+    (only a spikeprep cache, and only the entries spikeprep writes: `spikeprep.cache.safety`);
+    break_lock: remove write locks held from other hosts (`spikeprep.cache.lock`); on_notice:
+    called with each line for the user as it happens (also kept in ``summary.notices``).
+
+    Safety: CACHE may not be DATA_ROOT or contain it; the write lock is taken before anything is
+    written or deleted; done sequences whose sources changed are rebuilt (`refresh_stale`).
+    Raises CacheError when CACHE holds a build with other parameters (unless force), LockError
+    when another process writes it, BuildInterrupted on SIGTERM/SIGINT/SIGHUP.
     """
     t0 = time.perf_counter()
     if int(workers) < 0:
@@ -262,12 +290,35 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     plan = plan_build(data_root, S=S, repr=repr, repr_params=repr_params, match=match,
                       hot_pixels=hot_pixels, val=tuple(val), shard_size=parse_size(shard_size))
     cache = Path(cache)
-    done = prepare_cache(cache, plan, force)
+    check_locations(cache, Path(data_root))
+    (check_wipe if force else check_resumable)(cache)  # reads only: refuse before the lock writes
+    notices = []
+
+    def notice(line: str) -> None:
+        notices.append(line)
+        if on_notice is not None:
+            on_notice(line)
+
+    with acquire_write_lock(cache, break_lock=break_lock) as lock, stop_on_signals():
+        for line in lock.notices():
+            notice(line)
+        done = prepare_cache(cache, plan, force)
+        stale = refresh_stale(cache, plan, done)
+        if stale:
+            notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
+        summary = _build(plan, cache, done, workers, progress, initial_map_size, t0)
+    summary.rebuilt, summary.notices = sorted(stale), notices
+    return summary
+
+
+def _build(plan: BuildPlan, cache: Path, done: dict, workers, progress: bool, initial_map_size,
+           t0: float) -> BuildSummary:
+    """Build the sequences not in ``done``, then write the manifest and meta_info.txt."""
     journal, writer = Journal(cache), ShardWriter(cache, initial_map_size)
     todo = [s for s in plan.sequences if s.name not in done]
     total_frames = sum(len(s.sync.frames) for s in todo)
     counters = {"frames": 0, "bytes": 0}
-    per_sequence = []
+    per_sequence, warnings = [], []
     runner = FrameRunner(plan.config, workers)
     try:
         with _progress(progress, total_frames) as bar:
@@ -288,6 +339,7 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
                 done[seq.name] = entry
                 per_sequence.append((seq.name, entry["num_frames"], entry["bytes"],
                                      time.perf_counter() - ts))
+                warnings.extend(entry.get("warnings", ()))
     finally:
         runner.close()
         writer.close()
@@ -298,4 +350,4 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     return BuildSummary(str(cache), len(plan.sequences), len(plan.sequences) - len(todo),
                         sum(f for _, f, _, _ in per_sequence), bytes_written,
                         time.perf_counter() - t0, len(manifest.shards), writer.grows, int(workers),
-                        per_sequence)
+                        per_sequence, warnings)

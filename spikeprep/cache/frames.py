@@ -9,7 +9,7 @@ fingerprints and the channel histograms.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import fingerprint
 from ..dat import SpikeStream
-from ..errors import LayoutError
+from ..errors import DatError, LayoutError
+from ..images import read_image
 from ..hotpixels import detect_hot_pixels, firing_rate, repair_hot_pixels
 from ..sync import SyncFile
 from ..voxel import voxelize
@@ -68,20 +69,14 @@ class FrameResult:
     sources: dict[str, dict]
     hists: list
     window_len: int
+    conversions: dict = field(default_factory=dict)  # kind -> DATA_ROOT-relative png (spikeprep.images)
 
 
 def read_rgb(path: Path) -> tuple[np.ndarray, dict]:
-    """A png as ``(H, W, 3)`` uint8 RGB plus its fingerprint (one read of the bytes)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise LayoutError("RGB frame not found", path=path, found="no such file",
-                          expected="the png named in sync.json", fix="check DATA_ROOT") from None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise LayoutError("RGB frame cannot be decoded", path=path, found=f"{len(data)} bytes",
-                          expected="a png/jpg image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), fingerprint.hash_bytes(data)
+    """A png as ``(H, W, 3)`` uint8 RGB plus its fingerprint (one read of the bytes); see
+    `spikeprep.images` for how non-RGB pngs are converted."""
+    image, fingerprint, _ = read_image(path)
+    return image, fingerprint
 
 
 def match_rgb(image: np.ndarray, cfg: FrameConfig, path) -> np.ndarray:
@@ -125,12 +120,14 @@ def compute_frame(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None = Non
                   with_stats: bool = True) -> FrameResult:
     """Encode one frame's records (blur, sharp, spike), their checksums, png fingerprints, stats."""
     root = Path(cfg.data_root)
-    records, sources = [], {}
+    records, sources, conversions = [], {}, {}
     for kind, rel in (("blur", job.blur), ("sharp", job.sharp)):
         if rel is None:
             continue
-        image, fingerprint = read_rgb(root / rel)
+        image, fingerprint, conversion = read_image(root / rel)
         sources[rel] = fingerprint
+        if conversion is not None:
+            conversions.setdefault(conversion, rel)
         records.append((frame_key(job.sequence, job.index, kind),
                         encode_record(match_rgb(image, cfg, root / rel))))
     voxels = compute_voxels(job, cfg, mask)
@@ -138,7 +135,7 @@ def compute_frame(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None = Non
                     encode_record(voxels, job.spike_begin, job.spike_end)))
     hists = channel_histograms(voxels) if with_stats else []
     return FrameResult(job.index, records, {k: checksum(v) for k, v in records}, sources, hists,
-                       job.spike_end - job.spike_begin)
+                       job.spike_end - job.spike_begin, conversions)
 
 
 
@@ -166,7 +163,12 @@ def hot_pixel_record(sequence: str, mask: np.ndarray, cfg: FrameConfig) -> tuple
 
 def dat_sources(root: Path, sync_path: str, sync: SyncFile) -> dict[str, dict]:
     """Fingerprints of a sequence's sync.json (``sync_path``, relative to ``root``) and spike files."""
-    out = {sync_path: fingerprint.hash_file(root / sync_path)}
-    for rel in sync.spike_files:
-        out[rel] = fingerprint.hash_file(root / rel)
+    out = {}
+    for rel in (sync_path, *sync.spike_files):
+        try:
+            out[rel] = fingerprint.hash_file(root / rel)
+        except OSError as exc:
+            raise DatError("source file cannot be read", path=root / rel,
+                           found=exc.strerror or str(exc), expected="a readable file",
+                           fix="check the path in sync.json and the file's permissions") from None
     return out

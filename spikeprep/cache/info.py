@@ -5,19 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
-from .manifest import load_manifest
+from .manifest import SequenceEntry, load_manifest
 from .records import shard_name
 
 
 def cache_info(cache) -> dict:
-    """Params and a row per sequence (split, frames, shard, bytes, spike rate, hot pixels)."""
+    """Params, a row per sequence (split, frames, shard, bytes, spike rate, hot pixels), shard
+    sizes, spike_stats and ``warnings`` (input warnings recorded at build time)."""
     root = Path(cache)
     if not root.is_dir():
         raise UsageError("CACHE directory not found", path=root, found="no such directory",
                          expected="a CACHE written by 'spikeprep voxelize'")
     manifest = load_manifest(root)
-    rows = []
+    rows, warnings = [], []
     for seq, e in manifest.sequences.items():
+        warnings.extend(sequence_warnings(seq, e))
         rows.append({"sequence": seq, "split": e.split, "frames": e.num_frames,
                      "shard": shard_name(e.shard), "bytes": e.bytes, "spike_rate": e.spike_rate,
                      "hot_pixels": "off" if e.hot_pixels.get("mode") == "off" else e.hot_pixels.get("count")})
@@ -27,4 +29,15 @@ def cache_info(cache) -> dict:
         shard_bytes[name] = data.stat().st_size if data.is_file() else None
     return {"cache": str(root), "params": manifest.params.to_dict(), "params_hash": manifest.params_hash,
             "spike_stats": manifest.spike_stats.to_dict(), "sequences": rows, "shards": shard_bytes,
-            "created": manifest.created, "spikeprep_version": manifest.spikeprep_version}
+            "created": manifest.created, "spikeprep_version": manifest.spikeprep_version,
+            "warnings": warnings}
+
+
+def sequence_warnings(name: str, entry: SequenceEntry) -> list[str]:
+    """The input warnings recorded for a sequence, plus an all-zero spike warning derived from
+    ``spike_rate == 0`` for caches built before warnings were recorded."""
+    out = list(entry.warnings)
+    if entry.spike_rate == 0 and not any("no spike" in w for w in out):
+        out.append(f"sequence {name}: no spike in any of its frames' windows (spike rate 0), so its "
+                   "spike voxels are all zero; check the recording")
+    return out

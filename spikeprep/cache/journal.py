@@ -1,5 +1,6 @@
 """The build journal ``CACHE/progress.jsonl``: a ``start`` line (the build's identity and shard
-plan), then one line per finished sequence, each fsync'd. A build resumes from it, and the
+plan), then one line per finished sequence, each fsync'd (and an ``invalidate`` line before a
+sequence whose sources changed is rebuilt). A build resumes from it, and the
 manifest is assembled from it alone. A torn last line (a crash mid-write) is ignored.
 """
 
@@ -10,6 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import CacheError
+from ..files import output_error
 from .records import JOURNAL_NAME
 
 
@@ -29,9 +31,15 @@ class Journal:
             try:
                 if not line.endswith(b"\n"):
                     raise ValueError("torn line")
-                entries.append(json.loads(line))
+                entry = json.loads(line)
             except ValueError:
                 break
+            if not isinstance(entry, dict):  # not our journal: never "repair" (truncate) it
+                raise CacheError("progress.jsonl is not a spikeprep build journal", path=self.path,
+                                 found=f"a line that is not a JSON object: {line[:60]!r}",
+                                 expected="one JSON object per line, written by 'spikeprep voxelize'",
+                                 fix="choose another CACHE directory")
+            entries.append(entry)
             good += len(line)
         if repair and good < len(data):
             with open(self.path, "r+b") as f:
@@ -41,10 +49,13 @@ class Journal:
 
     def append(self, entry: dict) -> None:
         """Append one line and fsync it (the sequence counts as done only after this returns)."""
-        with open(self.path, "a") as f:
-            f.write(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:  # a torn line is cut off on resume (read(repair=True))
+            raise output_error(exc, self.path) from exc
 
     def start(self, header: dict) -> None:
         """Begin a fresh journal (the caller has emptied the cache)."""
@@ -52,3 +63,15 @@ class Journal:
             raise CacheError("journal already exists", path=self.path, found="progress.jsonl",
                              expected="an empty cache directory", fix="pass --force to rebuild")
         self.append({"kind": "start", **header})
+
+
+def done_sequences(entries: list[dict]) -> dict[str, dict]:
+    """Finished sequences by name from journal entries: the last ``sequence`` line of each name
+    counts, unless an ``invalidate`` line for that name follows it (a rebuild that has begun)."""
+    done: dict[str, dict] = {}
+    for entry in entries[1:]:
+        if entry.get("kind") == "sequence":
+            done[entry["name"]] = entry
+        elif entry.get("kind") == "invalidate":
+            done.pop(entry.get("name"), None)
+    return done

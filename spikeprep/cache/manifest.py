@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -138,6 +139,17 @@ def _int(value, where, path):
     return value
 
 
+def _number(value, where, path) -> float:
+    _need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+          where, repr(value), "a finite number", path)
+    return value
+
+
+def _numbers(value, where, path) -> tuple:
+    _need(isinstance(value, (list, tuple)), where, repr(value), "a list of finite numbers", path)
+    return tuple(_number(v, f"{where}[{i}]", path) for i, v in enumerate(value))
+
+
 def _spec(convert=None, expected=None, **kw):
     metadata = {"convert": convert, "expected": expected} if convert else {}
     if "omit_default" in kw:
@@ -192,7 +204,9 @@ class SequenceEntry(_Record):
 
     ``sources``: DATA_ROOT-relative path -> fingerprint (`spikeprep.fingerprint`);
     ``records``: record key -> checksum hex; ``spike_rate``: mean spikes per pixel per spike
-    frame (count representations only).
+    frame (count representations only); ``source_stats``: the sources' size, mtime and inode
+    when they were read (the cheap pre-check of a resume; absent in older caches); ``warnings``:
+    input warnings of the build.
     """
 
     shard: int = _spec(_int)
@@ -202,9 +216,17 @@ class SequenceEntry(_Record):
     sources: dict = _spec(lambda v, w, p: dict(v), expected="an object")
     records: dict = _spec(lambda v, w, p: dict(v), expected="an object")
     hot_pixels: dict = _spec(lambda v, w, p: dict(v), expected="an object")
-    bytes: int | None = None
-    spike_frames: int | None = None
-    spike_rate: float | None = None
+    bytes: int | None = _spec(lambda v, w, p: None if v is None else _int(v, w, p), default=None)
+    spike_frames: int | None = _spec(lambda v, w, p: None if v is None else _int(v, w, p), default=None)
+    spike_rate: float | None = _spec(lambda v, w, p: None if v is None else _number(v, w, p),
+                                     expected="a number or null", default=None)
+    #: input warnings of the build (converted pngs, an all-zero spike stream); `spikeprep info`
+    #: shows them. Left out of the JSON while empty.
+    warnings: tuple = _spec(lambda v, w, p: tuple(str(x) for x in v), expected="a list of strings",
+                            default=(), omit_default=True)
+    #: path -> ``{"size", "mtime_ns", "ino"}`` stat'ed before reading (`spikeprep.cache.staleness`)
+    source_stats: dict = _spec(lambda v, w, p: dict(v), expected="an object", default_factory=dict,
+                               omit_default=True)
 
     def expected_records(self, params: CacheParams, sequence: str) -> dict[str, tuple[tuple, np.dtype]]:
         """``{key: (shape, dtype)}`` of every record this entry promises."""
@@ -224,9 +246,9 @@ class SequenceEntry(_Record):
 class SpikeStats(_Record):
     """Per-channel statistics of the training sequences' voxels (``over``: which sequences)."""
 
-    mean: tuple = _spec(lambda v, w, p: tuple(v), expected="a list", default=())
-    std: tuple = _spec(lambda v, w, p: tuple(v), expected="a list", default=())
-    q995: tuple = _spec(lambda v, w, p: tuple(v), expected="a list", default=())
+    mean: tuple = _spec(_numbers, expected="a list of finite numbers", default=())
+    std: tuple = _spec(_numbers, expected="a list of finite numbers", default=())
+    q995: tuple = _spec(_numbers, expected="a list of finite numbers", default=())
     over: tuple = _spec(lambda v, w, p: tuple(v), expected="a list", default=())
     method: str = ""
 
@@ -300,7 +322,10 @@ def manifest_from_dict(raw, path=None) -> Manifest:
     sequences = {name: SequenceEntry.from_dict(entry, f"sequence {name!r}", path)
                  for name, entry in sorted(seqs.items())}
     stats = SpikeStats.from_dict(raw.get("spike_stats"), "spike_stats", path)
-    return Manifest(params, sequences, stats, tuple(raw.get("shards", ())),
+    shards = raw.get("shards", [])
+    _need(isinstance(shards, list) and all(isinstance(x, str) for x in shards), "shards",
+          repr(shards), "a list of shard folder names", path)
+    return Manifest(params, sequences, stats, tuple(shards),
                     str(raw.get("spikeprep_version", "")), str(raw.get("created", "")),
                     str(raw.get("record_checksum", "")), params_hash=raw["params_hash"])
 

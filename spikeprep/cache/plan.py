@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CacheError, LayoutError, UsageError
+from ..errors import CacheError, LayoutError, SyncError, UsageError
+from ..files import is_utf8, require_utf8_name
 from ..representations import default_S, make_representation, params_of
 from ..sync import SyncFile, find_sync_files, load_sync
 from .frames import FrameConfig, FrameJob, read_rgb
@@ -93,6 +94,34 @@ def assign_shards(sizes: list[int], shard_size: int) -> list[int]:
     return shards
 
 
+def check_unique_sequences(syncs: list[SyncFile], paths: list[Path]) -> None:
+    """SyncError naming both files when two sync.json files claim the same ``"sequence"`` (e.g.
+    one copied into another folder as a template): one would overwrite the other's records."""
+    first: dict[str, Path] = {}
+    for sync, path in zip(syncs, paths):
+        if sync.sequence in first:
+            raise SyncError("two sync.json files name the same sequence", path=path,
+                            found=f'"sequence": "{sync.sequence}" in both {first[sync.sequence]} and {path}',
+                            expected="one sync.json per sequence, named after its folder "
+                                     f"(spike/{path.parent.name}/sync.json -> \"{path.parent.name}\")",
+                            fix="fix the copied sync.json or re-create it with "
+                                "'spikeprep build-sync DATA_ROOT --force'")
+        first[sync.sequence] = path
+
+
+def _check_names(sync: SyncFile, path: Path) -> None:
+    """SyncError when sync.json holds a sequence name or path that is not valid UTF-8 (a cache
+    key and the manifest need text)."""
+    names = [sync.sequence] + [p for f in sync.frames for p in (f.blur, f.sharp, f.spike_file) if p]
+    bad = next((n for n in names if not is_utf8(n)), None)
+    if bad is not None:
+        raise SyncError("sync.json holds a name that is not valid UTF-8", path=path,
+                        found=repr(bad.encode("utf-8", "surrogateescape")),
+                        expected="UTF-8 sequence and file names",
+                        fix="rename the folders/files to UTF-8 names, then run 'spikeprep build-sync "
+                            "DATA_ROOT --force'")
+
+
 def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none",
                hot_pixels="off", val=(), shard_size: int) -> BuildPlan:
     """Read the sync files and fix params, shapes, split and shards of a build."""
@@ -107,7 +136,12 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
         raise LayoutError("no sync.json files under DATA_ROOT", path=root / "spike",
                           found="no spike/SEQ/sync.json", expected="one per sequence",
                           fix="run 'spikeprep build-sync DATA_ROOT' first")
+    for p in paths:
+        require_utf8_name(p.parent, LayoutError, "sequence folder")
     syncs = [load_sync(p) for p in paths]
+    check_unique_sequences(syncs, paths)
+    for s, p in zip(syncs, paths):
+        _check_names(s, p)
     names = [s.sequence for s in syncs]
     unknown = sorted(set(val) - set(names))
     if unknown:

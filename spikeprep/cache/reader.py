@@ -74,7 +74,7 @@ def acquire_env(path: Path) -> lmdb.Environment:
         env = None
         if problem is None:
             try:
-                env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, subdir=True,
+                env = lmdb.open(os.fsencode(path), readonly=True, lock=False, readahead=False, subdir=True,
                                 max_readers=2048)
                 problem = _truncation(env, data)
             except lmdb.Error as exc:

@@ -1,14 +1,19 @@
 """`verify_cache`: prove a cache complete and correct.
 
-Checks, in order (each failure is a `Problem`; nothing here raises for a corrupt cache):
+Checks, in order (each failure is a `Problem`; nothing here raises for a corrupt cache or
+damaged sources):
 
 1. the manifest parses, has the schema, and its params_hash matches its params;
 2. every shard opens and is not truncated (checked from its meta page before any read);
 3. every record the manifest promises is present, with a valid header of the right shape and
    dtype, and its blake2b checksum matches; no shard holds unexpected keys;
-4. with ``data_root``: every source file (sync.json, .dat, png) still has its size and hash,
-   and re-computing frames from the sources (all, or ``sample`` frames drawn with ``seed``)
-   gives the stored bytes (same representation, match resize and hot-pixel repair).
+4. ``spike_stats`` recomputed from the train sequences' spike records equals the manifest's (up
+   to float rounding, `STATS_RTOL`), and ``over`` lists exactly the train sequences;
+5. with ``data_root``: every source file (sync.json, .dat, png) still has its size and hash;
+   a sequence that lost frames since the build (sync.json shorter, pngs missing or empty, a
+   spike stream shortened) is reported once; re-computing frames from the sources (all, or
+   ``sample`` frames drawn with ``seed``) gives the stored bytes (same representation, match
+   resize and hot-pixel repair); any error while re-computing a frame is a problem.
 """
 
 from __future__ import annotations
@@ -18,14 +23,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lmdb
+import numpy as np
 
 from .. import fingerprint
-from ..errors import CacheError, SpikeprepError, UsageError
+from ..dat import count_frames
+from ..errors import CacheError, DatError, SpikeprepError, UsageError
 from ..sync import load_sync
 from .frames import FrameConfig, FrameJob, compute_frame, hot_pixel_record, sequence_hot_pixels
 from .manifest import Manifest, load_manifest
 from .reader import acquire_env, check_shard_file, release_env
-from .records import checksum, decode_header, parse_key, shard_name
+from . import stats
+from .records import checksum, decode_header, decode_record, parse_key, shard_name
+
+#: ``spike_stats`` agree when every value is within this of the recomputed one (float rounding).
+STATS_RTOL, STATS_ATOL = 1e-9, 1e-12
 
 
 @dataclass(frozen=True)
@@ -60,9 +71,16 @@ class VerifyReport:
 
 
 def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None:
+    train = {seq for seq, e in manifest.sequences.items() if e.split == "train"}
+    hists: dict[str, list | None] = {"train": None}
     by_shard: dict[int, dict[str, tuple]] = {}
     owner: dict[str, str] = {}
     for seq, entry in manifest.sequences.items():
+        per_frame = 3 if entry.has_sharp else 2
+        if entry.num_frames * per_frame > len(entry.records) + 1:  # +1: a hot-pixel mask
+            report.add(seq, None, None, f"manifest says {entry.num_frames} frames but lists only "
+                                        f"{len(entry.records)} records ({per_frame} per frame)")
+            continue
         promised = entry.expected_records(manifest.params, seq)
         for key, spec in promised.items():
             by_shard.setdefault(entry.shard, {})[key] = spec
@@ -101,12 +119,45 @@ def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None
                     if checksum(value) != stored:
                         report.add(seq, frame, key, f"checksum mismatch: found {checksum(value)}, "
                                                     f"manifest {stored}")
+                    elif seq in train and parse_key(key)[2] == "spike":
+                        _, voxels = decode_record(value, key)
+                        hists["train"] = stats.merge(hists["train"], stats.channel_histograms(voxels))
             release_env(path)
         except (lmdb.Error, CacheError) as exc:
             report.add(None, None, shard_name(shard), f"shard unreadable: {exc}")
         for key in sorted(set(expected) - seen):
             seq, frame, _ = parse_key(key)
             report.add(seq, frame, key, f"record missing from {shard_name(shard)}")
+    if not any(p.sequence is None or p.sequence in train for p in report.problems):
+        _check_stats(manifest, sorted(train), hists["train"], report)
+
+
+def _stats_differ(found, stored) -> bool:
+    found, stored = np.asarray(found, np.float64), np.asarray(stored, np.float64)
+    return found.shape != stored.shape or not np.allclose(found, stored, rtol=STATS_RTOL,
+                                                           atol=STATS_ATOL, equal_nan=True)
+
+
+def _check_stats(manifest: Manifest, train: list[str], hists, report: VerifyReport) -> None:
+    """Recompute ``spike_stats`` from the train sequences' spike records (read above) and
+    compare with the manifest; skipped when those records are already known to be bad."""
+    float_dtype = np.dtype(manifest.params.spike_dtype).kind == "f"
+    final = stats.finalize(hists, float_dtype)
+    found = {"mean": final.mean, "std": final.std, "q995": final.q995} if final else \
+        {"mean": [], "std": [], "q995": []}
+    stored = manifest.spike_stats
+    if list(stored.over) != train:
+        report.add(None, None, "manifest.json", f"spike_stats.over lists {list(stored.over)}, "
+                                                f"the train sequences are {train}")
+    for name in ("mean", "std", "q995"):
+        if _stats_differ(found[name], getattr(stored, name)):
+            report.add(None, None, "manifest.json",
+                       f"spike_stats.{name} differs from the one recomputed from the train records: "
+                       f"manifest {_fmt(getattr(stored, name))}, recomputed {_fmt(found[name])}")
+
+
+def _fmt(values) -> str:
+    return "[" + ", ".join(f"{float(v):.6g}" for v in values) + "]"
 
 
 def _check_sources(root: Path, data_root: Path, manifest: Manifest, report: VerifyReport, sample,
@@ -114,28 +165,87 @@ def _check_sources(root: Path, data_root: Path, manifest: Manifest, report: Veri
     frames_of: dict[str, list[tuple[str, int]]] = {}
     syncs = {}
     for seq, entry in manifest.sequences.items():
-        for rel, stored in entry.sources.items():
-            report.sources_checked += 1
-            path = data_root / rel
-            if not path.is_file():
-                report.add(seq, None, rel, "source file missing")
-                continue
-            found = fingerprint.hash_file(path, fingerprint.algorithm_of(stored))
-            if found != stored:
-                report.add(seq, _png_frame(rel), rel, f"source changed: {fingerprint.describe(found)}, "
-                           f"cache built from {fingerprint.describe(stored)}")
+        lost = _check_source_files(seq, entry, data_root, report)
+        rel = next((k for k in entry.sources if k.endswith("sync.json")), f"spike/{seq}/sync.json")
         try:
-            rel = next((k for k in entry.sources if k.endswith("sync.json")),
-                       f"spike/{seq}/sync.json")
             syncs[seq] = load_sync(data_root / rel)
         except SpikeprepError as err:
-            report.add(seq, None, "sync.json", f"cannot re-read: {err}")
+            report.add(seq, None, rel, f"cannot re-read: {err}")
             continue
-        frames_of[seq] = [(seq, i) for i in range(entry.num_frames)]
+        except (OSError, UnicodeError) as exc:
+            report.add(seq, None, rel, f"cannot re-read: {exc}")
+            continue
+        frames_of[seq] = [(seq, i) for i in _recomputable(seq, entry, syncs[seq], rel, data_root,
+                                                            lost, report)]
     todo = [f for seq in sorted(frames_of) for f in frames_of[seq]]
     if sample is not None and sample < len(todo):
         todo = sorted(random.Random(seed).sample(todo, sample))
     _recompute(root, data_root, manifest, syncs, todo, report)
+
+
+def _check_source_files(seq: str, entry, data_root: Path, report: VerifyReport) -> set[str]:
+    """Fingerprint every recorded source; return the ones now missing, empty or unreadable."""
+    lost = set()
+    for rel, stored in entry.sources.items():
+        report.sources_checked += 1
+        path = data_root / rel
+        if not path.is_file():
+            report.add(seq, _png_frame(rel), rel, "source file missing")
+            lost.add(rel)
+            continue
+        if not isinstance(stored, dict) or not isinstance(stored.get("size"), int):
+            report.add(seq, _png_frame(rel), rel, f"manifest fingerprint is malformed: {stored!r}")
+            continue
+        try:
+            found = fingerprint.hash_file(path, fingerprint.algorithm_of(stored))
+        except (OSError, ValueError) as exc:
+            report.add(seq, _png_frame(rel), rel, f"source cannot be read: {exc}")
+            lost.add(rel)
+            continue
+        if found["size"] == 0 and stored.get("size"):
+            report.add(seq, _png_frame(rel), rel, f"source file is now empty (0 bytes), cache built "
+                                                  f"from {fingerprint.describe(stored)}")
+            lost.add(rel)
+        elif found != stored:
+            report.add(seq, _png_frame(rel), rel, f"source changed: {fingerprint.describe(found)}, "
+                       f"cache built from {fingerprint.describe(stored)}")
+    return lost
+
+
+def _recomputable(seq: str, entry, sync, sync_rel: str, data_root: Path, lost: set[str],
+                  report: VerifyReport) -> list[int]:
+    """Frames that can still be recomputed; reports, once per sequence, frames lost since the
+    build (sync.json shorter, pngs missing or empty, a spike stream shortened)."""
+    if sync.sequence != seq:
+        report.add(seq, None, sync_rel, f"sync.json now names sequence {sync.sequence!r}")
+    n = min(len(sync.frames), entry.num_frames)
+    if len(sync.frames) != entry.num_frames:
+        change = "lost" if len(sync.frames) < entry.num_frames else "gained"
+        report.add(seq, None, sync_rel, f"sequence {change} frames since the build: sync.json lists "
+                                        f"{len(sync.frames)} frames, the cache holds {entry.num_frames}")
+    frames = range(n)
+    gone = [i for i in frames if {sync.frames[i].blur, sync.frames[i].sharp} & lost]
+    if gone:
+        first = sync.frames[gone[0]].blur
+        report.add(seq, None, None, f"sequence lost frames since the build: {len(gone)} of {n} frames "
+                                    f"have a missing or empty png (first: frame {gone[0]}, {first})")
+    short = set()
+    for rel in sync.spike_files:
+        mine = [i for i in frames if sync.frames[i].spike_file == rel]
+        need = max((sync.frames[i].spike_end for i in mine), default=0)
+        try:
+            length = count_frames(data_root / rel, sync.height, sync.width, allow_partial=True)
+        except DatError as err:
+            report.add(seq, None, rel, f"spike stream cannot be read: {err}")
+            short.update(mine)
+            continue
+        cut = [i for i in mine if sync.frames[i].spike_end > length]
+        if cut:
+            report.add(seq, None, rel, f"spike stream lost frames since the build: {length} spike "
+                                       f"frames now, the windows need {need}; {len(cut)} frame(s) "
+                                       f"(first: frame {cut[0]}) cannot be recomputed")
+            short.update(cut)
+    return [i for i in frames if i not in short and i not in gone]
 
 
 def _png_frame(rel: str) -> int | None:
@@ -155,19 +265,22 @@ def _recompute(root, data_root, manifest, syncs, todo, report) -> None:
                     continue  # already reported
                 envs[shard] = acquire_env(root / shard_name(shard))
             cfg = FrameConfig(str(data_root), sync.height, sync.width, params)
-            if params.hot_pixels == "detect" and seq not in masks:
-                masks[seq] = sequence_hot_pixels(data_root, sync)
-                key, value = hot_pixel_record(seq, masks[seq], cfg)
-                with envs[shard].begin() as txn:
-                    if txn.get(key.encode()) != value:
-                        report.add(seq, None, key, "hot-pixel mask differs from the one detected "
-                                                   "from the source streams")
+            mask = None
+            if params.hot_pixels == "detect":
+                if seq not in masks:
+                    masks[seq] = _redetect_mask(seq, data_root, sync, cfg, envs[shard], report)
+                if masks[seq] is None:
+                    continue  # reported once
+                mask = masks[seq]
             f = sync.frames[i]
             job = FrameJob(seq, i, f.blur, f.sharp, f.spike_file, f.spike_begin, f.spike_end)
             try:
-                result = compute_frame(job, cfg, masks.get(seq), with_stats=False)
+                result = compute_frame(job, cfg, mask, with_stats=False)
             except SpikeprepError as err:
                 report.add(seq, i, None, f"cannot recompute from sources: {err}")
+                continue
+            except Exception as exc:  # verify reports, never crashes (e.g. a decoder's own error)
+                report.add(seq, i, None, f"cannot recompute from sources: {type(exc).__name__}: {exc}")
                 continue
             report.frames_recomputed += 1
             with envs[shard].begin() as txn:
@@ -178,6 +291,22 @@ def _recompute(root, data_root, manifest, syncs, todo, report) -> None:
     finally:
         for shard in envs:
             release_env(root / shard_name(shard))
+
+
+def _redetect_mask(seq, data_root, sync, cfg, env, report):
+    """Detect a sequence's hot pixels from its streams again and compare with the stored mask;
+    None (reported) when the streams cannot be read."""
+    try:
+        mask = sequence_hot_pixels(data_root, sync)
+    except SpikeprepError as err:
+        report.add(seq, None, None, f"cannot re-detect hot pixels: {err}")
+        return None
+    key, value = hot_pixel_record(seq, mask, cfg)
+    with env.begin() as txn:
+        if txn.get(key.encode()) != value:
+            report.add(seq, None, key, "hot-pixel mask differs from the one detected from the "
+                                       "source streams")
+    return mask
 
 
 def verify_cache(cache, data_root=None, sample: int | None = None, seed: int = 0) -> VerifyReport:

@@ -1,0 +1,368 @@
+"""The write lock of a cache: lock files under ``CACHE/.locks/``, so two writers never mix.
+
+Modes:
+
+* ``exclusive``: a whole build, ``--force``, the completion of a partitioned build. Conflicts
+  with every other holder. File ``CACHE/.locks/exclusive.lock``.
+* ``part I/N``: one process of ``voxelize --part I/N``. Different parts of the same N coexist;
+  the same part twice, a part of another N, or any part while an exclusive holder lives,
+  conflict. File ``CACHE/.locks/part-I-of-N.lock``.
+
+A lock file is created atomically (``O_CREAT | O_EXCL``) and holds JSON describing its holder
+(`LockHolder`: pid, host, boot id, the process start time from ``/proc/PID/stat`` so a reused pid
+is not mistaken for the holder, mode, part, when it started). Protocol: create the own file
+first, then look at the others; two conflicting writers starting together therefore see each
+other (both may fail, never both succeed). On one host the whole acquire runs under an
+``flock`` of ``CACHE/.locks/mutex`` (released by the kernel if the process dies), so a stale
+lock is taken over by exactly one process.
+
+A holder on this host whose process is gone (or whose pid now names another process, or that
+ran before the last reboot) is stale: its lock is taken over and `WriteLock.took_over` says so.
+A holder on another host cannot be checked from here: the lock is reported and only
+``break_lock=True`` (``voxelize --break-lock``) removes it. "This host" means the same host name
+*and* the same pid namespace (containers sharing a host name and a filesystem cannot see each
+other's pids, so they count as other hosts).
+
+Shared filesystems: lock files need an atomic ``O_EXCL`` create (local filesystems, NFSv3 and
+later, Lustre, GPFS/Spectrum Scale, CephFS); the ``flock`` mutex is best effort.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import LockError
+
+LOCK_DIR = ".locks"
+EXCLUSIVE_NAME = "exclusive.lock"
+MUTEX_NAME = "mutex"
+_PART_RE = re.compile(r"part-(\d+)-of-(\d+)\.lock")
+
+
+# -- who holds a lock ---------------------------------------------------------------------------
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def boot_id() -> str:
+    """This boot's id (Linux), '' where unknown: pids and start times are only unique within one."""
+    return _read("/proc/sys/kernel/random/boot_id") or ""
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Start time of process ``pid`` in clock ticks since boot (``/proc/PID/stat`` field 22);
+    None when the process does not exist or /proc is not there."""
+    stat = _read(f"/proc/{int(pid)}/stat")
+    if not stat:
+        return None
+    try:
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def pid_namespace() -> str:
+    """This process's pid namespace (``pid:[4026531836]``), '' where unknown."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds (or held) a lock file. ``part``: ``(I, N)`` for mode ``part``, else None;
+    ``start_ticks``: the holder's process start time (clock ticks since boot; None off Linux);
+    ``started``: when it took the lock (UTC, ISO 8601)."""
+
+    pid: int
+    host: str
+    mode: str
+    part: tuple[int, int] | None = None
+    boot_id: str = ""
+    start_ticks: int | None = None
+    started: str = ""
+    pid_ns: str = ""
+
+    @classmethod
+    def me(cls, part: tuple[int, int] | None) -> "LockHolder":
+        pid = os.getpid()
+        return cls(pid, socket.gethostname(), "exclusive" if part is None else "part",
+                   None if part is None else (int(part[0]), int(part[1])), boot_id(),
+                   process_start_ticks(pid), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   pid_namespace())
+
+    def to_json(self) -> str:
+        return json.dumps({"pid": self.pid, "host": self.host, "mode": self.mode,
+                           "part": None if self.part is None else list(self.part),
+                           "boot_id": self.boot_id, "start_ticks": self.start_ticks,
+                           "started": self.started, "pid_ns": self.pid_ns}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "LockHolder":
+        """Parse a lock file's content; ValueError when it is not one of ours."""
+        raw = json.loads(text)
+        if not isinstance(raw, dict) or not isinstance(raw.get("pid"), int) or \
+                raw.get("mode") not in ("exclusive", "part"):
+            raise ValueError("not a spikeprep lock")
+        part = raw.get("part")
+        return cls(raw["pid"], str(raw.get("host", "")), raw["mode"],
+                   None if part is None else (int(part[0]), int(part[1])),
+                   str(raw.get("boot_id", "")), raw.get("start_ticks"), str(raw.get("started", "")),
+                   str(raw.get("pid_ns", "")))
+
+    @property
+    def mode_text(self) -> str:
+        return "exclusive" if self.part is None else f"part {self.part[0]}/{self.part[1]}"
+
+    def describe(self) -> str:
+        """``pid 123 on host node7, mode part 0/4, started 2026-11-29T17:20:00Z``."""
+        return (f"pid {self.pid} on host {self.host}, mode {self.mode_text}, "
+                f"started {self.started or 'at an unknown time'}")
+
+    def is_local(self) -> bool:
+        """Same host name and (where both are known) the same pid namespace: its pid is checkable."""
+        if self.host != socket.gethostname():
+            return False
+        mine = pid_namespace()
+        return not (self.pid_ns and mine and self.pid_ns != mine)
+
+    def is_alive(self) -> bool | None:
+        """True/False for a holder on this host; None (cannot tell) for another host's."""
+        if not self.is_local():
+            return None
+        mine = boot_id()
+        if self.boot_id and mine and self.boot_id != mine:
+            return False  # held before a reboot
+        if not _pid_exists(self.pid):
+            return False
+        ticks = process_start_ticks(self.pid)
+        if self.start_ticks is not None and ticks is not None and ticks != self.start_ticks:
+            return False  # the pid was reused by another process
+        return True
+
+
+def _conflicts(a: tuple[int, int] | None, b: tuple[int, int] | None) -> bool:
+    """Whether holders of parts ``a`` and ``b`` (None: exclusive) may not write at once."""
+    if a is None or b is None:
+        return True
+    return a == b or a[1] != b[1]
+
+
+def _lock_name(part: tuple[int, int] | None) -> str:
+    return EXCLUSIVE_NAME if part is None else f"part-{part[0]}-of-{part[1]}.lock"
+
+
+@dataclass(frozen=True)
+class LockFile:
+    """One lock file found in ``CACHE/.locks``: its path and holder (None: unreadable)."""
+
+    path: Path
+    holder: LockHolder | None
+
+
+def lock_files(cache: str | os.PathLike) -> list[LockFile]:
+    """Every lock file in ``CACHE/.locks`` (sorted by name), with its parsed holder."""
+    folder = Path(cache) / LOCK_DIR
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.iterdir()):
+        if path.name != EXCLUSIVE_NAME and not _PART_RE.fullmatch(path.name):
+            continue
+        try:
+            holder = LockHolder.from_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError, IndexError, UnicodeDecodeError):
+            holder = None  # being written right now, or damaged: treated as held by someone
+        out.append(LockFile(path, holder))
+    return out
+
+
+def live_holders(cache: str | os.PathLike) -> list[LockHolder]:
+    """Holders of ``CACHE``'s lock files that are alive or on another host (cannot tell)."""
+    return [f.holder for f in lock_files(cache) if f.holder is not None and f.holder.is_alive() is not False]
+
+
+# -- taking the lock ------------------------------------------------------------------------------
+
+@dataclass
+class WriteLock:
+    """A held write lock (a context manager); `release` removes its file (idempotent).
+
+    ``took_over``: stale holders (dead, this host) whose locks were removed to take this one;
+    ``broken``: locks of other hosts removed because ``break_lock`` was given."""
+
+    path: Path
+    holder: LockHolder
+    took_over: list[LockHolder] = field(default_factory=list)
+    broken: list[LockHolder] = field(default_factory=list)
+    released: bool = False
+
+    def notices(self) -> list[str]:
+        """One line per lock taken over or broken, for the user."""
+        return ([f"took over a stale write lock of a process that no longer runs ({h.describe()})"
+                 for h in self.took_over] +
+                [f"broke the write lock of {h.describe()} (--break-lock)" for h in self.broken])
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        try:
+            if LockHolder.from_json(self.path.read_text(encoding="utf-8")) == self.holder:
+                self.path.unlink()
+        except (OSError, ValueError):
+            pass  # already gone (broken by someone with --break-lock)
+
+    def __enter__(self) -> "WriteLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class _Mutex:
+    """``flock`` on ``CACHE/.locks/mutex`` for the few milliseconds of an acquire (best effort:
+    filesystems without flock still get the O_EXCL protocol)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.fd = os.open(folder / MUTEX_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def __enter__(self):
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)  # also drops the flock
+
+
+def _create(path: Path, holder: LockHolder) -> bool:
+    """Create ``path`` holding ``holder`` atomically; False when it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(holder.to_json() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:  # disk full: leave no half-written lock behind
+        path.unlink(missing_ok=True)
+        raise _unwritable(path, exc) from None
+    return True
+
+
+def _unwritable(path: Path, exc: OSError) -> LockError:
+    return LockError("cannot create the write lock of CACHE", path=path,
+                     found=f"{exc.strerror or exc} (errno {exc.errno})",
+                     expected="a CACHE directory this user can write (read-write, space left)",
+                     fix="choose a writable CACHE, or fix the permissions, mount or free space")
+
+
+def _conflict_error(cache: Path, me: LockHolder, holder: LockHolder | None, path: Path) -> LockError:
+    if holder is None:
+        return LockError("CACHE is locked by a writer whose lock file cannot be read", path=path,
+                         found="an unreadable lock file", expected=f"no other writer for {me.mode_text}",
+                         fix="wait a moment and retry; if no spikeprep process writes this cache, "
+                             "pass --break-lock")
+    remote = not holder.is_local()
+    return LockError(
+        "CACHE is being written by another process", path=cache,
+        found=holder.describe() + (" (another host or container: cannot check whether it still runs)"
+                                   if remote else ""),
+        expected=f"no conflicting writer for mode {me.mode_text}",
+        fix=("wait for it to finish, or make sure it no longer runs on that host and pass --break-lock"
+             if remote else "wait for it to finish (or stop it), then re-run"))
+
+
+def acquire_write_lock(cache: str | os.PathLike, *, part: tuple[int, int] | None = None,
+                       break_lock: bool = False) -> WriteLock:
+    """Take the write lock of ``cache`` (created if missing) for a whole build (``part`` None)
+    or for part ``(I, N)`` of a partitioned one; LockError naming the holder on a conflict.
+
+    Stale locks of dead processes on this host are taken over; with ``break_lock`` the locks of
+    conflicting holders on other hosts (and unreadable lock files) are removed too. Live holders
+    on this host are never broken.
+    """
+    if part is not None and not (0 <= part[0] < part[1]):
+        raise ValueError(f"bad part {part!r}: need 0 <= I < N")
+    cache = Path(cache)
+    folder = cache / LOCK_DIR
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        mutex = _Mutex(folder)
+    except OSError as exc:
+        raise _unwritable(folder, exc) from None
+    me = LockHolder.me(part)
+    lock = WriteLock(folder / _lock_name(part), me)
+    with mutex:
+        for other in lock_files(cache):
+            if other.path != lock.path and not _conflicts(part, other.holder.part if other.holder else None):
+                continue
+            _clear(cache, me, other, lock, break_lock)
+        if not _create(lock.path, me):  # someone else (another host) was quicker
+            _clear(cache, me, LockFile(lock.path, _holder_of(lock.path)), lock, break_lock)
+            if not _create(lock.path, me):
+                raise _conflict_error(cache, me, _holder_of(lock.path), lock.path)
+        # O_EXCL protocol across hosts: having created ours, a conflicting lock now means a race
+        for other in lock_files(cache):
+            if other.path != lock.path and other.holder != me and \
+                    _conflicts(part, other.holder.part if other.holder else None):
+                lock.release()
+                raise _conflict_error(cache, me, other.holder, other.path)
+    return lock
+
+
+def _holder_of(path: Path) -> LockHolder | None:
+    try:
+        return LockHolder.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError, IndexError, UnicodeDecodeError):
+        return None
+
+
+def _clear(cache: Path, me: LockHolder, other: LockFile, lock: WriteLock, break_lock: bool) -> None:
+    """Remove a conflicting lock file if its holder is dead here (or ``break_lock`` and it is not
+    provably alive here); else raise LockError naming the holder."""
+    holder = other.holder
+    alive = None if holder is None else holder.is_alive()
+    if alive is False:
+        lock.took_over.append(holder)
+    elif break_lock and alive is None:
+        if holder is not None:
+            lock.broken.append(holder)
+    else:
+        raise _conflict_error(cache, me, holder, other.path)
+    try:
+        other.path.unlink()
+    except FileNotFoundError:
+        pass
