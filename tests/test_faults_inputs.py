@@ -710,5 +710,5 @@ def test_foreign_progress_jsonl_is_refused_and_kept(tmp_path, built):
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "progress.jsonl").write_text('[]\n{"kind": "start"}\n')
-    assert_clear_error(run("voxelize", data, cache, "--S", 4), 1, "not a spikeprep build journal")
+    assert_clear_error(run("voxelize", data, cache, "--S", 4), 1, "not a spikeprep cache")
     assert (cache / "progress.jsonl").read_text() == '[]\n{"kind": "start"}\n'

@@ -350,4 +350,4 @@ def _build(plan: BuildPlan, cache: Path, done: dict, workers, progress: bool, in
     return BuildSummary(str(cache), len(plan.sequences), len(plan.sequences) - len(todo),
                         sum(f for _, f, _, _ in per_sequence), bytes_written,
                         time.perf_counter() - t0, len(manifest.shards), writer.grows, int(workers),
-                        per_sequence, warnings)
+                        per_sequence, warnings=warnings)

@@ -284,7 +284,8 @@ def _create(path: Path, holder: LockHolder) -> bool:
 
 def _unwritable(path: Path, exc: OSError) -> LockError:
     return LockError("cannot create the write lock of CACHE", path=path,
-                     found=f"{exc.strerror or exc} (errno {exc.errno})",
+                     found=f"{exc.strerror or exc} ({errno.errorcode.get(exc.errno, 'errno')} "
+                           f"{exc.errno})",
                      expected="a CACHE directory this user can write (read-write, space left)",
                      fix="choose a writable CACHE, or fix the permissions, mount or free space")
 
