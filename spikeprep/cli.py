@@ -211,10 +211,13 @@ def check_sync_command(data_root, sequences, search, frames, as_json, preview, f
               help="Convert high-frame-rate frames in DIR (or in each subfolder of DIR) instead of synthesising.")
 @click.option("--images-per-frame", type=int, default=8, show_default=True, metavar="N",
               help="With --from-frames: source images per RGB frame interval.")
-@click.option("--force", is_flag=True, help="Allow a non-empty OUT: replaces OUT/blur, OUT/sharp, OUT/spike.")
+@click.option("--force", is_flag=True, help="Allow a non-empty OUT: replaces OUT/blur, OUT/sharp, OUT/spike "
+              "(with --part: only this part's sequences).")
+@click.option("--part", metavar="I/N", default=None,
+              help="Write only part I (from 0) of N of the sequences; N such processes may write one OUT at once.")
 @reports_errors
 def simulate_command(out, sequences, frames, height, width, spikes_per_frame, exposure, seed, threshold,
-                     spike_rate, spike_downsample, motion, from_frames, images_per_frame, force):
+                     spike_rate, spike_downsample, motion, from_frames, images_per_frame, force, part):
     """Write a synthetic dataset in the input layout (deterministic for --seed).
 
     \b
@@ -236,10 +239,14 @@ def simulate_command(out, sequences, frames, height, width, spikes_per_frame, ex
     the scene: --images-per-frame source images span one RGB frame interval, linearly
     interpolated between images; one sequence per folder of frames.
 
+    With --part I/N, N processes (e.g. a Slurm array) each write their share of the sequences
+    into one OUT at the same time; together they write exactly the files of one run without it.
+
     \b
     Examples:
       spikeprep simulate data/ --sequences 4 --frames 50 --height 250 --width 400
       spikeprep simulate gopro_sim/ --from-frames GOPRO_Large_all/train --spike-downsample 2
+      spikeprep simulate gopro_sim/ --from-frames GOPRO_Large_all/train --part $I/8
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -256,7 +263,7 @@ def simulate_command(out, sequences, frames, height, width, spikes_per_frame, ex
                          expected="--sequences/--frames/--height/--width/--motion without --from-frames, "
                                   "--images-per-frame only with it")
     common = dict(spikes_per_frame=spikes_per_frame, exposure=exposure, seed=seed, threshold=threshold,
-                  spike_rate=spike_rate, spike_downsample=spike_downsample, force=force)
+                  spike_rate=spike_rate, spike_downsample=spike_downsample, force=force, part=part)
     columns = (TextColumn("spike frames"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("simulate", total=None)
@@ -311,9 +318,17 @@ def _parse_repr_params(pairs) -> dict:
               help="Wipe a CACHE built with other parameters and rebuild (only a spikeprep cache holding nothing else).")
 @click.option("--break-lock", is_flag=True,
               help="Remove a write lock held from another host (only when no process there writes CACHE).")
+@click.option("--part", metavar="I/N", default=None,
+              help="Build only part I (from 0) of N, its own shards; run N of these at once (any machines "
+                   "sharing CACHE), then once without --part to complete the cache.")
+@click.option("--build-missing", is_flag=True,
+              help="Completing a CACHE built in parts: build missing or failed parts here instead of refusing.")
+@click.option("--dask", metavar="SCHEDULER", default=None,
+              help="Compute frames on a Dask cluster (e.g. tcp://10.0.0.5:8786); this process writes. "
+                   "Needs spikeprep[dask].")
 @reports_errors
 def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, workers, val, hot_pixels, force,
-                     break_lock):
+                     break_lock, part, build_missing, dask):
     """Voxelize every sequence of DATA_ROOT (needs spike/SEQ/sync.json) into an LMDB cache.
 
     \b
@@ -332,6 +347,10 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
     cache holding nothing else; a resume rebuilds sequences whose sources changed (or refuses,
     naming them); SIGTERM/SIGINT stop the build resumably and stop the workers.
     \b
+    Many machines (Slurm array, Kubernetes indexed job; CACHE on a shared filesystem):
+      spikeprep voxelize data/ cache/ --part $I/$N    (I = 0..N-1, all at once)
+      spikeprep voxelize data/ cache/                 (afterwards: completes the cache)
+    \b
     Records per frame (raw arrays behind a 48-byte header, no PNG):
       SEQ/000000/blur   (H,W,3) uint8 RGB       SEQ/000000/sharp  (H,W,3) uint8 RGB
       SEQ/000000/spike  (C,h,w) spike dtype: bins/count/tfp -> uint8 (bins <= 255 frames),
@@ -349,13 +368,16 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
     summary = voxelize_dataset(data_root, cache, S=S, repr=repr_, repr_params=_parse_repr_params(repr_param),
                                match=match, shard_size=shard_size, workers=workers, val=val,
                                hot_pixels=hot_pixels, force=force, progress=console.is_terminal,
-                               break_lock=break_lock,
+                               break_lock=break_lock, part=part, build_missing=build_missing, dask=dask,
                                on_notice=lambda line: console.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True))
     stdout_console().print(tables.voxelize_table(summary))
     rebuilt = f", {len(summary.rebuilt)} rebuilt (sources changed)" if summary.rebuilt else ""
-    click.echo(f"{summary.sequences} sequences ({summary.sequences_skipped} already done{rebuilt}), "
+    what = f"part {part}: " if part else ""
+    click.echo(f"{what}{summary.sequences} sequences ({summary.sequences_skipped} already done{rebuilt}), "
                f"{summary.shards} shard(s) in {summary.cache}")
     print_warnings(summary.warnings)
+    if part:
+        click.echo("when every part is done, run the same command without --part to complete the cache")
 
 
 @main.command("verify")

@@ -210,6 +210,18 @@ def ema_kernel(flat, frame_bytes, sample_ends, decays, height, width, flipud, ou
 
 # -- validated entry points -----------------------------------------------------------------
 
+@_jit()
+def value_counts_kernel(flat, lo, out):
+    """Per-row histogram: ``out[c, flat[c, i] - lo] += 1`` for ``flat`` ``(C, N)`` integers and
+    ``out`` ``(C, span)`` int64 (zeroed by the caller; ``span`` covers every value)."""
+    for c in range(flat.shape[0]):
+        row = flat[c]
+        counts = out[c]
+        for i in range(row.shape[0]):
+            counts[np.int64(row[i]) - lo] += 1
+    return out
+
+
 def check_packed(packed, height: int, width: int) -> np.ndarray:
     """Validate a ``(L, H*W/8)`` uint8 window; return it as a flat C-contiguous uint8 array."""
     if height <= 0 or width <= 0 or (height * width) % 8:

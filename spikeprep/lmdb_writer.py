@@ -5,6 +5,16 @@ transaction, so after a crash a sequence is either entirely there or not at all;
 journals its summary (`spikeprep.cache.journal`). A crash between commit and journal line only
 means the sequence is written again with the same bytes on resume.
 
+Durability without a stall at each commit: shards are opened with ``writemap`` (records go
+straight into the file's page cache, not into LMDB's private dirty-page copies, so memory does
+not grow with the sequence), and every ``flush_bytes`` written a background thread
+``fdatasync``s the shard while the next frames are computed. The commit then only syncs the
+rest and writes the meta page (LMDB's one durable step per sequence, unchanged). Early writeback
+cannot weaken the guarantee: LMDB never overwrites a page reachable from the last committed
+meta page, and the meta page is written only at commit, so after a crash the file still opens
+at the last committed sequence whatever pages of the open transaction reached the disk.
+``writemap`` makes LMDB size the file to the whole map; `close` cuts it back to the pages in use.
+
 Map size: each shard starts at ``initial_map_size`` (64 MiB) and grows on demand: before a
 sequence it is grown to fit the planned bytes, and on ``lmdb.MapFullError`` the transaction is
 aborted, the map doubled (at least to fit) and the sequence's records produced again.
@@ -12,8 +22,10 @@ aborted, the map doubled (at least to fit) and the sequence's records produced a
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -26,18 +38,68 @@ MiB = 1 << 20
 DEFAULT_INITIAL_MAP_SIZE = 64 * MiB
 #: LMDB page overhead allowance when fitting the map to a planned size.
 _SLACK = 1.25
+#: Blocks reserved ahead of the writes into a writemap (`ShardWriter._reserve`): each value
+#: rounded up to whole overflow pages (16-byte page header), room for its key in leaf and
+#: branch pages, and one page more.
+_PAGE = 4096
+_PAGE_SLACK = 16
+_LEAF_BYTES_PER_KEY = 128
+_RESERVE_PAD = _PAGE
+#: Bytes put between two background writebacks of a shard.
+DEFAULT_FLUSH_BYTES = 64 * MiB
+
+
+class _Flusher:
+    """A thread that ``fdatasync``s a file when kicked (coalescing kicks), so the page cache is
+    written back while the caller keeps computing."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Condition()
+        self._fd: int | None = None
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="spikeprep-flush", daemon=True)
+        self._thread.start()
+
+    def kick(self, fd: int) -> None:
+        with self._wake:
+            self._fd = fd
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while self._fd is None and not self._stop:
+                    self._wake.wait()
+                if self._stop:
+                    return
+                fd, self._fd = self._fd, None
+            try:
+                os.fdatasync(fd)
+            except OSError:  # closed meanwhile, or a filesystem without it: the commit syncs anyway
+                pass
+
+    def close(self) -> None:
+        with self._wake:
+            self._stop = True
+            self._wake.notify()
+        self._thread.join()
 
 
 class ShardWriter:
     """LMDB environments ``CACHE/shard-NNNNN.lmdb`` opened on first use, grown on demand."""
 
     def __init__(self, cache: Path, initial_map_size: int = DEFAULT_INITIAL_MAP_SIZE,
-                 prefit: bool = True) -> None:
+                 prefit: bool = True, writemap: bool = True,
+                 flush_bytes: int = DEFAULT_FLUSH_BYTES) -> None:
         self.cache = Path(cache)
         self.initial_map_size = int(initial_map_size)
         self.prefit = prefit
+        self.writemap = writemap
+        self.flush_bytes = int(flush_bytes)
         self.grows = 0  # how many times a map was enlarged (tests and the summary read it)
         self._envs: dict[int, lmdb.Environment] = {}
+        self._fds: dict[int, int] = {}
+        self._flusher: _Flusher | None = None
 
     def env(self, shard: int) -> lmdb.Environment:
         if shard not in self._envs:
@@ -48,10 +110,41 @@ class ShardWriter:
             try:
                 # bytes: a CACHE path with non-UTF-8 bytes opens too
                 self._envs[shard] = lmdb.open(os.fsencode(path), map_size=size, subdir=True,
-                                              readahead=False, meminit=False, max_dbs=0)
+                                              readahead=False, meminit=False, max_dbs=0,
+                                              writemap=self.writemap)
             except lmdb.Error as exc:
                 raise shard_write_error(exc, path, 0) from exc
         return self._envs[shard]
+
+    def _fd(self, shard: int) -> int:
+        if shard not in self._fds:
+            self._fds[shard] = os.open(self.cache / shard_name(shard) / "data.mdb", os.O_RDWR)
+        return self._fds[shard]
+
+    def _reserve(self, shard: int, env: lmdb.Environment, base: int, nbytes: int) -> int:
+        """With writemap, allocate the disk blocks of ``[base, base + nbytes)`` (capped at the
+        map's end) before a record is written into that part of the map: a full disk is then an
+        error here (ENOSPC, raised as `lmdb.Error`, so the transaction aborts with the caller's
+        message), never a SIGBUS on a page of the map. Returns ``nbytes``. Filesystems without
+        fallocate skip it."""
+        length = max(min(nbytes, env.info()["map_size"] - base), 1)
+        try:
+            os.posix_fallocate(self._fd(shard), base, length)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise lmdb.Error(f"no space left on the device for the sequence's next {length} "
+                                 "bytes (ENOSPC)") from None
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise lmdb.Error(str(exc)) from None
+        return nbytes
+
+    def _writeback(self, shard: int) -> None:
+        """Start writing shard's dirty pages back in the background (writemap only)."""
+        if not self.writemap or self.flush_bytes <= 0:
+            return
+        if self._flusher is None:
+            self._flusher = _Flusher()
+        self._flusher.kick(self._fd(shard))
 
     def _used_bytes(self, env: lmdb.Environment) -> int:
         info = env.info()
@@ -86,14 +179,22 @@ class ShardWriter:
                 env.set_mapsize(need)
                 self.grows += 1
         while True:
-            written = 0
+            written, next_flush, reserved, base = 0, self.flush_bytes, 0, self._used_bytes(env)
+            pages = 0  # bytes of the pages this transaction's values take (for `_reserve`)
             txn = env.begin(write=True)
             try:
                 if clear_prefix:
                     _delete_prefix(txn, clear_prefix.encode())
                 for key, value in produce():
+                    pages += -(-(len(value) + _PAGE_SLACK) // _PAGE) * _PAGE + _LEAF_BYTES_PER_KEY
+                    need = pages + _RESERVE_PAD
+                    if self.writemap and need > reserved:
+                        reserved = self._reserve(shard, env, base, need)
                     txn.put(key.encode(), value)
                     written += len(value)
+                    if written >= next_flush:
+                        self._writeback(shard)
+                        next_flush = written + self.flush_bytes
                 txn.commit()
                 return written
             except lmdb.MapFullError:
@@ -104,8 +205,19 @@ class ShardWriter:
                 raise
 
     def close(self) -> None:
-        for env in self._envs.values():
+        if self._flusher is not None:
+            self._flusher.close()
+            self._flusher = None
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        for shard, env in self._envs.items():
+            used = self._used_bytes(env)
             env.close()
+            if self.writemap:  # writemap grew the file to the map size: give back the unused tail
+                data = self.cache / shard_name(shard) / "data.mdb"
+                if data.stat().st_size > used:
+                    os.truncate(data, used)  # pages past last_pgno are unused by any commit
         self._envs.clear()
 
 

@@ -35,6 +35,7 @@ from .images import decode_rgb
 from .errors import LayoutError, UsageError
 from .scenes import FrameSequenceScene, SyntheticScene, random_scene
 from .seqconfig import SequenceConfig, Timing, save_config
+from .simulate_output import prepare_part_output
 
 #: Default integrate-and-fire threshold: white (luma 1) fires every 2nd sample, mid-grey every 4th.
 DEFAULT_THRESHOLD = 2.0
@@ -131,6 +132,14 @@ def _prepare_output(out: Path, force: bool) -> None:
         elif (out / part).exists():
             (out / part).unlink()
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _prepare(out: Path, force: bool, part, names: list[str], sizes: list[int]) -> list[int]:
+    """Prepare OUT for the whole run (``part`` None) or one part; the sequence indices to write."""
+    if part is None:
+        _prepare_output(out, force)
+        return list(range(len(names)))
+    return prepare_part_output(out, force, part, names, sizes)
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:
@@ -255,10 +264,11 @@ def simulate_dataset(out: str | Path, *, sequences: int = 2, frames: int = 8, he
                      width: int = 64, spikes_per_frame: int = 40, exposure: float = 0.5, seed: int = 0,
                      threshold: float = DEFAULT_THRESHOLD, spike_rate: float = 20000.0,
                      spike_downsample: int = 1, motion: float = 1.0, force: bool = False,
-                     on_progress: ProgressCallback | None = None) -> SimulationSummary:
+                     on_progress: ProgressCallback | None = None, part=None) -> SimulationSummary:
     """Write ``sequences`` synthetic sequences ``seq000, seq001, ...`` of ``frames`` RGB frames
     (``height x width``) into ``out``; byte-identical for the same arguments. ``motion``
-    scales object speeds (more motion, more blur)."""
+    scales object speeds (more motion, more blur). ``part`` ``"I/N"``: only part I's share of
+    the sequences (see `prepare_part_output`)."""
     started = time.perf_counter()
     params = SpikeParams(spikes_per_frame, exposure, threshold, spike_rate, spike_downsample, seed)
     _require(sequences >= 1, "--sequences", sequences, "an integer >= 1")
@@ -268,15 +278,15 @@ def simulate_dataset(out: str | Path, *, sequences: int = 2, frames: int = 8, he
     _require(width >= _MIN_SCENE_SIDE_PX, "--width", width, f"an integer >= {_MIN_SCENE_SIDE_PX}")
     spike_h, spike_w = params.spike_geometry(height, width, "--height x --width")
     out = Path(out)
-    _prepare_output(out, force)
-    advance = _progress_counter(sequences * frames * spikes_per_frame, on_progress)
+    indices = _prepare(out, force, part, [f"seq{i:03d}" for i in range(sequences)], [frames] * sequences)
+    advance = _progress_counter(len(indices) * frames * spikes_per_frame, on_progress)
     names, spike_frames = [], []
-    for index in range(sequences):
+    for index in indices:
         name = f"seq{index:03d}"
         scene, rng = synthetic_scene(seed, index, height, width, params.frame_rate_hz, motion)
         spike_frames.append(write_sequence(scene, out, name, frames, height, width, params, rng, advance))
         names.append(name)
-    return SimulationSummary(out, tuple(names), (frames,) * sequences, tuple(spike_frames),
+    return SimulationSummary(out, tuple(names), (frames,) * len(names), tuple(spike_frames),
                              height, width, spike_h, spike_w, time.perf_counter() - started)
 
 
@@ -329,12 +339,13 @@ def simulate_from_frames(src: str | Path, out: str | Path, *, images_per_frame: 
                          spikes_per_frame: int = 40, exposure: float = 0.5, seed: int = 0,
                          threshold: float = DEFAULT_THRESHOLD, spike_rate: float = 20000.0,
                          spike_downsample: int = 1, force: bool = False,
-                         on_progress: ProgressCallback | None = None) -> SimulationSummary:
+                         on_progress: ProgressCallback | None = None, part=None) -> SimulationSummary:
     """Turn high-frame-rate frames (``src`` or each of its subfolders) into the input layout.
 
     Every ``images_per_frame`` source images make one RGB frame interval of ``spikes_per_frame``
     spike samples; the scene between source images is their linear interpolation. A sequence of
-    ``n`` images gives ``(n - 1) // images_per_frame`` frames."""
+    ``n`` images gives ``(n - 1) // images_per_frame`` frames. ``part`` ``"I/N"``: only part I's
+    share of the sequences (see `prepare_part_output`)."""
     started = time.perf_counter()
     params = SpikeParams(spikes_per_frame, exposure, threshold, spike_rate, spike_downsample, seed)
     _require(images_per_frame >= 1, "--images-per-frame", images_per_frame, "an integer >= 1")
@@ -351,16 +362,18 @@ def simulate_from_frames(src: str | Path, out: str | Path, *, images_per_frame: 
                               fix="Lower --images-per-frame or add frames")
         plan.append((name, paths, n_frames, height, width))
     _refuse_overlap(src, out)
-    _prepare_output(out, force)
-    advance = _progress_counter(sum(item[2] for item in plan) * spikes_per_frame, on_progress)
-    spike_frames = []
-    for index, (name, paths, n_frames, height, width) in enumerate(plan):
-        scene = FrameSequenceScene(paths, images_per_frame, params.frame_rate_hz)
-        spike_frames.append(write_sequence(scene, out, name, n_frames, height, width, params,
-                                           sequence_rng(seed, index), advance))
+    indices = _prepare(out, force, part, [item[0] for item in plan],
+                       [item[2] * item[3] * item[4] for item in plan])
     height, width = plan[0][3], plan[0][4]
+    plan = [(index, *plan[index]) for index in indices]
+    advance = _progress_counter(sum(item[3] for item in plan) * spikes_per_frame, on_progress)
+    spike_frames = []
+    for index, name, paths, n_frames, h, w in plan:
+        scene = FrameSequenceScene(paths, images_per_frame, params.frame_rate_hz)
+        spike_frames.append(write_sequence(scene, out, name, n_frames, h, w, params,
+                                           sequence_rng(seed, index), advance))
     spike_h, spike_w = params.spike_geometry(height, width, "source frames")
-    return SimulationSummary(out, tuple(item[0] for item in plan), tuple(item[2] for item in plan),
+    return SimulationSummary(out, tuple(item[1] for item in plan), tuple(item[3] for item in plan),
                              tuple(spike_frames), height, width, spike_h, spike_w,
                              time.perf_counter() - started)
 

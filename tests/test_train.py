@@ -195,7 +195,8 @@ cfg = t.small_cfg(Path({str(tmp_path)!r}), None, total_iter=5, fix_iter=2, val_e
 s = t.train(cfg, progress=False, model_fn=t.TinyNet)
 Path({str(tmp_path)!r}, "rank" + os.environ["RANK"]).write_text(str(s["iter"]))
 """)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's code, not the installed one
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(script)],
                          capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 from spikeprep import SpikeprepError
 
@@ -38,8 +39,16 @@ def main(argv=None) -> None:
                   help="one training step and one validation chunk at the config's sizes: parameters, peak "
                        "memory, step time, time to total_iter, settings that fit; writes nothing")
     @click.option("--quiet", is_flag=True, help="no progress bar or log lines on the terminal")
-    def cli(opt, overrides, resume, init_from, infer, checkpoint, dry_run, quiet):
-        """Train VRT on RGB + spike voxels from a spikeprep LMDB cache (KAIR 006 recipe)."""
+    @click.option("--verbose", is_flag=True, help="on an error, also print its traceback (and a DataLoader worker's)")
+    def cli(opt, overrides, resume, init_from, infer, checkpoint, dry_run, quiet, verbose):
+        """Train VRT on RGB + spike voxels from a spikeprep LMDB cache (KAIR 006 recipe).
+
+        Exit codes: 0 done, 1 error (one line; --verbose adds the traceback), 2 usage, 128 +
+        signal (143 SIGTERM, 130 SIGINT, 138 SIGUSR1): stopped after writing a checkpoint,
+        continue with --resume auto."""
+        from .errors import Preempted, os_error
+        from .guard import stop_on_signals
+        from .workers import as_worker_error
         try:
             cfg = load_config(opt, overrides)
             if dry_run:
@@ -51,12 +60,28 @@ def main(argv=None) -> None:
                 run_infer(cfg, infer[0], infer[1], checkpoint, progress=not quiet)
                 return
             from .train import train
-            summary = train(cfg, resume=resume, init_from=init_from, progress=not quiet)
+            with stop_on_signals():
+                summary = train(cfg, resume=resume, init_from=init_from, progress=not quiet)
             if int(os.environ.get("RANK", "0")) == 0 and not quiet:
                 print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in summary.items()))
-        except SpikeprepError as err:
-            click.echo(f"error: {err}", err=True)
+        except KeyboardInterrupt:  # a second Ctrl-C while stopping
+            click.echo("interrupted: stopped at once, without a checkpoint for this iteration", err=True)
+            sys.exit(130)
+        except (SpikeprepError, OSError, RuntimeError) as exc:
+            err = exc if isinstance(exc, SpikeprepError) else as_worker_error(exc)
+            if err is None and isinstance(exc, OSError):
+                err = os_error(exc, "a file operation")
+            if err is None:
+                raise
+            if verbose:
+                traceback.print_exc()
+                if getattr(err, "detail", ""):
+                    click.echo(f"DataLoader worker: {err.detail}", err=True)
+            if not isinstance(err, Preempted):
+                click.echo(f"error: {err}", err=True)
+            elif int(os.environ.get("RANK", "0")) == 0:
+                click.echo(str(err), err=True)
             sys.exit(err.exit_code)
 
     cli.main(args=argv, prog_name="vrt-train")

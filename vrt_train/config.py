@@ -13,6 +13,7 @@ GLOBAL here (split over ranks), where KAIR reads it per GPU.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ class TrainConfig:
     print_every: int = 200
     val_every: int = 5000
     tensorboard: bool = False
+    max_nonfinite_steps: int = 5             # skipped non-finite steps in a row before stopping
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,8 @@ def _build(cls, raw: Any, prefix: str, source):
 
 def _check(cfg: Config, source) -> None:
     def bad(key, found, expected):
-        raise ConfigError(f"config key {key} is invalid", path=source, found=found, expected=expected)
+        raise ConfigError(f"config key {key} is invalid", path=source, found=found, expected=expected,
+                          fix=f"set {key} in the YAML, or override it with --set {key}=VALUE")
     d, t, v = cfg.data, cfg.train, cfg.val
     if d.spike_norm not in SPIKE_NORMS:
         bad("data.spike_norm", repr(d.spike_norm), " | ".join(SPIKE_NORMS))
@@ -195,6 +198,49 @@ def _check(cfg: Config, source) -> None:
         bad("val.tile_overlap", v.tile_overlap, "< val.size_patch_testing")
     if "in_chans" in cfg.netG or "spike_chans" in cfg.netG:
         bad("netG.spike_chans", "set in the YAML", "absent: filled from the cache (data.use_spike)")
+    _check_numbers(cfg, bad)
+
+
+MIN_FRAMES = 2  # VRT aligns each frame with a neighbour and attends over frame pairs
+
+
+def _check_numbers(cfg: Config, bad) -> None:
+    """Ranges that make sense: finite numbers, positive rates, frames VRT can process."""
+    d, t, v, a = cfg.data, cfg.train, cfg.val, cfg.data.augment
+    floats = {"train.lr": t.lr, "train.eta_min": t.eta_min, "train.weight_decay": t.weight_decay,
+              "train.charbonnier_eps": t.charbonnier_eps, "train.fix_lr_mul": t.fix_lr_mul,
+              "train.ema_decay": t.ema_decay, "train.clip_grad": t.clip_grad or 0.0,
+              "data.augment.brightness": a.brightness, "data.augment.contrast": a.contrast,
+              "data.augment.spike_gain": a.spike_gain, **{f"train.betas[{i}]": b for i, b in enumerate(t.betas)}}
+    for key, value in floats.items():
+        if not math.isfinite(value):
+            bad(key, value, "a finite number")
+    for key, value in [("train.lr", t.lr), ("train.charbonnier_eps", t.charbonnier_eps)]:
+        if value <= 0:
+            bad(key, value, "> 0")
+    if t.clip_grad is not None and t.clip_grad <= 0:
+        bad("train.clip_grad", t.clip_grad, "> 0, or null for no clipping")
+    for key, value in [("train.eta_min", t.eta_min), ("train.weight_decay", t.weight_decay),
+                       ("train.fix_lr_mul", t.fix_lr_mul), ("data.augment.brightness", a.brightness),
+                       ("data.augment.contrast", a.contrast), ("data.augment.spike_gain", a.spike_gain),
+                       ("seed", cfg.seed), ("val.num_frame_testing", v.num_frame_testing),
+                       ("val.num_frame_overlapping", v.num_frame_overlapping),
+                       ("val.size_patch_testing", v.size_patch_testing), ("val.tile_overlap", v.tile_overlap)]:
+        if not isinstance(value, str) and value < 0:  # size_patch_testing may be "auto"
+            bad(key, value, ">= 0")
+    if t.eta_min > t.lr:
+        bad("train.eta_min", t.eta_min, f"<= train.lr ({t.lr})")
+    for key, value in [("train.ema_decay", t.ema_decay), ("train.betas[0]", t.betas[0]),
+                       ("train.betas[1]", t.betas[1])]:
+        if not 0 <= value < 1:
+            bad(key, value, "in [0, 1)")
+    if t.max_nonfinite_steps < 1:
+        bad("train.max_nonfinite_steps", t.max_nonfinite_steps, ">= 1")
+    if d.samples_per_epoch is not None and d.samples_per_epoch < 1:
+        bad("data.samples_per_epoch", d.samples_per_epoch, ">= 1, or null for one item per clip start")
+    for key, value in [("data.num_frames", d.num_frames), ("data.num_frames_val", d.num_frames_val)]:
+        if value is not None and value < MIN_FRAMES:
+            bad(key, value, f">= {MIN_FRAMES} (VRT aligns every frame with a neighbour)")
 
 
 def set_dotted(raw: dict, dotted: str, value: Any) -> None:

@@ -277,14 +277,15 @@ class ClipSampler(Sampler):
 
 
 def make_loader(dataset: Dataset, batch_size: int, workers: int, sampler: ClipSampler,
-                pin_memory: bool = False):
+                pin_memory: bool = False, worker_init_fn=None):
     """DataLoader over the endless sampler (one iterator for the whole run).
 
     A private generator keeps the loader from drawing on torch's global RNG (which would make
-    the model's random stream depend on the worker count).
+    the model's random stream depend on the worker count). The trainer passes
+    `vrt_train.workers.WorkerInit` as ``worker_init_fn`` (workers die with it).
     """
     from torch.utils.data import DataLoader
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=pin_memory, persistent_workers=workers > 0, drop_last=True,
-                      generator=torch.Generator().manual_seed(0),
+                      generator=torch.Generator().manual_seed(0), worker_init_fn=worker_init_fn,
                       prefetch_factor=4 if workers > 0 else None)

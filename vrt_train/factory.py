@@ -15,3 +15,8 @@ def build_model(cfg: Config, spike_chans: int):
         return VRT(**dict(cfg.netG), spike_chans=spike_chans)
     except (TypeError, ValueError) as exc:
         raise ConfigError("netG is not a valid VRT configuration", found=str(exc)) from None
+    except FileNotFoundError:
+        raise ConfigError("the SpyNet weights file is missing", path=cfg.netG.get("spynet_path"),
+                          found="no such file", expected="a local SpyNet .pth (nothing is downloaded)",
+                          fix="download spynet_sintel_final-3d2a1287.pth there, or set netG.spynet_path: "
+                              "null (random flow)") from None

@@ -14,10 +14,10 @@ import torch
 from spikeprep import ConfigError
 
 from .augment import SpikeNorm
-from .checkpoint import resolve_resume
 from .config import Config
 from .data import ValDataset
 from .factory import build_model
+from .resume import load_weights, pick_checkpoint
 from .validate import infer_to_png
 
 
@@ -57,20 +57,32 @@ def infer(cfg: Config, cache, out_dir, checkpoint=None, progress: bool = True, m
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+class _Quiet:
+    """A logger for `pick_checkpoint` that prints its warnings to stderr."""
+
+    def print(self, text: str) -> None:
+        print(text, file=sys.stderr)
+
+
 def _infer_cache(cfg: Config, cache, out_dir, checkpoint, progress: bool, model_fn) -> list[Path]:
-    path = Path(checkpoint) if checkpoint else resolve_resume("auto", cfg.out_dir)
-    if path is None or not path.is_file():
-        raise ConfigError("no checkpoint to run inference with", path=path or cfg.out_dir,
-                          fix="train first or pass --checkpoint PATH")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    path, state = pick_checkpoint(checkpoint or "auto", cfg.out_dir, _Quiet())
+    if state is None:
+        raise ConfigError("no checkpoint to run inference with", path=Path(cfg.out_dir) / "checkpoints",
+                          found="none", fix="train first or pass --checkpoint PATH")
     spike_chans = state.get("spike_chans", 0)
+    dataset = ValDataset(cache, None, spike_chans > 0, split=None, need_sharp=False)
+    if spike_chans and dataset.items.channels != spike_chans:
+        raise ConfigError("the cache to restore has another number of spike channels (S) than the "
+                          "checkpoint was trained with", path=cache if isinstance(cache, (str, os.PathLike)) else None,
+                          found=f"{dataset.items.channels} channels", expected=f"{spike_chans} (checkpoint {path})",
+                          fix=f"voxelize the data with the training cache's parameters (--S {spike_chans}), "
+                              "or pass the DATA_ROOT itself: --infer voxelizes it like the training cache")
     model = model_fn(spike_chans) if model_fn else build_model(cfg, spike_chans)
-    model.load_state_dict(state["ema"] if state.get("ema") is not None else state["model"])
+    load_weights(model, state["ema"] if state.get("ema") is not None else state["model"], path)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     norm = SpikeNorm(**{k: tuple(v) if isinstance(v, (list, tuple)) else v
                         for k, v in state["spike_norm"].items()})
-    dataset = ValDataset(cache, None, spike_chans > 0, split=None, need_sharp=False)
     written = infer_to_png(model, dataset, cfg.val, norm, device, out_dir, spike_chans > 0)
     if progress:
         print(f"wrote {len(written)} frames of {len(dataset)} sequences to {out_dir}", file=sys.stderr)

@@ -65,7 +65,7 @@ class StepTelemetry:
 
     def _clear(self) -> None:
         self.steps, self.data_s, self.step_s = 0, 0.0, 0.0
-        self.loss_sum = None
+        self.loss_sum, self.losses = None, 0
 
     def begin(self) -> None:
         self._t_begin = time.perf_counter()
@@ -73,10 +73,13 @@ class StepTelemetry:
     def data_ready(self) -> None:
         self._t_data = time.perf_counter()
 
-    def end(self, loss: torch.Tensor, done: int, report: bool) -> StepStats | None:
-        """Close iteration ``done`` (1-based); a `StepStats` when ``report``, else None."""
-        detached = loss.detach().float()
-        self.loss_sum = detached if self.loss_sum is None else self.loss_sum + detached
+    def end(self, loss: torch.Tensor | None, done: int, report: bool) -> StepStats | None:
+        """Close iteration ``done`` (1-based); a `StepStats` when ``report``, else None.
+        ``loss`` None: a skipped (non-finite) step, timed but left out of the mean loss."""
+        if loss is not None:
+            detached = loss.detach().float()
+            self.loss_sum = detached if self.loss_sum is None else self.loss_sum + detached
+            self.losses += 1
         self.steps += 1
         if report:
             synchronize(self.device)
@@ -88,7 +91,8 @@ class StepTelemetry:
         if not report:
             return None
         n = self.steps
-        stats = StepStats(iter=done, steps=n, loss=float(self.loss_sum) / n,
+        mean_loss = float(self.loss_sum) / self.losses if self.losses else float("nan")
+        stats = StepStats(iter=done, steps=n, loss=mean_loss,
                           data_ms=1000 * self.data_s / n, step_ms=1000 * self.step_s / n,
                           data_share=self.data_s / self.step_s if self.step_s else 0.0,
                           samples_per_s=n * self.samples_per_step / self.step_s if self.step_s else 0.0,

@@ -33,13 +33,13 @@ import datetime
 import csv
 import os
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from spikeprep import ConfigError, write_text_atomic
+from spikeprep import ConfigError
 
 from .augment import SpikeNorm, assemble
 from .config import Config, dump_config, to_dict
@@ -49,7 +49,12 @@ from .telemetry import StepTelemetry, add_scalars, append_csv
 from .factory import build_model  # noqa: F401  (public: vrt_train.train.build_model)
 from .checkpoint import (atomic_save, init_weights,
                          resolve_resume, rng_state, save_checkpoint, set_rng_state)
+from .checkpoint import clean_temp_files, prepare_out_dir, write_text
+from .errors import Preempted
+from .guard import StepGuard, assert_finite_weights, requested_signal
+from .resume import cache_identity, check_config, pick_checkpoint, restore
 from .validate import validate
+from .workers import WorkerInit, close_loader, next_batch
 
 
 # -- setup ------------------------------------------------------------------------------------
@@ -79,13 +84,22 @@ def unwrap(model):
 
 # -- training ---------------------------------------------------------------------------------
 
-def train(cfg: Config, *, resume=None, init_from=None, progress: bool = True, model_fn=None) -> dict:
+def train(cfg: Config, **kwargs) -> dict:
     """Train per ``cfg``; returns a summary dict (iter, psnr/ssim of output and input, paths).
 
-    resume: a checkpoint path, "auto" (latest in ``out_dir``, or a fresh start) or None.
+    resume: a checkpoint path, "auto" (newest usable in ``out_dir``, or a fresh start) or None.
     init_from: an RGB/KAIR checkpoint loaded through `vrt_train.model.load_pretrained`.
     model_fn: ``spike_chans -> nn.Module`` replacing `build_model` (tests).
+    Faults (see `vrt_train.guard`, `vrt_train.resume`): raises `TrainingDiverged`, `Preempted`
+    (inside `vrt_train.guard.stop_on_signals`), `OutputError`, `CheckpointError`, `ConfigError`;
+    DataLoader workers are shut down whichever way it ends.
     """
+    with ExitStack() as cleanup:
+        return _train(cfg, cleanup, **kwargs)
+
+
+def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, progress: bool = True,
+           model_fn=None) -> dict:
     rank, world, device, own_pg = setup_distributed()
     d, t = cfg.data, cfg.train
     if d.batch_size % world:
@@ -97,7 +111,11 @@ def train(cfg: Config, *, resume=None, init_from=None, progress: bool = True, mo
         torch.use_deterministic_algorithms(True, warn_only=True)
     out_dir = Path(cfg.out_dir)
     is_main = rank == 0
+    if is_main:
+        prepare_out_dir(out_dir)
     log = _Logger(out_dir, is_main, progress, t.print_every, t.tensorboard)
+    for stale in clean_temp_files(out_dir) if is_main else []:
+        log.print(f"removed {stale}, left by an interrupted checkpoint write")
 
     dataset = ShardDataset(d.cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike)
     manifest = dataset.items.manifest
@@ -134,36 +152,29 @@ def train(cfg: Config, *, resume=None, init_from=None, progress: bool = True, mo
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
 
     start_it, best_psnr = 0, float("-inf")
-    ckpt_path = resolve_resume(resume, out_dir)
-    if ckpt_path is not None:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        start_it, best_psnr = state["iter"], state.get("best_psnr", float("-inf"))
-        if state.get("world_size", world) != world:
-            log.print(f"warning: resuming with {world} processes, checkpoint had {state['world_size']}: "
-                      "the data stream differs from an uninterrupted run")
-        log.print(f"resumed from {ckpt_path} at iteration {start_it}")
+    ckpt_path, state = pick_checkpoint(resume, out_dir, log)
+    if state is not None:
+        check_config(state, cfg, ckpt_path, manifest, spike_chans, log)
+        start_it, best_psnr = restore(state, ckpt_path, model=model, ema=ema, optimizer=optimizer,
+                                      scheduler=scheduler, scaler=scaler, world=world, log=log)
+        del state
 
     net = _Wrapper(model, world, device)
 
     sampler = ClipSampler.at(start_it * per_rank, len(dataset), rank, world, cfg.seed)
-    loader = make_loader(dataset, per_rank, d.workers, sampler, pin_memory=device.type == "cuda")
+    loader = make_loader(dataset, per_rank, d.workers, sampler, pin_memory=device.type == "cuda",
+                         worker_init_fn=WorkerInit())
     batches = iter(loader)
+    cleanup.callback(close_loader, batches)
     if is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out_dir / "config.yaml", dump_config(cfg))
+        write_text(out_dir / "config.yaml", dump_config(cfg))
     log.print(f"{cfg.name}: {sum(p.numel() for p in model.parameters()):,} parameters, spike_chans "
               f"{spike_chans}, {world} process(es), batch {per_rank}/rank, spike_norm {norm.mode}, "
               f"{len(dataset)} items/epoch, iterations {start_it}..{t.total_iter}")
 
     def make_state(done: int) -> dict:
-        return {"iter": done, "model": model.state_dict(),
+        assert_finite_weights(done, model=model, ema=ema)  # never save garbage
+        return {"iter": done, "cache": cache_identity(manifest), "model": model.state_dict(),
                 "ema": ema.state_dict() if ema is not None else None,
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "rng": rng_state(), "best_psnr": best_psnr,
@@ -172,13 +183,14 @@ def train(cfg: Config, *, resume=None, init_from=None, progress: bool = True, mo
 
     summary = {"iter": start_it, "checkpoint": None, "best_checkpoint": None, "out_dir": str(out_dir)}
     t0, last_val = time.time(), None
+    guard = StepGuard(t.max_nonfinite_steps, world, check_grads=not scaler.is_enabled())
     log.start(t.total_iter, start_it)
     tele = StepTelemetry(device, per_rank * world)
     for it in range(start_it, t.total_iter):
         torch.manual_seed(step_seed(cfg.seed, rank, it))
         aug_gen = torch.Generator().manual_seed(step_seed(cfg.seed, rank, it) ^ 0x5DEECE66D)
         tele.begin()
-        batch = next(batches)
+        batch = next_batch(batches)
         tele.data_ready()
         L, H = assemble(batch, device, norm, d.augment, aug_gen, use_spike=d.use_spike)
         frozen = it < t.fix_iter
@@ -193,41 +205,71 @@ def train(cfg: Config, *, resume=None, init_from=None, progress: bool = True, mo
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], t.clip_grad)
         lr_used = optimizer.param_groups[0]["lr"]
-        scaler.step(optimizer)
-        scaler.update()
+        finite, loss_value, stop = guard.check(loss, model.parameters())  # the step's one host sync
+        done = it + 1
+        if finite:
+            guard.passed()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            _skip_scaler(scaler)
+            guard.skip(done, loss_value, lr_used, log)
         scheduler.step()
-        if ema is not None:
+        if ema is not None and finite:
             with torch.no_grad():
                 for pe, pm in zip(ema.parameters(), model.parameters()):
                     pe.mul_(t.ema_decay).add_(pm.detach(), alpha=1 - t.ema_decay)
                 for be, bm in zip(ema.buffers(), model.buffers()):
                     be.copy_(bm)
-        done = it + 1
-        log.step(done, lr_used, frozen, tele.end(loss, done, report=done % t.print_every == 0))
+        log.step(done, lr_used, frozen, tele.end(loss if finite else None, done,
+                                               report=done % t.print_every == 0))
 
+        validated = saved = False
         if done % t.val_every == 0 or done == t.total_iter:
+            validated = True
             if is_main:
-                last_val = validate(ema if ema is not None else model, val_set, cfg.val, norm, device, d.use_spike)
-                log.val(done, last_val)
-                if last_val["psnr"] > best_psnr:
+                last_val = validate(ema if ema is not None else model, val_set, cfg.val, norm, device, d.use_spike,
+                                    stop=requested_signal)
+                if last_val is None:
+                    log.print(f"validation at iteration {done} abandoned: stop signal")
+                else:
+                    log.val(done, last_val)
+                if last_val is not None and last_val["psnr"] > best_psnr:
                     best_psnr = last_val["psnr"]
                     best = out_dir / "checkpoints" / "best.pt"
-                    best.parent.mkdir(parents=True, exist_ok=True)
                     atomic_save(make_state(done), best)
-                    write_text_atomic(best.with_suffix(".yaml"), dump_config(cfg))
+                    write_text(best.with_suffix(".yaml"), dump_config(cfg))
                     summary["best_checkpoint"] = str(best)
             if world > 1:
                 dist.barrier()
         if done % t.checkpoint_every == 0 or done == t.total_iter:
+            saved = True
             if is_main:
                 summary["checkpoint"] = str(save_checkpoint(make_state(done), cfg, out_dir, done, t.keep_last))
             if world > 1:
                 dist.barrier()
+        stop = guard.stop_after(stop, resync=validated)
+        if stop and done < t.total_iter:
+            path = out_dir / "checkpoints" / f"iter_{done:08d}.pt"
+            if is_main and not saved:
+                path = save_checkpoint(make_state(done), cfg, out_dir, done, t.keep_last)
+            if world > 1:
+                dist.barrier()
+            log.print(f"stop signal: checkpoint {path} written at iteration {done}")
+            log.stop()
+            raise Preempted(stop, done, path)
     log.stop()
-    summary.update(iter=t.total_iter, seconds=time.time() - t0, **(last_val or {}))
+    summary.update(iter=t.total_iter, seconds=time.time() - t0, skipped_steps=guard.skipped, **(last_val or {}))
     if own_pg:
         dist.destroy_process_group()
     return summary
+
+
+def _skip_scaler(scaler) -> None:
+    """A skipped step under fp16: lower the loss scale as an overflow would (and reset the
+    scaler's per-step state, which a skipped `GradScaler.step` leaves behind)."""
+    if scaler.is_enabled():
+        scaler.update(scaler.get_scale() * scaler.get_backoff_factor())
 
 
 class _Wrapper:

@@ -11,6 +11,7 @@ is padded (flip padding, as KAIR) to the sizes the model accepts and the output 
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
 import cv2
@@ -122,11 +123,55 @@ def _batched(item: dict) -> dict:
     return {k: (v.unsqueeze(0) if torch.is_tensor(v) else [v]) for k, v in item.items()}
 
 
+class _Abandoned(Exception):
+    pass
+
+
+class _StopCheck:
+    """The model, called through a check of ``stop()`` before every forward (chunk or tile)."""
+
+    def __init__(self, model, stop):
+        self._model, self.stop = weakref.ref(model), stop  # weak: cached per model below
+
+    @property
+    def module(self):
+        return self._model()
+
+    def __call__(self, x):
+        if self.stop():
+            raise _Abandoned
+        return self.module(x)
+
+
+_STOP_CHECKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _stop_check(model, stop) -> _StopCheck:
+    """One wrapper per (model, stop), so code that caches by ``id(model)`` sees the same one."""
+    check = _STOP_CHECKS.get(model)
+    if check is None or check.stop is not stop:
+        check = _STOP_CHECKS[model] = _StopCheck(model, stop)
+    return check
+
+
 @torch.no_grad()
-def validate(model, dataset, val_cfg, norm, device, use_spike: bool) -> dict:
-    """Mean over sequences of per-frame PSNR/SSIM (output vs sharp, and blurred input vs sharp)."""
+def validate(model, dataset, val_cfg, norm, device, use_spike: bool, stop=None) -> dict | None:
+    """Mean over sequences of per-frame PSNR/SSIM (output vs sharp, and blurred input vs sharp).
+
+    stop: an optional callable checked before every forward (each temporal chunk and tile);
+    when it returns a true value the validation is abandoned and None returned (a stop signal
+    must not wait for a long validation)."""
     was_training = model.training
     model.eval()
+    try:
+        return _validate(_stop_check(model, stop) if stop else model, dataset, val_cfg, norm, device, use_spike)
+    except _Abandoned:
+        return None
+    finally:
+        model.train(was_training)
+
+
+def _validate(model, dataset, val_cfg, norm, device, use_spike: bool) -> dict:
     rows = []
     for i in range(len(dataset)):
         L, H = assemble(_batched(dataset[i]), "cpu", norm, None, use_spike=use_spike)
@@ -134,7 +179,6 @@ def validate(model, dataset, val_cfg, norm, device, use_spike: bool) -> dict:
         p, s = video_metrics(out, H[0])
         pi, si = video_metrics(L[0, :, :3], H[0])
         rows.append((p, s, pi, si))
-    model.train(was_training)
     mean = [sum(col) / len(col) for col in zip(*rows)]
     return dict(zip(("psnr", "ssim", "psnr_input", "ssim_input"), mean))
 

@@ -14,6 +14,7 @@ few frames per worker, whatever the stream or dataset length.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import re
@@ -23,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -38,7 +40,8 @@ from .journal import Journal, done_sequences
 from .lock import acquire_write_lock
 from .manifest import Manifest, SequenceEntry, SpikeStats, diff_params, write_manifest
 from .plan import BuildPlan, plan_build
-from .records import FORMAT, FORMAT_VERSION, META_INFO_NAME, RECORD_CHECKSUM, checksum, shard_name
+from .records import (FORMAT, FORMAT_VERSION, JOURNAL_NAME, META_INFO_NAME, RECORD_CHECKSUMS,
+                      checksum, shard_name)
 from .safety import check_locations, check_resumable, check_wipe, is_empty, wipe_cache
 from .staleness import describe as describe_stale
 from .staleness import plan_changed_error, refresh_stale, source_paths, stat_sources
@@ -165,7 +168,8 @@ def prepare_cache(cache: Path, plan: BuildPlan, force: bool) -> dict[str, dict]:
     cache.mkdir(parents=True, exist_ok=True)
     if is_empty(cache):
         journal.start({"format": FORMAT, "version": FORMAT_VERSION, "identity": plan.identity(),
-                       "plan": {s.name: s.shard for s in plan.sequences}})
+                       "plan": {s.name: s.shard for s in plan.sequences},
+                       "record_checksum": plan.config.checksum_algorithm})
         return {}
     entries = journal.read(repair=True)
     if not entries or entries[0].get("kind") != "start":
@@ -212,7 +216,7 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
             on_frame(sum(len(v) for _, v in result.records))
         if mask is not None:
             key, value = hot_pixel_record(seq.name, mask, cfg)
-            state["records"][key] = checksum(value)
+            state["records"][key] = checksum(value, cfg.checksum_algorithm)
             yield key, value
 
     nbytes = writer.write_sequence(seq.shard, seq.nbytes, produce, clear_prefix=f"{seq.name}/")
@@ -253,7 +257,7 @@ def assemble_manifest(plan: BuildPlan, done: dict[str, dict]) -> Manifest:
                              else "float16-rounded value histograms")
     shards = sorted({shard_name(e.shard) for e in sequences.values()})
     return Manifest.new(plan.params, sequences, SpikeStats.from_dict(spike_stats, "spike_stats"),
-                        shards, version("spikeprep"), RECORD_CHECKSUM)
+                        shards, version("spikeprep"), RECORD_CHECKSUMS[plan.config.checksum_algorithm])
 
 
 def _progress(enabled: bool, total: int):
@@ -267,8 +271,8 @@ def _progress(enabled: bool, total: int):
 
 def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None, match="none",
                      shard_size=DEFAULT_SHARD_SIZE, workers=0, val=(), hot_pixels="off", force=False,
-                     progress=True, initial_map_size=DEFAULT_INITIAL_MAP_SIZE,
-                     break_lock=False, on_notice=None) -> BuildSummary:
+                     progress=True, initial_map_size=DEFAULT_INITIAL_MAP_SIZE, part=None,
+                     build_missing=False, dask=None, break_lock=False, on_notice=None) -> BuildSummary:
     """Build (or resume) the LMDB voxel cache of DATA_ROOT in CACHE; return a `BuildSummary`.
 
     S: voxel channels parameter (None: the representation's default); repr/repr_params: see
@@ -278,12 +282,17 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     (only a spikeprep cache, and only the entries spikeprep writes: `spikeprep.cache.safety`);
     break_lock: remove write locks held from other hosts (`spikeprep.cache.lock`); on_notice:
     called with each line for the user as it happens (also kept in ``summary.notices``).
+    part: ``"I/N"`` builds only part I of N (`spikeprep.cache.parts`); without it, a CACHE holding
+    parts is completed (``build_missing``: build missing or failed parts here first).
+    dask: a Dask scheduler address; frames are computed on its workers (`spikeprep.cache.dask_backend`).
 
     Safety: CACHE may not be DATA_ROOT or contain it; the write lock is taken before anything is
     written or deleted; done sequences whose sources changed are rebuilt (`refresh_stale`).
     Raises CacheError when CACHE holds a build with other parameters (unless force), LockError
     when another process writes it, BuildInterrupted on SIGTERM/SIGINT/SIGHUP.
     """
+    from . import parts as partitioned
+
     t0 = time.perf_counter()
     if int(workers) < 0:
         raise UsageError("--workers must be >= 0", found=workers, expected="0, 1, 2, ...")
@@ -291,7 +300,8 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
                       hot_pixels=hot_pixels, val=tuple(val), shard_size=parse_size(shard_size))
     cache = Path(cache)
     check_locations(cache, Path(data_root))
-    (check_wipe if force else check_resumable)(cache)  # reads only: refuse before the lock writes
+    options = RunOptions(workers=int(workers), progress=progress, initial_map_size=initial_map_size,
+                         dask=dask)
     notices = []
 
     def notice(line: str) -> None:
@@ -299,29 +309,78 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
         if on_notice is not None:
             on_notice(line)
 
-    with acquire_write_lock(cache, break_lock=break_lock) as lock, stop_on_signals():
-        for line in lock.notices():
-            notice(line)
-        done = prepare_cache(cache, plan, force)
-        stale = refresh_stale(cache, plan, done)
-        if stale:
-            notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
-        summary = _build(plan, cache, done, workers, progress, initial_map_size, t0)
-    summary.rebuilt, summary.notices = sorted(stale), notices
+    if part is not None:
+        summary = partitioned.build_part(plan, cache, part, options, ENGINE, force=force,
+                                         break_lock=break_lock, notice=notice)
+    elif not force and partitioned.holds_parts(cache):
+        summary = partitioned.complete(plan, cache, options, ENGINE, build_missing=build_missing,
+                                       break_lock=break_lock, notice=notice)
+    else:
+        (check_wipe if force else check_resumable)(cache)  # reads only: refuse before the lock writes
+        with acquire_write_lock(cache, break_lock=break_lock) as lock, stop_on_signals():
+            for line in lock.notices():
+                notice(line)
+            plan = plan if force else partitioned.as_recorded(cache, plan)
+            done = prepare_cache(cache, plan, force)
+            plan = with_journal_checksum(cache, plan)
+            stale = refresh_stale(cache, plan, done)
+            if stale:
+                notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
+            summary = _build(plan, cache, done, options, t0)
+        summary.rebuilt = sorted(stale)
+    summary.notices = notices
     return summary
 
 
-def _build(plan: BuildPlan, cache: Path, done: dict, workers, progress: bool, initial_map_size,
-           t0: float) -> BuildSummary:
+def _build(plan: BuildPlan, cache: Path, done: dict, options: "RunOptions", t0: float) -> BuildSummary:
     """Build the sequences not in ``done``, then write the manifest and meta_info.txt."""
-    journal, writer = Journal(cache), ShardWriter(cache, initial_map_size)
     todo = [s for s in plan.sequences if s.name not in done]
+    per_sequence, grows, warnings = run_sequences(plan, cache, Journal(cache), todo, done, options, t0)
+    manifest = finish(cache, plan, done)
+    return summarize(cache, plan, per_sequence, len(plan.sequences) - len(todo), len(manifest.shards),
+                     grows, options, t0, warnings)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a build (none of it changes the output): worker processes (0/1: in-process),
+    a progress bar, the LMDB maps' first size, a Dask scheduler address (None: local)."""
+
+    workers: int = 0
+    progress: bool = False
+    initial_map_size: int = DEFAULT_INITIAL_MAP_SIZE
+    dask: str | None = None
+
+    def runner(self, cfg: FrameConfig):
+        """The frame runner: local processes, or a Dask cluster."""
+        if self.dask:
+            from .dask_backend import DaskRunner
+            return DaskRunner(cfg, self.dask)
+        return FrameRunner(cfg, self.workers)
+
+
+def with_journal_checksum(cache: Path, plan: BuildPlan, journal: str = JOURNAL_NAME) -> BuildPlan:
+    """``plan`` with the record checksum algorithm its journal started with (journals written
+    before spikeprep 0.2 name none: blake2b), so a resumed cache names one algorithm."""
+    algorithm = Journal(cache, journal).header().get("record_checksum", "blake2b")
+    if algorithm == plan.config.checksum_algorithm:
+        return plan
+    return dataclasses.replace(plan, config=dataclasses.replace(plan.config, checksum_algorithm=algorithm))
+
+
+def run_sequences(plan: BuildPlan, cache: Path, journal: Journal, todo, done: dict,
+                  options: RunOptions, t0: float) -> tuple[list, int]:
+    """Build the sequences ``todo`` (each one transaction, then one journal line; ``done`` gets
+    their entries); return ``([(name, frames, bytes, seconds)], map grows, input warnings)``."""
+    if not todo:
+        return [], 0, []
+    writer = ShardWriter(cache, options.initial_map_size)
     total_frames = sum(len(s.sync.frames) for s in todo)
     counters = {"frames": 0, "bytes": 0}
     per_sequence, warnings = [], []
-    runner = FrameRunner(plan.config, workers)
+    runner = options.runner(plan.config)
     try:
-        with _progress(progress, total_frames) as bar:
+        with _progress(options.progress, total_frames) as bar:
             task = bar.add_task("voxelize", total=total_frames, rate="")
 
             def on_frame(nbytes: int) -> None:
@@ -343,11 +402,24 @@ def _build(plan: BuildPlan, cache: Path, done: dict, workers, progress: bool, in
     finally:
         runner.close()
         writer.close()
+    return per_sequence, writer.grows, warnings
+
+
+def finish(cache: Path, plan: BuildPlan, done: dict) -> Manifest:
+    """Write the manifest and meta_info.txt from the journal entries ``done``."""
     manifest = assemble_manifest(plan, done)
     write_manifest(cache, manifest)
     write_text_atomic(cache / META_INFO_NAME, "\n".join(manifest.meta_info_lines()) + "\n")
-    bytes_written = sum(b for _, _, b, _ in per_sequence)
-    return BuildSummary(str(cache), len(plan.sequences), len(plan.sequences) - len(todo),
-                        sum(f for _, f, _, _ in per_sequence), bytes_written,
-                        time.perf_counter() - t0, len(manifest.shards), writer.grows, int(workers),
-                        per_sequence, warnings=warnings)
+    return manifest
+
+
+def summarize(cache: Path, plan: BuildPlan, per_sequence: list, skipped: int, shards: int,
+              grows: int, options: RunOptions, t0: float, warnings=()) -> BuildSummary:
+    return BuildSummary(str(cache), len(plan.sequences), skipped, sum(f for _, f, _, _ in per_sequence),
+                        sum(b for _, _, b, _ in per_sequence), time.perf_counter() - t0, shards, grows,
+                        options.workers, per_sequence, warnings=list(warnings))
+
+
+#: The build steps `spikeprep.cache.parts` runs (passed to it, so it never imports this module).
+ENGINE = SimpleNamespace(run_sequences=run_sequences, with_journal_checksum=with_journal_checksum,
+                         finish=finish, summarize=summarize)

@@ -23,7 +23,7 @@ from ..hotpixels import detect_hot_pixels, firing_rate, repair_hot_pixels
 from ..sync import SyncFile
 from ..voxel import voxelize
 from .manifest import CacheParams
-from .records import checksum, encode_record, frame_key, hot_pixels_key
+from .records import RECORD_CHECKSUM_ALGORITHM, checksum, encode_record, frame_key, hot_pixels_key
 from .stats import channel_histograms
 
 
@@ -36,6 +36,8 @@ class FrameConfig:
     spike_h: int
     spike_w: int
     params: CacheParams
+    #: record checksum algorithm (`spikeprep.fingerprint`); a resumed build keeps its journal's
+    checksum_algorithm: str = RECORD_CHECKSUM_ALGORITHM
 
     @property
     def rgb_shape(self) -> tuple[int, int, int]:
@@ -134,8 +136,8 @@ def compute_frame(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None = Non
     records.append((frame_key(job.sequence, job.index, "spike"),
                     encode_record(voxels, job.spike_begin, job.spike_end)))
     hists = channel_histograms(voxels) if with_stats else []
-    return FrameResult(job.index, records, {k: checksum(v) for k, v in records}, sources, hists,
-                       job.spike_end - job.spike_begin, conversions)
+    return FrameResult(job.index, records, {k: checksum(v, cfg.checksum_algorithm) for k, v in records},
+                       sources, hists, job.spike_end - job.spike_begin, conversions)
 
 
 

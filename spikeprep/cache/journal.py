@@ -18,8 +18,13 @@ from .records import JOURNAL_NAME
 class Journal:
     """``CACHE/progress.jsonl``: a ``start`` line (params, plan), then one line per finished sequence."""
 
-    def __init__(self, cache: Path) -> None:
-        self.path = Path(cache) / JOURNAL_NAME
+    def __init__(self, cache: Path, name: str = JOURNAL_NAME) -> None:
+        self.path = Path(cache) / name
+
+    def header(self) -> dict:
+        """The ``start`` line ({} when there is no journal yet)."""
+        entries = self.read()
+        return entries[0] if entries and entries[0].get("kind") == "start" else {}
 
     def read(self, repair: bool = False) -> list[dict]:
         """Entries in order; a torn last line (crash mid-write) is ignored (cut off if ``repair``)."""

@@ -34,7 +34,7 @@ import numpy as np
 from ..errors import CacheError
 from ..files import write_text_atomic
 from .records import (FORMAT, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME, MATCH_MODES, frame_key,
-                      hot_pixels_key)
+                      hot_pixels_key, record_checksum_algorithm)
 
 MANIFEST_VERSION = 2
 SPLITS = ("train", "val")
@@ -297,6 +297,11 @@ class Manifest(_Record):
     def get(self, key: str, default=None):
         return self._json.get(key, default)
 
+    @property
+    def record_algorithm(self) -> str:
+        """The hash algorithm of ``sequences[*].records`` (named in ``record_checksum``)."""
+        return record_checksum_algorithm(self.record_checksum)
+
     def meta_info_lines(self) -> list[str]:
         """KAIR meta_info lines ``SEQ NFRAMES (H,W,3) 0`` for every sequence, sorted."""
         h, w, c = self.params.rgb_shape
@@ -322,6 +327,10 @@ def manifest_from_dict(raw, path=None) -> Manifest:
     sequences = {name: SequenceEntry.from_dict(entry, f"sequence {name!r}", path)
                  for name, entry in sorted(seqs.items())}
     stats = SpikeStats.from_dict(raw.get("spike_stats"), "spike_stats", path)
+    try:
+        record_checksum_algorithm(str(raw.get("record_checksum", "")))
+    except CacheError as err:
+        raise _invalid("record_checksum names an unknown algorithm", err.found, err.expected, path) from None
     shards = raw.get("shards", [])
     _need(isinstance(shards, list) and all(isinstance(x, str) for x in shards), "shards",
           repr(shards), "a list of shard folder names", path)

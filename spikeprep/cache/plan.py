@@ -49,10 +49,14 @@ class BuildPlan:
     sequences: tuple[SequencePlan, ...]
     shard_size: int
     val: tuple[str, ...]
+    #: N of a partitioned build (``voxelize --part I/N``; shards planned per part, see
+    #: `spikeprep.cache.parts`), None for a single-process plan
+    parts: int | None = None
 
     def identity(self) -> dict:
-        """What must be equal for a build to resume: params, shard size, split."""
-        return {**self.params.to_dict(), "shard_size": self.shard_size, "val": list(self.val)}
+        """What must be equal for a build to resume: params, shard size, split (and parts)."""
+        out = {**self.params.to_dict(), "shard_size": self.shard_size, "val": list(self.val)}
+        return out if self.parts is None else {**out, "parts": self.parts}
 
 
 def _image_shape(path: Path) -> tuple[int, int, int]:

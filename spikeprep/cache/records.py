@@ -24,8 +24,8 @@ Header fields: ``magic`` = b"SPKC", ``version`` = FORMAT_VERSION, ``dtype_code``
 ``ndim``, ``shape`` (unused dims 0), ``spike_begin``/``spike_end`` (the spike window
 ``[begin, end)`` of a spike record; -1 for other records).
 
-Checksums: `checksum` (`spikeprep.fingerprint`, the algorithm named in the manifest's
-``record_checksum``) over the whole LMDB value (header + payload). The manifest's schema is
+Checksums: `checksum` (`spikeprep.fingerprint`: xxh3_128 for new caches, blake2b for caches
+built before 0.2; the algorithm is named first in the manifest's ``record_checksum``) over the whole LMDB value (header + payload). The manifest's schema is
 `spikeprep.cache.manifest`.
 """
 
@@ -46,9 +46,13 @@ MAGIC = b"SPKC"
 MANIFEST_NAME = "manifest.json"
 META_INFO_NAME = "meta_info.txt"
 JOURNAL_NAME = "progress.jsonl"
-#: Algorithm of the record checksums, and how the manifest describes it.
-RECORD_CHECKSUM_ALGORITHM = "blake2b"
-RECORD_CHECKSUM = "blake2b-128 hex of the whole LMDB value (header + payload)"
+#: Algorithm of the record checksums new builds write, and how the manifest describes it
+#: (``record_checksum``: the algorithm's name first, as `record_checksum_algorithm` parses it).
+RECORD_CHECKSUM_ALGORITHM = fingerprint.DEFAULT_ALGORITHM
+_CHECKSUM_SUFFIX = " hex of the whole LMDB value (header + payload)"
+#: Descriptions by algorithm; ``blake2b-128 ...`` is what caches built before 0.2 hold.
+RECORD_CHECKSUMS = {"xxh3_128": "xxh3_128" + _CHECKSUM_SUFFIX, "blake2b": "blake2b-128" + _CHECKSUM_SUFFIX}
+RECORD_CHECKSUM = RECORD_CHECKSUMS[RECORD_CHECKSUM_ALGORITHM]
 
 #: One record header, declared once; writer and reader both use it. 48 bytes, so payloads start
 #: 16-byte aligned within the value.
@@ -129,8 +133,8 @@ def encode_record(array: np.ndarray, spike_begin: int = -1, spike_end: int = -1)
     header["ndim"] = array.ndim
     header["shape"][:array.ndim] = array.shape
     header["spike_begin"], header["spike_end"] = spike_begin, spike_end
-    little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-    return header.tobytes() + little.tobytes()
+    little = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
+    return b"".join((header.tobytes(), memoryview(little).cast("B")))  # one copy of the payload
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,20 @@ def decode_record(value, key: str = "?") -> tuple[RecordHeader, np.ndarray]:
     return header, array
 
 
-def checksum(value) -> str:
+def checksum(value, algorithm: str = RECORD_CHECKSUM_ALGORITHM) -> str:
     """The record checksum: hex digest of a whole LMDB value (`RECORD_CHECKSUM`)."""
-    return fingerprint.digest(value, RECORD_CHECKSUM_ALGORITHM)
+    return fingerprint.digest(value, algorithm)
+
+
+def record_checksum_algorithm(description: str) -> str:
+    """The algorithm a manifest's ``record_checksum`` names: ``"xxh3_128 hex of ..."`` ->
+    ``"xxh3_128"``, ``"blake2b-128 hex of ..."`` (caches before 0.2) -> ``"blake2b"``; an empty
+    description (the oldest manifests) means blake2b. CacheError for an unknown algorithm."""
+    for algorithm, text in RECORD_CHECKSUMS.items():
+        if description.split(" ", 1)[0] == text.split(" ", 1)[0]:
+            return algorithm
+    if not description:
+        return "blake2b"
+    raise CacheError("cache manifest names an unknown record checksum", found=description,
+                     expected=" | ".join(RECORD_CHECKSUMS.values()),
+                     fix="upgrade spikeprep, or rebuild the cache with 'spikeprep voxelize ... --force'")

@@ -6,7 +6,8 @@ damaged sources):
 1. the manifest parses, has the schema, and its params_hash matches its params;
 2. every shard opens and is not truncated (checked from its meta page before any read);
 3. every record the manifest promises is present, with a valid header of the right shape and
-   dtype, and its blake2b checksum matches; no shard holds unexpected keys;
+   dtype, and its checksum (the manifest's ``record_checksum`` algorithm) matches; no shard
+   holds unexpected keys;
 4. ``spike_stats`` recomputed from the train sequences' spike records equals the manifest's (up
    to float rounding, `STATS_RTOL`), and ``over`` lists exactly the train sequences;
 5. with ``data_root``: every source file (sync.json, .dat, png) still has its size and hash;
@@ -87,6 +88,7 @@ def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None
             owner[key] = seq
         for key in set(entry.records) - set(promised):
             report.add(seq, parse_key(key)[1], key, "manifest lists a record the params do not explain")
+    algorithm = manifest.record_algorithm
     for shard, expected in sorted(by_shard.items()):
         path = root / shard_name(shard)
         problem = check_shard_file(path)
@@ -116,8 +118,9 @@ def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None
                         report.add(seq, frame, key, f"header says {header.dtype} {header.shape}, "
                                                     f"expected {dtype} {tuple(shape)}")
                     stored = manifest.sequences[seq].records.get(key)
-                    if checksum(value) != stored:
-                        report.add(seq, frame, key, f"checksum mismatch: found {checksum(value)}, "
+                    found = checksum(value, algorithm)
+                    if found != stored:
+                        report.add(seq, frame, key, f"checksum mismatch: found {found}, "
                                                     f"manifest {stored}")
                     elif seq in train and parse_key(key)[2] == "spike":
                         _, voxels = decode_record(value, key)

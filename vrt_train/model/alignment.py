@@ -89,6 +89,10 @@ class FlowGuidedDeformConv(nn.Module):
         per_neighbour = residual.chunk(self.neighbours, dim=1)
         offset = torch.cat([part + flow.flip(1).repeat(1, part.shape[1] // 2, 1, 1)
                             for part, flow in zip(per_neighbour, flows)], dim=1)
+        # torchvision's deform_conv2d segfaults on NaN/inf offsets (diverged weights or input):
+        # make them 0 (finite offsets are unchanged; the NaN still reaches the loss, whose
+        # check skips the step: vrt_train.guard).
+        offset = torch.nan_to_num(offset, nan=0.0, posinf=0.0, neginf=0.0)
         # With k > 1 neighbours the input has k*C channels for a C-channel kernel, which
         # torchvision treats as k weight groups (as the released weights were trained).
         return torchvision.ops.deform_conv2d(neighbours, offset, self.weight, self.bias,
