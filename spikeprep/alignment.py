@@ -112,7 +112,9 @@ def prefix_counts_kernel(flat, frame_bytes, bounds, out):
                         for w in range(full_words):
                             acc[row + w] += (_load_word(flat, base + 8 * w) >> shift) & _LANE_ONES
                     if tail_bytes:
-                        word = _load_partial_word(flat, base + 8 * full_words, tail_bytes)
+                        # np.uint64(): from plain Python (py_func) the jitted helper returns a
+                        # Python int, which NumPy 1.x promotes to float64 in `>>`
+                        word = np.uint64(_load_partial_word(flat, base + 8 * full_words, tail_bytes))
                         for k in range(8):
                             acc[k * n_words + full_words] += (word >> np.uint64(k)) & _LANE_ONES
                 # drain: lane b of acc[k, w] counts pixel 8 * (8w + b) + k of the block

@@ -87,3 +87,13 @@ def test_packaged_trainer_configs_are_the_repository_configs():
     assert sorted(p.name for p in packaged.iterdir() if p.name.endswith(".yaml")) == names
     for name in names:
         assert (packaged / name).read_bytes() == (ROOT / "configs" / name).read_bytes(), name
+
+
+def test_demo_trains_with_the_packaged_config_by_default(tmp_path):
+    from spikeprep.demo import DEMO_CONFIG_NAME, _training_config
+    from vrt_train.config import load_config
+
+    config = _training_config(None)
+    assert config == Path(str(files("vrt_train") / "configs" / DEMO_CONFIG_NAME))
+    cfg = load_config(config, [f"data.cache={tmp_path / 'cache'}", f"out_dir={tmp_path / 'train'}"])
+    assert cfg.out_dir == str(tmp_path / "train")
