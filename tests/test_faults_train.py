@@ -301,11 +301,15 @@ def test_signals_checkpoint_then_resume_is_bit_exact_no_orphans(tmp_path):
 
 @pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
 def test_second_sigint_stops_at_once(tmp_path):
+    # each forward sleeps 2 s (a signal runs its handler during a sleep at once), so the first SIGINT's
+    # handler has run well before the second arrives (two signals before Python's handler runs
+    # would be seen as one), and the iteration boundary where it would checkpoint is still far
     proc = _spawn(["--opt", write_cfg(tmp_path, total_iter=500, checkpoint_every=1000)], tmp_path / "p",
-                  FAULT_SLEEP=0.3)
-    _wait_for(tmp_path / "p" / f"{proc.pid}.iter", 2, proc=proc)
+                  FAULT_SLEEP=2.0)
+    _wait_for(tmp_path / "p" / f"{proc.pid}.iter", 2, proc=proc)  # written as a forward ends
+    time.sleep(0.5)  # now inside the next forward's 2 s sleep
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.01)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err.startswith("interrupted: stopped at once") and "Traceback" not in err, err
