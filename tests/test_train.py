@@ -194,6 +194,7 @@ from pathlib import Path
 cfg = t.small_cfg(Path({str(tmp_path)!r}), None, total_iter=5, fix_iter=2, val_every=5)
 s = t.train(cfg, progress=False, model_fn=t.TinyNet)
 Path({str(tmp_path)!r}, "rank" + os.environ["RANK"]).write_text(str(s["iter"]))
+os._exit(0)  # torch 2.4's gloo teardown at interpreter exit can hang once a peer has left
 """)
     root = str(Path(__file__).resolve().parents[1])  # this checkout's code, not the installed one
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
