@@ -372,7 +372,9 @@ def _parse_repr_params(pairs) -> dict:
 @click.option("--match", type=click.Choice(["none", "rgb", "spike"]), default="none", show_default=True,
               help="When spike and RGB sizes differ: resize spikes to RGB (rgb), RGB to spikes (spike), or neither.")
 @click.option("--shard-size", default="4G", show_default=True, help="Target LMDB shard size (512M, 4G, bytes).")
-@click.option("--workers", type=int, default=0, show_default=True, help="Worker processes (0/1: in-process).")
+@click.option("--workers", type=int, default=0, show_default=True,
+              help="Worker processes (0/1: in-process; N >= 2: N workers compute frames, "
+                   "this process writes).")
 @click.option("--val", multiple=True, metavar="SEQ", help="Validation sequence (repeatable): excluded from spike_stats.")
 @click.option("--hot-pixels", type=click.Choice(["off", "detect"]), default="off", show_default=True,
               help="detect: find stuck pixels per sequence, repair voxels, store the mask.")

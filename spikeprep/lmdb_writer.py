@@ -5,11 +5,15 @@ transaction, so after a crash a sequence is either entirely there or not at all;
 journals its summary (`spikeprep.cache.journal`). A crash between commit and journal line only
 means the sequence is written again with the same bytes on resume.
 
-Durability without a stall at each commit: shards are opened with ``writemap`` (records go
-straight into the file's page cache, not into LMDB's private dirty-page copies, so memory does
-not grow with the sequence), and every ``flush_bytes`` written a background thread
-``fdatasync``s the shard while the next frames are computed. The commit then only syncs the
-rest and writes the meta page (LMDB's one durable step per sequence, unchanged). Early writeback
+Durability without holding a sequence in memory: shards are opened with ``writemap`` (records
+go straight into the file's page cache, not into LMDB's private dirty-page copies, so memory
+does not grow with the sequence; the kernel writes dirty pages back past its own thresholds).
+With ``flush_bytes`` > 0, every ``flush_bytes`` written a background thread ``fdatasync``s the
+shard while the next frames are computed, so the commit only syncs the rest. The build turns
+that on only when frames are computed in other processes (`spikeprep.cache.build.RunOptions`):
+writing back mapped pages write-protects them, which interrupts every CPU running this process
+(TLB shootdowns), and beside an in-process build that slowed png decoding by ~25% here.
+The commit writes the meta page (LMDB's one durable step per sequence, unchanged). Early writeback
 cannot weaken the guarantee: LMDB never overwrites a page reachable from the last committed
 meta page, and the meta page is written only at commit, so after a crash the file still opens
 at the last committed sequence whatever pages of the open transaction reached the disk.
@@ -45,7 +49,7 @@ _PAGE = 4096
 _PAGE_SLACK = 16
 _LEAF_BYTES_PER_KEY = 128
 _RESERVE_PAD = _PAGE
-#: Bytes put between two background writebacks of a shard.
+#: Bytes put between two background writebacks of a shard, when the build asks for them.
 DEFAULT_FLUSH_BYTES = 64 * MiB
 
 
@@ -90,7 +94,7 @@ class ShardWriter:
 
     def __init__(self, cache: Path, initial_map_size: int = DEFAULT_INITIAL_MAP_SIZE,
                  prefit: bool = True, writemap: bool = True,
-                 flush_bytes: int = DEFAULT_FLUSH_BYTES) -> None:
+                 flush_bytes: int = 0) -> None:
         self.cache = Path(cache)
         self.initial_map_size = int(initial_map_size)
         self.prefit = prefit

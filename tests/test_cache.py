@@ -342,6 +342,16 @@ def test_workers_give_the_same_cache(tmp_path, built):
     assert all_records(tmp_path / "w2") == all_records(cache_dir)
 
 
+def test_background_writeback_only_beside_other_processes():
+    """Writing a writemap shard back write-protects its pages and interrupts every CPU running
+    this process: only worth it when the frames are computed elsewhere."""
+    from spikeprep.cache.build import RunOptions
+    from spikeprep.lmdb_writer import DEFAULT_FLUSH_BYTES
+
+    assert [RunOptions(workers=w).flush_bytes for w in (0, 1, 2, 8)] == [0, 0] + [DEFAULT_FLUSH_BYTES] * 2
+    assert RunOptions(workers=0, dask="tcp://127.0.0.1:8786").flush_bytes == DEFAULT_FLUSH_BYTES
+
+
 def test_sync_loaded_relative_paths(built):
     data, _ = built
     assert load_sync(data / "spike" / "a" / "sync.json").frames[0].blur == "blur/a/000000.png"

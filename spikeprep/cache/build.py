@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import CacheError, UsageError
 from ..files import write_text_atomic
-from ..lmdb_writer import DEFAULT_INITIAL_MAP_SIZE, ShardWriter
+from ..lmdb_writer import DEFAULT_FLUSH_BYTES, DEFAULT_INITIAL_MAP_SIZE, ShardWriter
 from . import stats
 from .frames import (FrameConfig, compute_frame, dat_sources, hot_pixel_record,
                      sequence_hot_pixels)
@@ -352,6 +352,14 @@ class RunOptions:
     initial_map_size: int = DEFAULT_INITIAL_MAP_SIZE
     dask: str | None = None
 
+    @property
+    def flush_bytes(self) -> int:
+        """Bytes between background writebacks of a shard (`ShardWriter`): only when frames are
+        computed in other processes. Writing back a ``writemap`` shard write-protects its pages,
+        which interrupts the CPUs running this process (TLB shootdowns), so beside an in-process
+        build it slows png decoding more than it saves at the commit (README, *Benchmarks*)."""
+        return DEFAULT_FLUSH_BYTES if (self.workers > 1 or self.dask) else 0
+
     def runner(self, cfg: FrameConfig):
         """The frame runner: local processes, or a Dask cluster."""
         if self.dask:
@@ -375,7 +383,7 @@ def run_sequences(plan: BuildPlan, cache: Path, journal: Journal, todo, done: di
     their entries); return ``([(name, frames, bytes, seconds)], map grows, input warnings)``."""
     if not todo:
         return [], 0, []
-    writer = ShardWriter(cache, options.initial_map_size)
+    writer = ShardWriter(cache, options.initial_map_size, flush_bytes=options.flush_bytes)
     total_frames = sum(len(s.sync.frames) for s in todo)
     counters = {"frames": 0, "bytes": 0}
     per_sequence, warnings = [], []
