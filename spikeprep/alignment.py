@@ -28,8 +28,7 @@ import numpy as np
 
 from .dat import unpack_frames
 from .errors import UsageError, WindowError
-from .kernels import _BLOCK_BYTES, _BYTE, _LANE_ONES, _MAX_FLUSH_FRAMES, _jit, _load_partial_word, _load_word, \
-    check_packed, prange
+from .kernels import _BLOCK_BYTES, _BYTE, _MAX_FLUSH_FRAMES, _jit, add_frame_block, check_packed, prange
 
 ORIENTATIONS = ("as-is", "flipud", "fliplr", "rot180")
 
@@ -84,8 +83,8 @@ def prefix_counts_kernel(flat, frame_bytes, bounds, out):
     flat: ``(L*H*W/8,)`` uint8 packed frames back to back; bounds: ``(M,)`` increasing int64
     frame indices in ``[0, L]``; out: ``(M, H*W)`` int32, filled with ``out[m, p]`` = spikes of
     stored pixel ``p`` (``8*j + k``: bit k of byte j) in frames ``[bounds[0], bounds[m])``.
-    Each thread owns 512 bytes of the frame: byte-lane SWAR counters as in
-    `spikeprep.kernels.count_ranges_kernel`, drained into a block-local int32 total every 255
+    Each thread owns 512 bytes of the frame: byte-lane SWAR counters
+    (`spikeprep.kernels.add_frame_block`, as `count_ranges_kernel` uses them), drained into a block-local int32 total every 255
     frames and at every bound, where the total is copied out (a contiguous 16 KiB row piece).
     Unchecked: callers validate (see `window_count_images`).
     """
@@ -105,18 +104,7 @@ def prefix_counts_kernel(flat, frame_bytes, bounds, out):
             while frame < bounds[m]:
                 chunk_stop = min(frame + _MAX_FLUSH_FRAMES, bounds[m])
                 for f in range(frame, chunk_stop):
-                    base = f * frame_bytes + j0
-                    for k in range(8):
-                        shift = np.uint64(k)
-                        row = k * n_words
-                        for w in range(full_words):
-                            acc[row + w] += (_load_word(flat, base + 8 * w) >> shift) & _LANE_ONES
-                    if tail_bytes:
-                        # np.uint64(): from plain Python (py_func) the jitted helper returns a
-                        # Python int, which NumPy 1.x promotes to float64 in `>>`
-                        word = np.uint64(_load_partial_word(flat, base + 8 * full_words, tail_bytes))
-                        for k in range(8):
-                            acc[k * n_words + full_words] += (word >> np.uint64(k)) & _LANE_ONES
+                    add_frame_block(flat, f * frame_bytes + j0, acc, n_words, full_words, tail_bytes)
                 # drain: lane b of acc[k, w] counts pixel 8 * (8w + b) + k of the block
                 for w in range(n_words):
                     for k in range(8):

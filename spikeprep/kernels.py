@@ -37,7 +37,7 @@ JIT_DISABLED = os.environ.get("SPIKEPREP_DISABLE_JIT", "0").strip() not in ("", 
 if JIT_DISABLED:
     prange = range
 
-    def _jit(parallel=False):
+    def _jit(parallel=False, inline="never"):
         def identity(func):
             func.py_func = func  # same attribute as a numba dispatcher, for uniform tests
             return func
@@ -46,8 +46,10 @@ else:
     import numba
     from numba import prange
 
-    def _jit(parallel=False):
-        return numba.njit(cache=True, parallel=parallel, nogil=True, boundscheck=False)
+    def _jit(parallel=False, inline="never"):
+        """numba.njit as every kernel here uses it; ``inline="always"`` for helpers whose loops
+        must be optimised inside their caller's (LLVM does not inline them across the call)."""
+        return numba.njit(cache=True, parallel=parallel, nogil=True, boundscheck=False, inline=inline)
 
 _LANE_ONES = np.uint64(0x0101010101010101)
 _BYTE = np.uint64(0xFF)
@@ -95,6 +97,26 @@ if not JIT_DISABLED:
         return lambda flat, i: _unaligned_u64(flat, i)
 
     _load_partial_word = _jit()(_load_partial_word)
+
+
+@_jit(inline="always")
+def add_frame_block(flat, base, acc, n_words, full_words, tail_bytes):
+    """SWAR count of one frame's block: bit ``k`` of the 8 bytes of word ``w`` (bytes
+    ``flat[base + 8*w : base + 8*w + 8]``, the last word ``tail_bytes`` long when non-zero) is
+    added into the byte lanes of ``acc[k * n_words + w]`` (uint64). k-major, so the loop over
+    words vectorizes. Lanes overflow past 255 frames: callers drain ``acc`` before that.
+    """
+    for k in range(8):
+        shift = np.uint64(k)
+        row = k * n_words
+        for w in range(full_words):
+            acc[row + w] += (_load_word(flat, base + 8 * w) >> shift) & _LANE_ONES
+    if tail_bytes:
+        # np.uint64(): called from plain Python (py_func), the jitted helper returns a Python
+        # int, which NumPy 1.x promotes to float64 in `>>`
+        word = np.uint64(_load_partial_word(flat, base + 8 * full_words, tail_bytes))
+        for k in range(8):
+            acc[k * n_words + full_words] += (word >> np.uint64(k)) & _LANE_ONES
 
 
 @_jit()
@@ -147,20 +169,7 @@ def count_ranges_kernel(flat, frame_bytes, starts, ends, height, width, flipud, 
                 chunk_stop = min(frame + _MAX_FLUSH_FRAMES, stop)
                 acc[:] = 0
                 for f in range(frame, chunk_stop):
-                    base = f * frame_bytes + j0
-                    # SWAR: bit k of 8 bytes at once into 8 byte lanes; k-major so that the
-                    # loop over words vectorizes
-                    for k in range(8):
-                        shift = np.uint64(k)
-                        row = k * n_words
-                        for w in range(full_words):
-                            acc[row + w] += (_load_word(flat, base + 8 * w) >> shift) & _LANE_ONES
-                    if tail_bytes:
-                        # np.uint64(): called from plain Python (py_func), the jitted helper
-                        # returns a Python int, which NumPy 1.x promotes to float64 in `>>`
-                        word = np.uint64(_load_partial_word(flat, base + 8 * full_words, tail_bytes))
-                        for k in range(8):
-                            acc[k * n_words + full_words] += (word >> np.uint64(k)) & _LANE_ONES
+                    add_frame_block(flat, f * frame_bytes + j0, acc, n_words, full_words, tail_bytes)
                 _flush(acc, n_words, out, channel, j0, j1, width, height, flipud, first)
                 first = False
                 frame = chunk_stop
