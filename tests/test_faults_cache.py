@@ -325,6 +325,34 @@ def test_running_part_keeps_a_full_build_out(copy):
         part.wait()
 
 
+def test_info_and_verify_name_a_running_writer(copy, tmp_path):
+    data, cache = copy
+    writer = hold_lock(cache, part=(1, 2))
+    try:
+        code, output = invoke("info", cache)
+        assert code == 0 and "a voxelize run is writing this cache now" in output
+        assert f"pid {writer.pid} on host {socket.gethostname()}, mode part 1/2" in output
+        result = CliRunner().invoke(main, ["verify", str(cache), "--json"])
+        assert result.exit_code == 0, result.output  # the cache itself is fine: a note, not a problem
+        notes = json.loads(result.stdout)["notes"]
+        assert len(notes) == 1 and f"pid {writer.pid}" in notes[0]
+        assert "writing this cache now" in result.stderr
+    finally:
+        writer.kill()
+        writer.wait()
+    assert "writing this cache now" not in invoke("info", cache)[1]  # a dead holder is no writer
+    first_build = tmp_path / "new"
+    first_build.mkdir()
+    writer = hold_lock(first_build)
+    try:
+        code, output = invoke("info", first_build)
+        assert code == 1 and "cache is being built" in output and f"pid {writer.pid}" in output
+        assert "wait for that voxelize run to finish" in output
+    finally:
+        writer.kill()
+        writer.wait()
+
+
 # -- 1: --force deletes only what spikeprep wrote --------------------------------------------------
 
 def test_force_refuses_a_folder_with_someone_elses_manifest(dataset, tmp_path):

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import CacheError, UsageError
+from .lock import writers_note
 from .manifest import SequenceEntry, load_manifest
 from .records import shard_name
 
 
 def cache_info(cache) -> dict:
     """Params, a row per sequence (split, frames, shard, bytes, spike rate, hot pixels), shard
-    sizes, spike_stats and ``warnings`` (input warnings recorded at build time)."""
+    sizes, spike_stats and ``warnings`` (input warnings recorded at build time; first, a note
+    when a voxelize run is writing CACHE now). CacheError without a manifest (naming the running
+    build, if any)."""
     root = Path(cache)
     if not root.is_dir():
         raise UsageError("CACHE directory not found", path=root, found="no such directory",
                          expected="a CACHE written by 'spikeprep voxelize'")
-    manifest = load_manifest(root)
-    rows, warnings = [], []
+    writing = writers_note(root)
+    try:
+        manifest = load_manifest(root)
+    except CacheError as err:
+        if writing is None:
+            raise
+        raise CacheError("cache is being built", path=root, found=f"{err.found}; {writing}",
+                         expected="a finished build (manifest.json)",
+                         fix="wait for that voxelize run to finish, then run info again") from None
+    rows, warnings = [], [writing] if writing else []
     for seq, e in manifest.sequences.items():
         warnings.extend(sequence_warnings(seq, e))
         rows.append({"sequence": seq, "split": e.split, "frames": e.num_frames,

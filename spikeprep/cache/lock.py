@@ -206,6 +206,17 @@ def live_holders(cache: str | os.PathLike) -> list[LockHolder]:
     return [f.holder for f in lock_files(cache) if f.holder is not None and f.holder.is_alive() is not False]
 
 
+def writers_note(cache: str | os.PathLike) -> str | None:
+    """A line for readers (``info``, ``verify``) when a voxelize run holds CACHE's write lock
+    now (alive, or on another host); None when nobody writes it."""
+    holders = live_holders(cache)
+    if not holders:
+        return None
+    who = "; ".join(h.describe() for h in holders)
+    return (f"a voxelize run is writing this cache now ({who}): what is read here may change "
+            "or be unfinished; run again when it has finished")
+
+
 # -- taking the lock ------------------------------------------------------------------------------
 
 @dataclass

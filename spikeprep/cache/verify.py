@@ -15,6 +15,9 @@ damaged sources):
    spike stream shortened) is reported once; re-computing frames from the sources (all, or
    ``sample`` frames drawn with ``seed``) gives the stored bytes (same representation, match
    resize and hot-pixel repair); any error while re-computing a frame is a problem.
+
+A voxelize run holding CACHE's write lock while it is checked is named in ``report.notes``
+(a line for the reader, not a problem: what it writes may show up as problems).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ..dat import count_frames
 from ..errors import CacheError, DatError, SpikeprepError, UsageError
 from ..sync import load_sync
 from .frames import FrameConfig, FrameJob, compute_frame, hot_pixel_record, sequence_hot_pixels
+from .lock import writers_note
 from .manifest import Manifest, load_manifest
 from .reader import acquire_env, check_shard_file, release_env
 from . import stats
@@ -57,6 +61,8 @@ class VerifyReport:
     records_checked: int = 0
     sources_checked: int = 0
     frames_recomputed: int = 0
+    #: lines for the reader that are not problems (a voxelize run writing CACHE right now)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -68,7 +74,7 @@ class VerifyReport:
     def to_dict(self) -> dict:
         return {"cache": self.cache, "ok": self.ok, "records_checked": self.records_checked,
                 "sources_checked": self.sources_checked, "frames_recomputed": self.frames_recomputed,
-                "problems": [asdict(p) for p in self.problems]}
+                "problems": [asdict(p) for p in self.problems], "notes": list(self.notes)}
 
 
 def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None:
@@ -327,6 +333,9 @@ def verify_cache(cache, data_root=None, sample: int | None = None, seed: int = 0
     if sample is not None and sample < 0:
         raise UsageError("--sample must be >= 0", found=sample, expected="a frame count")
     report = VerifyReport(str(root))
+    writing = writers_note(root)
+    if writing:
+        report.notes.append(writing)
     try:
         manifest = load_manifest(root)
     except CacheError as err:

@@ -128,6 +128,7 @@ def verify_command(cache, data_root, sample, seed, as_json):
     from ..cache.verify import verify_cache
 
     report = verify_cache(cache, data_root=data_root, sample=sample, seed=seed)
+    print_warnings(report.notes)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=1))
     elif report.ok:
