@@ -20,6 +20,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache.records import is_cache_dir
 from .errors import LayoutError
 from .files import is_utf8, require_utf8_name
 
@@ -108,11 +109,13 @@ def check_utf8_paths(root: Path, source: SequenceSource) -> None:
 def _sequence_folders(blur_dir: Path) -> dict[str, tuple[str, ...]]:
     """Sequence name -> folder parts under ``blur_dir``. A folder of frames is a sequence; a folder
     holding only folders is a level of nesting, its parts joined with ``_`` (``002/clip`` ->
-    ``002_clip``). A folder with neither is a sequence without frames (an error later)."""
+    ``002_clip``). A folder with neither is a sequence without frames (an error later). A
+    spikeprep cache (a CACHE placed inside DATA_ROOT/blur) is skipped."""
     out: dict[str, tuple[str, ...]] = {}
 
     def walk(folder: Path, parts: tuple[str, ...]) -> None:
-        subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        subs = sorted(p for p in folder.iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and not is_cache_dir(p))
         if parts and (_list_images(folder, folder) or not subs):
             name = "_".join(parts)
             if name in out:

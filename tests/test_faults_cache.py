@@ -424,13 +424,14 @@ def test_cache_inside_data_root_is_allowed_and_not_a_sequence(dataset, tmp_path)
     source, reference = dataset
     data = tmp_path / "data"
     shutil.copytree(source, data)
-    for cache in (data / "cache", data / "spike" / "cache"):
+    for cache in (data / "cache", data / "spike" / "cache", data / "blur" / "cache"):
         assert invoke(*voxelize_args(data, cache))[0] == 0
         code, output = invoke(*voxelize_args(data, cache, "--force"))
         assert code == 0, output
         assert records(cache) == records(reference)
         assert json.loads((cache / "manifest.json").read_text())["sequences"].keys() == {"seq000", "seq001"}
-        assert invoke("build-sync", data)[0] == 0  # the cache is not taken for a sequence either
+        code, output = invoke("build-sync", data, "--force")  # the cache is no sequence either
+        assert code == 0 and "cache" not in output.replace(str(data), ""), output
         assert verifies(cache, data)
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -82,6 +83,14 @@ _CODE_OF = {dtype: code for code, dtype in DTYPE_CODES.items()}
 RECORD_KINDS = ("blur", "sharp", "spike")
 HOT_PIXELS = "hot_pixels"
 MATCH_MODES = ("none", "rgb", "spike")
+
+
+def is_cache_dir(folder) -> bool:
+    """Whether ``folder`` holds a spikeprep cache (a manifest or a build journal beside shard
+    folders): input scans skip it, so a CACHE placed inside DATA_ROOT is never a sequence."""
+    folder = Path(folder)
+    has_shard = any(p.is_dir() for p in folder.glob("shard-*.lmdb"))
+    return has_shard and ((folder / MANIFEST_NAME).is_file() or (folder / JOURNAL_NAME).is_file())
 
 
 def shard_name(index: int) -> str:
