@@ -10,7 +10,7 @@ go straight into the file's page cache, not into LMDB's private dirty-page copie
 does not grow with the sequence; the kernel writes dirty pages back past its own thresholds).
 With ``flush_bytes`` > 0, every ``flush_bytes`` written a background thread ``fdatasync``s the
 shard while the next frames are computed, so the commit only syncs the rest. The build turns
-that on only when frames are computed in other processes (`spikeprep.cache.build.RunOptions`):
+that on only when frames are computed in other processes (`spikeprep.cache.runner.RunOptions`):
 writing back mapped pages write-protects them, which interrupts every CPU running this process
 (TLB shootdowns), and beside an in-process build that slowed png decoding by ~25% here.
 The commit writes the meta page (LMDB's one durable step per sequence, unchanged). Early writeback

@@ -34,11 +34,11 @@ def _kill_self() -> None:
 
 def install(point: str, n: int) -> None:
     """Patch spikeprep so this process SIGKILLs itself at ``point`` number ``n``."""
-    from spikeprep.cache import build, journal
+    from spikeprep.cache import journal, runner
 
     count = {"n": 0}
     if point == "frame":
-        original = build.compute_frame
+        original = runner.compute_frame
 
         def compute_frame(*args, **kwargs):
             count["n"] += 1
@@ -46,7 +46,7 @@ def install(point: str, n: int) -> None:
                 _kill_self()
             return original(*args, **kwargs)
 
-        build.compute_frame = compute_frame
+        runner.compute_frame = compute_frame
     elif point == "journal":
         original_append = journal.Journal.append
 
@@ -72,7 +72,7 @@ def install(point: str, n: int) -> None:
 
         lmdb_writer.ShardWriter.write_sequence = write_sequence
     elif point == "pause":
-        original_map = build.FrameRunner.map
+        original_map = runner.FrameRunner.map
 
         def map(self, jobs, mask):
             for result in original_map(self, jobs, mask):
@@ -81,7 +81,7 @@ def install(point: str, n: int) -> None:
                     _pause()
                 yield result
 
-        build.FrameRunner.map = map
+        runner.FrameRunner.map = map
     else:
         raise SystemExit(f"unknown fault point {point!r}: frame | commit | journal | pause")
 

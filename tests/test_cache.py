@@ -345,7 +345,7 @@ def test_workers_give_the_same_cache(tmp_path, built):
 def test_background_writeback_only_beside_other_processes():
     """Writing a writemap shard back write-protects its pages and interrupts every CPU running
     this process: only worth it when the frames are computed elsewhere."""
-    from spikeprep.cache.build import RunOptions
+    from spikeprep.cache.runner import RunOptions
     from spikeprep.lmdb_writer import DEFAULT_FLUSH_BYTES
 
     assert [RunOptions(workers=w).flush_bytes for w in (0, 1, 2, 8)] == [0, 0] + [DEFAULT_FLUSH_BYTES] * 2

@@ -9,6 +9,7 @@ plan            planning a build: params, shapes, split, shard per sequence
 frames          one frame's records from the sources (pure; shared by build and verify)
 journal         the build journal progress.jsonl
 build           voxelize_dataset: the build (uses spikeprep.lmdb_writer)
+runner          how frames are computed: RunOptions, FrameRunner (in-process or worker processes)
 reader          open_cache / Cache: reading records
 verify          verify_cache: completeness, checksums, equality with the sources
 info            cache_info: what a cache holds

@@ -2,8 +2,8 @@
 
 Order of work: plan (params, shapes, shards; see `spikeprep.cache.plan`), check or start the journal, then
 per sequence (sorted): hot-pixel mask (optional), fingerprints of its ``.dat``/sync.json, frames
-computed in order (in-process or by ``workers`` processes, at most ``2*workers+1`` frames in
-flight), records written by this process in one LMDB transaction, journal line. Finally the
+computed in order (`spikeprep.cache.runner`: in-process, or by ``workers`` processes, at most
+``2*workers+1`` frames in flight), records written by this process in one LMDB transaction, journal line. Finally the
 manifest and meta_info.txt are assembled from the journal alone, so a resumed build and an
 uninterrupted one give the same files (only ``manifest["created"]`` differs).
 
@@ -15,13 +15,9 @@ few frames per worker, whatever the stream or dataset length.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-import os
 import re
 import time
 from importlib.metadata import version
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,18 +26,18 @@ import numpy as np
 
 from ..errors import CacheError, UsageError
 from ..files import write_text_atomic
-from ..lmdb_writer import DEFAULT_FLUSH_BYTES, DEFAULT_INITIAL_MAP_SIZE, ShardWriter
+from ..lmdb_writer import DEFAULT_INITIAL_MAP_SIZE, ShardWriter
 from . import stats
-from .frames import (FrameConfig, compute_frame, dat_sources, hot_pixel_record,
-                     sequence_hot_pixels)
+from .frames import dat_sources, hot_pixel_record, sequence_hot_pixels
 from .inputs import merge_conversions, sequence_warnings, windows_have_spikes
-from .interrupt import die_with_parent, stop_on_signals
+from .interrupt import stop_on_signals
 from .journal import Journal, done_sequences
 from .lock import acquire_write_lock
 from .manifest import Manifest, SequenceEntry, SpikeStats, diff_params, write_manifest
 from .plan import BuildPlan, plan_build
 from .records import (FORMAT, FORMAT_VERSION, JOURNAL_NAME, META_INFO_NAME, RECORD_CHECKSUMS,
                       checksum, shard_name)
+from .runner import FrameRunner, RunOptions
 from .safety import check_locations, check_resumable, check_wipe, is_empty, wipe_cache
 from .staleness import describe as describe_stale
 from .staleness import plan_changed_error, refresh_stale, source_paths, stat_sources
@@ -90,71 +86,6 @@ class BuildSummary:
     @property
     def mb_per_s(self) -> float:
         return self.bytes_written / 1e6 / self.seconds if self.seconds else 0.0
-
-
-# -- frame runner: in-process or worker processes -------------------------------------------
-
-_WORKER_CFG: FrameConfig | None = None
-
-
-def _init_worker(cfg: FrameConfig, threads: int, parent_pid: int) -> None:
-    global _WORKER_CFG
-    die_with_parent(parent_pid)  # no orphans when the build process is killed
-    _WORKER_CFG = cfg
-    try:
-        import numba
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    except Exception:  # numba absent or JIT disabled: nothing to tune
-        pass
-
-
-def _work(job, mask):
-    return compute_frame(job, _WORKER_CFG, mask)
-
-
-def _worker_died(sequence: str) -> CacheError:
-    """The error for a worker process that died (a signal, the OOM killer), not a traceback."""
-    return CacheError("a voxelize worker process died", found=f"a worker ended while computing "
-                      f"frames of {sequence} (killed by a signal, or out of memory)",
-                      expected="workers that run until the build ends",
-                      fix="finished sequences are kept: re-run the same command to resume "
-                          "(with fewer --workers if memory ran out)")
-
-
-class FrameRunner:
-    """Computes `FrameResult`s in job order; with workers, at most ``2*workers+1`` in flight."""
-
-    def __init__(self, cfg: FrameConfig, workers: int) -> None:
-        self.cfg, self.workers = cfg, int(workers)
-        self.pool = None
-        if self.workers > 1:
-            threads = max(1, (os.cpu_count() or 1) // self.workers)
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_worker, initargs=(cfg, threads, os.getpid()))
-
-    def map(self, jobs, mask):
-        if self.pool is None:
-            for job in jobs:
-                yield compute_frame(job, self.cfg, mask)
-            return
-        pending, limit = [], 2 * self.workers + 1
-        jobs = iter(jobs)
-        try:
-            for job in jobs:
-                pending.append(self.pool.submit(_work, job, mask))
-                if len(pending) >= limit:
-                    yield pending.pop(0).result()
-            while pending:
-                yield pending.pop(0).result()
-        except BrokenProcessPool:
-            raise _worker_died(job.sequence) from None
-        finally:
-            for future in pending:
-                future.cancel()
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
 
 
 # -- journal / cache directory ---------------------------------------------------------------
@@ -333,39 +264,13 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     return summary
 
 
-def _build(plan: BuildPlan, cache: Path, done: dict, options: "RunOptions", t0: float) -> BuildSummary:
+def _build(plan: BuildPlan, cache: Path, done: dict, options: RunOptions, t0: float) -> BuildSummary:
     """Build the sequences not in ``done``, then write the manifest and meta_info.txt."""
     todo = [s for s in plan.sequences if s.name not in done]
     per_sequence, grows, warnings = run_sequences(plan, cache, Journal(cache), todo, done, options, t0)
     manifest = finish(cache, plan, done)
     return summarize(cache, plan, per_sequence, len(plan.sequences) - len(todo), len(manifest.shards),
                      grows, options, t0, warnings)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run a build (none of it changes the output): worker processes (0/1: in-process),
-    a progress bar, the LMDB maps' first size, a Dask scheduler address (None: local)."""
-
-    workers: int = 0
-    progress: bool = False
-    initial_map_size: int = DEFAULT_INITIAL_MAP_SIZE
-    dask: str | None = None
-
-    @property
-    def flush_bytes(self) -> int:
-        """Bytes between background writebacks of a shard (`ShardWriter`): only when frames are
-        computed in other processes. Writing back a ``writemap`` shard write-protects its pages,
-        which interrupts the CPUs running this process (TLB shootdowns), so beside an in-process
-        build it slows png decoding more than it saves at the commit (README, *Benchmarks*)."""
-        return DEFAULT_FLUSH_BYTES if (self.workers > 1 or self.dask) else 0
-
-    def runner(self, cfg: FrameConfig):
-        """The frame runner: local processes, or a Dask cluster."""
-        if self.dask:
-            from .dask_backend import DaskRunner
-            return DaskRunner(cfg, self.dask)
-        return FrameRunner(cfg, self.workers)
 
 
 def with_journal_checksum(cache: Path, plan: BuildPlan, journal: str = JOURNAL_NAME) -> BuildPlan:
