@@ -316,6 +316,33 @@ def test_second_sigint_stops_at_once(tmp_path):
     assert list_checkpoints(tmp_path / "run") == []
 
 
+@pytest.mark.parametrize("armed", [False, True])
+def test_sigint_while_shutting_down_exits_at_once_without_a_traceback(armed):
+    """A Ctrl-C that lands in an atexit hook (torch's, a process-group teardown) after a stop:
+    Python's default handler prints a KeyboardInterrupt traceback out of the hook; once
+    `exit_at_once_on_sigint` is armed, the process leaves at once with the stop's exit code."""
+    code = f"""
+import atexit, os, signal, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from vrt_train.guard import exit_at_once_on_sigint
+def teardown():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(20)
+atexit.register(teardown)
+if {armed!r}:
+    exit_at_once_on_sigint(143)
+print("stopped", flush=True)
+sys.exit(143)
+"""
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout == "stopped\n"
+    if armed:
+        assert proc.returncode == 143 and proc.stderr == "" and time.monotonic() - t0 < 15
+    else:  # what users saw before: the hook's KeyboardInterrupt traceback
+        assert "KeyboardInterrupt" in proc.stderr and "Traceback" in proc.stderr
+
+
 @pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
 def test_sigkill_leaves_no_worker_behind(tmp_path):
     proc = _spawn(["--opt", write_cfg(tmp_path, total_iter=500), "--set", "data.workers=2"], tmp_path / "p",

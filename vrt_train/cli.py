@@ -47,7 +47,7 @@ def main(argv=None) -> None:
         signal (143 SIGTERM, 130 SIGINT, 138 SIGUSR1): stopped after writing a checkpoint,
         continue with --resume auto."""
         from .errors import Preempted, os_error
-        from .guard import stop_on_signals
+        from .guard import exit_at_once_on_sigint, stop_on_signals
         from .workers import as_worker_error
         try:
             cfg = load_config(opt, overrides)
@@ -66,6 +66,7 @@ def main(argv=None) -> None:
                 print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in summary.items()))
         except KeyboardInterrupt:  # a second Ctrl-C while stopping
+            exit_at_once_on_sigint(130)
             click.echo("interrupted: stopped at once, without a checkpoint for this iteration", err=True)
             sys.exit(130)
         except (SpikeprepError, OSError, RuntimeError) as exc:
@@ -80,8 +81,10 @@ def main(argv=None) -> None:
                     click.echo(f"DataLoader worker: {err.detail}", err=True)
             if not isinstance(err, Preempted):
                 click.echo(f"error: {err}", err=True)
-            elif int(os.environ.get("RANK", "0")) == 0:
-                click.echo(str(err), err=True)
+            else:
+                exit_at_once_on_sigint(err.exit_code)  # the checkpoint is written: shutting down
+                if int(os.environ.get("RANK", "0")) == 0:
+                    click.echo(str(err), err=True)
             sys.exit(err.exit_code)
 
     cli.main(args=argv, prog_name="vrt-train")

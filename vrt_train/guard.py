@@ -12,13 +12,16 @@ must never reach a forward pass. Under fp16 AMP the gradients are the GradScaler
 
 `stop_on_signals` (used by the CLI) turns SIGTERM, SIGINT and SIGUSR1 into a stop request that
 the trainer honours at the next iteration boundary: checkpoint, then `Preempted` (exit
-128 + signal number). A second SIGINT stops at once (KeyboardInterrupt, no checkpoint).
+128 + signal number). A second SIGINT stops at once (KeyboardInterrupt, no checkpoint); one
+more while the process shuts down ends it at once (`exit_at_once_on_sigint`).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -60,6 +63,24 @@ def stop_on_signals():
         for s, handler in previous.items():
             signal.signal(s, handler)
         _request["signum"] = None
+
+
+def exit_at_once_on_sigint(code: int) -> None:
+    """After a stop (checkpoint written, or a second Ctrl-C): a further SIGINT while the process
+    shuts down (DataLoader workers, torch's atexit hooks, a slow process-group teardown) ends it
+    at once with ``code``, instead of a KeyboardInterrupt traceback out of an atexit hook."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def leave(signum, frame) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+
+    signal.signal(signal.SIGINT, leave)
 
 
 def _grad_norm_sum(params) -> torch.Tensor | None:
