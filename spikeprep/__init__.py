@@ -15,35 +15,57 @@ The public API, by pipeline stage (everything `vrt_train`, the tests and the ben
   `SyncError`, `DatError`, `WindowError`, `VoxelError`, `CacheError`, `DependencyError`)
 * files: `write_text_atomic`
 
-Importing spikeprep never imports torch or `vrt_train`.
+Importing spikeprep never imports torch or `vrt_train`; the names above load their modules on
+first use.
 """
 
+from importlib import import_module as _import_module
 from importlib.metadata import version as _installed_version
 
-from .alignment import score_orientations
-from .cache import Cache, CacheParams, Manifest, Sample, SequenceEntry, SpikeStats, open_cache
-from .cache.build import voxelize_dataset
-from .cache.info import cache_info
-from .cache.records import MANIFEST_NAME
-from .cache.verify import verify_cache
-from .checksync import CheckOptions, check_sync
-from .dat import SpikeStream, write_dat
-from .datasets import ImportOptions, import_dataset
 from .errors import (CacheError, ConfigError, DatError, DependencyError, LayoutError,
                      SpikeprepError, SyncError, UsageError, VoxelError, WindowError)
-from .files import write_text_atomic
-from .representations import REPRESENTATIONS, make_representation
-from .simulate import simulate_dataset
-from .sync import SyncFile, load_sync
-from .syncbuild import SyncOptions, build_sync
-from .voxel import voxelize
 
 __version__ = _installed_version("spikeprep")  # pyproject.toml is the only source
+
+#: Public name -> the module that defines it. Imported on first use (PEP 562), so that
+#: ``import spikeprep`` (every command, every DataLoader worker of vrt_train) does not load
+#: numba, OpenCV and the dataset importers before something needs them.
+_WHERE = {
+    "score_orientations": ".alignment",
+    **dict.fromkeys(("Cache", "CacheParams", "Manifest", "Sample", "SequenceEntry", "SpikeStats",
+                     "open_cache"), ".cache"),
+    "voxelize_dataset": ".cache.build",
+    "cache_info": ".cache.info",
+    "verify_cache": ".cache.verify",
+    "CheckOptions": ".checksync", "check_sync": ".checksync",
+    "SpikeStream": ".dat", "write_dat": ".dat",
+    "ImportOptions": ".datasets", "import_dataset": ".datasets",
+    "write_text_atomic": ".files",
+    "REPRESENTATIONS": ".representations", "make_representation": ".representations",
+    "simulate_dataset": ".simulate",
+    "SyncFile": ".sync", "load_sync": ".sync",
+    "SyncOptions": ".syncbuild", "build_sync": ".syncbuild",
+    "voxelize": ".voxel",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(_import_module(_WHERE[name], __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'spikeprep' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
 
 
 def is_cache(path) -> bool:
     """True when ``path`` is a directory holding a cache manifest (finished or not validated)."""
     from pathlib import Path
+
+    from .cache.records import MANIFEST_NAME
     return (Path(path) / MANIFEST_NAME).is_file()
 
 
