@@ -580,6 +580,30 @@ def test_killed_dataloader_worker_is_one_line(tmp_path):
     assert_one_line_error(proc.returncode, err, "a DataLoader worker died", "lower data.workers")
 
 
+class _ResetLoader:
+    """A loader iterator whose next batch fails as a worker killed mid-handover makes it fail."""
+
+    def __init__(self, workers):
+        self._workers = workers
+
+    def __next__(self):
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+
+def test_worker_killed_while_handing_a_batch_over_is_a_worker_death():
+    """torch reports a killed worker itself only when it notices first; otherwise the pipe that
+    carried the batch is reset (seen in CI: 'a file operation failed: Connection reset by
+    peer'). With workers that is their death; without workers the error is left alone."""
+    from vrt_train.errors import WorkerError
+    from vrt_train.workers import next_batch
+
+    with pytest.raises(WorkerError, match="a DataLoader worker died") as err:
+        next_batch(_ResetLoader(workers=[object()]))
+    assert "ConnectionResetError" in str(err.value) and "lower data.workers" in str(err.value)
+    with pytest.raises(ConnectionResetError):
+        next_batch(_ResetLoader(workers=[]))
+
+
 def _in_private_mounts(script: str, timeout=300) -> subprocess.CompletedProcess:
     """Run a shell ``script`` in a private mount namespace (skip where that is not permitted)."""
     if shutil.which("unshare") is None:

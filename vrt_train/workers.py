@@ -86,16 +86,27 @@ def as_worker_error(exc: BaseException) -> SpikeprepError | None:
         return err
     if isinstance(exc, RuntimeError) and "DataLoader worker" in message and (
             "exited unexpectedly" in message or "killed by signal" in message):
-        return WorkerError("a DataLoader worker died", found=message.strip().splitlines()[0],
-                           fix="it was killed from outside (often: out of memory); lower "
-                               "data.workers or data.batch_size, then --resume auto")
+        return worker_died(message.strip().splitlines()[0])
     return None
+
+
+def worker_died(found: str) -> WorkerError:
+    """The one-line error for a DataLoader worker killed from outside."""
+    return WorkerError("a DataLoader worker died", found=found,
+                       fix="it was killed from outside (often: out of memory); lower "
+                           "data.workers or data.batch_size, then --resume auto")
 
 
 def next_batch(batches):
     """``next(batches)``, with a worker's exception turned into a one-line error."""
     try:
         return next(batches)
+    except (ConnectionError, EOFError) as exc:
+        if not getattr(batches, "_workers", None):
+            raise
+        # a worker killed while it handed a batch over: the connection carrying it was reset
+        # (torch reports the death itself only when it notices it first)
+        raise worker_died(f"{type(exc).__name__}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - only worker failures are rewritten
         err = as_worker_error(exc)
         if err is None:
