@@ -185,7 +185,8 @@ def test_torchrun_two_processes_gloo(tmp_path):
     """DDP on CPU (gloo) across the unfreeze at fix_iter, via torchrun."""
     script = tmp_path / "ddp.py"
     script.write_text(f"""
-import sys, os
+import faulthandler, sys, os
+faulthandler.dump_traceback_later(100, exit=True)  # a hung rank prints where it hangs, then exits
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import test_train as t, vrt_train.data as data
 from fakes import FakeCache
@@ -198,8 +199,9 @@ os._exit(0)  # torch 2.4's gloo teardown at interpreter exit can hang once a pee
 """)
     root = str(Path(__file__).resolve().parents[1])  # this checkout's code, not the installed one
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", str(script)],
-                         capture_output=True, text=True, timeout=120, env=env)
+    # --standalone: a free port for the rendezvous (never a port a leftover process still holds)
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script)], capture_output=True, text=True, timeout=180, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "rank0").read_text() == (tmp_path / "rank1").read_text() == "5"
     torch.manual_seed(3)
