@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
@@ -40,3 +41,12 @@ def make_dataset(root: Path, sequences=("a", "b", "c"), frames: int = 4, rgb_hw=
                                        f"spike/{seq}/spikes.dat", begin, begin + window))
         save_sync(root / "spike" / seq / "sync.json", SyncFile(seq, h, w, True, tuple(windows)))
     return root
+
+
+def copy_dataset(source: tuple[Path, Path], into: Path) -> tuple[Path, Path]:
+    """A private copy of a built ``(DATA_ROOT, CACHE)`` pair as ``into/data``, ``into/cache``,
+    for a test that damages one of them (module-scoped originals stay intact)."""
+    data, cache = source
+    shutil.copytree(data, into / "data")
+    shutil.copytree(cache, into / "cache")
+    return into / "data", into / "cache"

@@ -1,112 +1,30 @@
-"""Fault matrix of the trainer (issue 11): each case is made to happen, its outcome asserted
-(exit code, message, the files that survive, the weights that resume).
-
-In-process cases run the CLI (`vrt_train.cli.main`) over the fake cache of test_data and the
-tiny net of test_train; cases that need real signals, SIGKILL, several processes or a private
-mount namespace run tests/train_fault_runner.py in a subprocess.
-"""
+"""Fault matrix of the trainer (issue 11), in process: diverging runs, resume with a changed
+config, a broken newest checkpoint, clear errors for bad numbers, files and DataLoader worker
+failures, a full disk or read-only parent for checkpoints. Each case is made to happen and its
+outcome asserted (exit code, message, the files that survive, the weights that resume).
+(Signals and processes: `test_faults_train_signals`.)"""
 
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from torch import nn
 
+from train_faults import fake, one_thread  # noqa: F401,F811 (pytest fixtures; one_thread is autouse)
+from train_faults import (ROOT, RUNNER, runner_env, in_private_mounts, assert_one_line_error, assert_same_weights,
+                          cli, fake_cache, load, raw_cfg, write_cfg)
 import vrt_train.data as data
-import vrt_train.train as train_mod
 from spikeprep.errors import ConfigError
 from fakes import FakeCache
 from test_train import TinyNet
 from vrt_train.checkpoint import list_checkpoints
-from vrt_train.cli import main
 from vrt_train.config import config_from_dict
-from vrt_train.guard import StepGuard, assert_finite_weights, stop_on_signals
+from vrt_train.guard import StepGuard, assert_finite_weights
 from vrt_train.errors import TrainingDiverged
-
-ROOT = Path(__file__).resolve().parents[1]
-RUNNER = Path(__file__).with_name("train_fault_runner.py")
-
-
-def raw_cfg(out_dir, **train) -> dict:
-    return {"name": "faults", "seed": 3, "out_dir": str(out_dir),
-            "data": {"cache": "fake", "num_frames": 3, "gt_size": 16, "batch_size": 2, "workers": 0,
-                     "num_frames_val": 4},
-            "train": {"lr": 1e-2, "total_iter": 6, "fix_iter": 2, "checkpoint_every": 1, "keep_last": 100,
-                      "print_every": 1, "val_every": 1000, "scheduler_periods": 4,
-                      **train},
-            "val": {"num_frame_testing": 0, "num_frame_overlapping": 0, "size_patch_testing": 0,
-                    "tile_overlap": 0}}
-
-
-def write_cfg(tmp_path, name="cfg.yaml", out="run", **train) -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(raw_cfg(tmp_path / out, **train)))
-    return path
-
-
-def fake_cache(S=4):
-    return lambda c: FakeCache(n_seq=4, splits=("train", "train", "val", "val"), S=S) \
-        if isinstance(c, (str, os.PathLike)) else c
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    """In-process CLI runs over the fake cache and TinyNet (``fake(S=6)`` switches the cache)."""
-    def use(S=4, net=TinyNet):
-        monkeypatch.setattr(data, "open_any", fake_cache(S))
-        monkeypatch.setattr(train_mod, "build_model", lambda cfg, chans: net(chans))
-    use()
-    return use
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs on a shared 2-core machine: one thread avoids oversubscription stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def cli(capsys, *args) -> tuple[int, str]:
-    """Run `vrt-train` in-process: (exit code, stderr)."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exc:
-        main([*map(str, args), "--quiet"])
-    return exc.value.code, capsys.readouterr().err
-
-
-def load(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def assert_same_weights(a, b):
-    for key in ("model", "ema"):
-        if a.get(key) is None:
-            continue
-        assert a[key].keys() == b[key].keys()
-        for k in a[key]:
-            assert torch.equal(a[key][k], b[key][k]), f"{key}.{k} differs"
-    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
-        assert all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code == 1, err
-    assert err.startswith("error: ") and "Traceback" not in err and err.count("\n") <= 1, err
-    for needle in needles:
-        assert needle in err, (needle, err)
 
 
 # -- 1. diverging runs --------------------------------------------------------------------------
@@ -203,203 +121,9 @@ with torch.no_grad():
 assert m(torch.rand(1, 2, 7, 64, 64)).isnan().any()
 print("ok")
 """
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=runner_env(), capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0 and "ok" in res.stdout, (res.returncode, res.stderr[-2000:])
-
-
-# -- 2./3. preemption and orphans (real signals to a subprocess) ---------------------------------
-
-def _env(**extra) -> dict:
-    path = os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
-    return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1", **{k: str(v) for k, v in extra.items()})
-
-
-def _spawn(args, progress: Path, **env) -> subprocess.Popen:
-    progress.mkdir(exist_ok=True)
-    return subprocess.Popen([sys.executable, str(RUNNER), *map(str, args), "--quiet"], cwd=ROOT,
-                            env=_env(FAULT_PROGRESS=progress, **env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(path: Path, at_least: int = 1, timeout: float = 120, proc=None) -> int:
-    """Wait until the counter in ``path`` reaches ``at_least`` (fail early if ``proc`` ended)."""
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the trainer ended early (exit {proc.returncode}): {proc.stderr.read()}")
-        try:
-            if int(path.read_text() or 0) >= at_least:
-                return int(path.read_text())
-        except (FileNotFoundError, ValueError):
-            pass
-        time.sleep(0.02)
-    raise AssertionError(f"{path} did not reach {at_least}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is not running
-    except FileNotFoundError:
-        return False
-
-
-def _workers_gone(pids, within: float = 10.0) -> bool:
-    end = time.time() + within
-    while time.time() < end:
-        if not any(_alive(p) for p in pids):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _stop(proc, sig, progress: Path, after: int = 3) -> tuple[int, str, float]:
-    """Send ``sig`` once the run did ``after`` steps; (exit code, stderr, seconds to exit)."""
-    _wait_for(progress / f"{proc.pid}.iter", after, proc=proc)
-    t0 = time.time()
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=30)  # schedulers SIGKILL 30 s after SIGTERM
-    return proc.returncode, err, time.time() - t0
-
-
-@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
-def test_signals_checkpoint_then_resume_is_bit_exact_no_orphans(tmp_path):
-    """SIGTERM (with 2 loader workers), SIGUSR1 and SIGINT each stop the run at an iteration
-    boundary with a checkpoint and exit 128 + signal; the resumed chain equals one
-    uninterrupted run bit for bit; the workers are gone."""
-    opts = dict(total_iter=20, ema_decay=0.9, clip_grad=1.0)
-    reference = _spawn(["--opt", write_cfg(tmp_path, "ref.yaml", "ref", **opts)], tmp_path / "p0")
-    _, err = reference.communicate(timeout=300)
-    assert reference.returncode == 0, err
-    cfg = write_cfg(tmp_path, **opts)
-    stops = []
-    for n, sig in enumerate([signal.SIGTERM, signal.SIGUSR1, signal.SIGINT]):
-        extra = ["--set", "data.workers=2"] if n == 0 else ["--resume", "auto"]
-        proc = _spawn(["--opt", cfg, *extra], tmp_path / f"p{n + 1}", FAULT_SLEEP=0.3)  # slack on a busy CPU
-        if n == 0:
-            _wait_for(tmp_path / "p1" / f"{proc.pid}.iter", 2, proc=proc)
-            workers = [int(p) for p in (tmp_path / "p1" / f"{proc.pid}.workers").read_text().split()]
-            assert len(workers) == 2
-        code, err, seconds = _stop(proc, sig, tmp_path / f"p{n + 1}")
-        assert code == 128 + sig, err
-        name = signal.Signals(sig).name
-        assert err.startswith(f"stopped by {name} at iteration ") and "--resume auto" in err, err
-        it = int(err.split("at iteration ")[1].split()[0])
-        assert list_checkpoints(tmp_path / "run")[-1].name == f"iter_{it:08d}.pt"
-        assert it < 20 and (not stops or it > stops[-1])
-        stops.append(it)
-        if n == 0:
-            assert _workers_gone(workers), "DataLoader workers outlived the trainer"
-    final = _spawn(["--opt", cfg, "--resume", "auto"], tmp_path / "p4")
-    _, err = final.communicate(timeout=300)
-    assert final.returncode == 0, err
-    assert_same_weights(load(list_checkpoints(tmp_path / "ref")[-1]), load(list_checkpoints(tmp_path / "run")[-1]))
-    log = (tmp_path / "run" / "train.log").read_text()
-    assert log.count("stop signal: checkpoint") == 3 and "data.workers changed from 2 to 0 (allowed)" in log
-
-
-@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
-def test_second_sigint_stops_at_once(tmp_path):
-    # each forward sleeps 2 s (a signal runs its handler during a sleep at once), so the first SIGINT's
-    # handler has run well before the second arrives (two signals before Python's handler runs
-    # would be seen as one), and the iteration boundary where it would checkpoint is still far
-    proc = _spawn(["--opt", write_cfg(tmp_path, total_iter=500, checkpoint_every=1000)], tmp_path / "p",
-                  FAULT_SLEEP=2.0)
-    _wait_for(tmp_path / "p" / f"{proc.pid}.iter", 2, proc=proc)  # written as a forward ends
-    time.sleep(0.5)  # now inside the next forward's 2 s sleep
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and err.startswith("interrupted: stopped at once") and "Traceback" not in err, err
-    assert list_checkpoints(tmp_path / "run") == []
-
-
-@pytest.mark.parametrize("armed", [False, True])
-def test_sigint_while_shutting_down_exits_at_once_without_a_traceback(armed):
-    """A Ctrl-C that lands in an atexit hook (torch's, a process-group teardown) after a stop:
-    Python's default handler prints a KeyboardInterrupt traceback out of the hook; once
-    `exit_at_once_on_sigint` is armed, the process leaves at once with the stop's exit code."""
-    code = f"""
-import atexit, os, signal, sys, time
-sys.path.insert(0, {str(ROOT)!r})
-from vrt_train.guard import exit_at_once_on_sigint
-def teardown():
-    os.kill(os.getpid(), signal.SIGINT)
-    time.sleep(20)
-atexit.register(teardown)
-if {armed!r}:
-    exit_at_once_on_sigint(143)
-print("stopped", flush=True)
-sys.exit(143)
-"""
-    t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.stdout == "stopped\n"
-    if armed:
-        assert proc.returncode == 143 and proc.stderr == "" and time.monotonic() - t0 < 15
-    else:  # what users saw before: the hook's KeyboardInterrupt traceback
-        assert "KeyboardInterrupt" in proc.stderr and "Traceback" in proc.stderr
-
-
-@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
-def test_sigkill_leaves_no_worker_behind(tmp_path):
-    proc = _spawn(["--opt", write_cfg(tmp_path, total_iter=500), "--set", "data.workers=2"], tmp_path / "p",
-                  FAULT_SLEEP=0.05)
-    _wait_for(tmp_path / "p" / f"{proc.pid}.iter", 2, proc=proc)
-    workers = [int(p) for p in (tmp_path / "p" / f"{proc.pid}.workers").read_text().split()]
-    assert len(workers) == 2 and all(_alive(p) for p in workers)
-    proc.kill()
-    proc.communicate(timeout=30)
-    assert _workers_gone(workers), "DataLoader workers outlived a SIGKILLed trainer"
-
-
-@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
-def test_signal_during_validation_abandons_it_and_resumes(tmp_path):
-    cfg = write_cfg(tmp_path, total_iter=8, val_every=4, checkpoint_every=100)
-    proc = _spawn(["--opt", cfg], tmp_path / "p", FAULT_VAL_SLEEP=3)  # slack on a busy CPU
-    _wait_for(tmp_path / "p" / f"{proc.pid}.val", proc=proc)  # validation at iteration 4 has started
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 143 and "stopped by SIGTERM at iteration 4" in err, err
-    log = (tmp_path / "run" / "train.log").read_text()
-    assert "validation at iteration 4 abandoned" in log
-    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["iter_00000004.pt"]
-    assert not (tmp_path / "run" / "val.csv").exists()
-    proc = _spawn(["--opt", cfg, "--resume", "auto"], tmp_path / "p2")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert [r.split(",")[0] for r in (tmp_path / "run" / "val.csv").read_text().splitlines()[1:]] == ["8"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
-def test_ddp_every_rank_stops_at_the_same_iteration(tmp_path):
-    """Two gloo processes; SIGTERM to rank 1 only: the all-reduced stop flag stops both at the
-    same iteration, rank 0 writes the checkpoint, both exit 143."""
-    cfg = write_cfg(tmp_path, total_iter=200)
-    port = _free_port()
-    procs = [_spawn(["--opt", cfg], tmp_path / "p", FAULT_SLEEP=0.05, RANK=r, LOCAL_RANK=r, WORLD_SIZE=2,
-                    MASTER_ADDR="127.0.0.1", MASTER_PORT=port) for r in (0, 1)]
-    try:
-        _wait_for(tmp_path / "p" / f"{procs[1].pid}.iter", 3, proc=procs[1])
-        procs[1].send_signal(signal.SIGTERM)
-        errs = [p.communicate(timeout=60)[1] for p in procs]
-    finally:
-        for p in procs:
-            p.kill()
-    assert [p.returncode for p in procs] == [143, 143], errs
-    it = int(errs[0].split("at iteration ")[1].split()[0])
-    assert it < 200 and list_checkpoints(tmp_path / "run")[-1].name == f"iter_{it:08d}.pt"
-    assert load(list_checkpoints(tmp_path / "run")[-1])["iter"] == it
-    done = [int((tmp_path / "p" / f"{p.pid}.iter").read_text()) for p in procs]
-    assert done == [it, it], "the ranks stopped at different iterations"
 
 
 # -- 4. resume with a changed config ---------------------------------------------------------------
@@ -569,17 +293,6 @@ def test_error_inside_a_dataloader_worker_is_one_line(tmp_path, fake, capsys, mo
     assert code == 1 and "Traceback" in err and "in __getitem__" in err  # the worker's own traceback
 
 
-@pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
-def test_killed_dataloader_worker_is_one_line(tmp_path):
-    proc = _spawn(["--opt", write_cfg(tmp_path, total_iter=500), "--set", "data.workers=2"], tmp_path / "p",
-                  FAULT_SLEEP=0.05)
-    _wait_for(tmp_path / "p" / f"{proc.pid}.iter", 2, proc=proc)
-    worker = int((tmp_path / "p" / f"{proc.pid}.workers").read_text().split()[0])
-    os.kill(worker, signal.SIGKILL)
-    _, err = proc.communicate(timeout=60)
-    assert_one_line_error(proc.returncode, err, "a DataLoader worker died", "lower data.workers")
-
-
 class _ResetLoader:
     """A loader iterator whose next batch fails as a worker killed mid-handover makes it fail."""
 
@@ -604,18 +317,6 @@ def test_worker_killed_while_handing_a_batch_over_is_a_worker_death():
         next_batch(_ResetLoader(workers=[]))
 
 
-def _in_private_mounts(script: str, timeout=300) -> subprocess.CompletedProcess:
-    """Run a shell ``script`` in a private mount namespace (skip where that is not permitted)."""
-    if shutil.which("unshare") is None:
-        pytest.skip("unshare not installed")
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"],
-                           capture_output=True)
-    if probe.returncode:
-        pytest.skip(f"no private mount namespace here: {probe.stderr.decode().strip()}")
-    return subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=timeout)
-
-
 @pytest.mark.slow  # subprocesses (each imports torch): > 20 s on the shared 2-core machine
 def test_disk_full_during_a_checkpoint_save(tmp_path):
     """A 4 MiB tmpfs holds two ~1.5 MB checkpoints; the third save fails: exit 1, a clear
@@ -624,7 +325,7 @@ def test_disk_full_during_a_checkpoint_save(tmp_path):
     disk.mkdir()
     keep.mkdir()
     cfg = write_cfg(tmp_path, out="disk/run", total_iter=6)
-    res = _in_private_mounts(
+    res = in_private_mounts(
         f"mount -t tmpfs -o size=4m tmpfs {disk} && FAULT_BIG=131072 {sys.executable} {RUNNER} --opt {cfg} --quiet; "
         f"rc=$?; ls -a {disk}/run/checkpoints > {keep}/listing; cp {disk}/run/checkpoints/*.pt {keep}/; exit $rc")
     assert_one_line_error(res.returncode, res.stderr, "failed", "No space left on device", "--resume auto")
@@ -638,15 +339,8 @@ def test_read_only_out_dir_parent(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
     cfg = write_cfg(tmp_path, out="ro/run")
-    res = _in_private_mounts(f"mount --bind {ro} {ro} && mount -o remount,bind,ro {ro} && "
+    res = in_private_mounts(f"mount --bind {ro} {ro} && mount -o remount,bind,ro {ro} && "
                              f"{sys.executable} {RUNNER} --opt {cfg} --quiet")
     assert_one_line_error(res.returncode, res.stderr, "preparing out_dir", "Read-only file system",
                           "set out_dir to a writable folder")
     assert not (ro / "run").exists()
-
-
-def test_stop_on_signals_restores_handlers():
-    before = signal.getsignal(signal.SIGTERM)
-    with stop_on_signals():
-        assert signal.getsignal(signal.SIGTERM) is not before
-    assert signal.getsignal(signal.SIGTERM) is before

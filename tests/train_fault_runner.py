@@ -1,4 +1,4 @@
-"""`vrt-train` in a subprocess for the fault matrix (tests/test_faults_train.py): the real CLI
+"""`vrt-train` in a subprocess for the fault matrix (tests/test_faults_train_signals.py, test_faults_train.py): the real CLI
 and training loop, with the fake cache of tests/test_data.py and the tiny net of
 tests/test_train.py, so that real signals can be sent to it.
 
