@@ -15,13 +15,18 @@ import sys
 import tempfile
 import time
 import warnings
+from importlib.resources import files
 from pathlib import Path
 
 import torch
 
-from spikeprep.demo import DEMO_CONFIG as CONFIG, DemoData, run_demo
+from spikeprep.demo import DEMO_CONFIG_NAME, DemoData, run_demo
 from vrt_train.config import load_config
 from vrt_train.train import train
+
+
+#: the demo's trainer config, shipped as package data (as `spikeprep demo` finds it)
+CONFIG = str(files("vrt_train") / "configs" / DEMO_CONFIG_NAME)
 
 
 def main() -> int:
