@@ -23,6 +23,7 @@ from . import layout
 from .alignment import ORIENTATIONS, score_window_orientations
 from .dat import SpikeStream
 from .errors import ConfigError, LayoutError, UsageError
+from .images import imread
 from .seqconfig import load_config
 from .sync import SyncFile, load_sync, sync_path
 from .syncverdict import Judgement, judge
@@ -93,7 +94,7 @@ class SequenceCheck:
 def read_luma(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
     """``(height, width)`` uint8 luma (0.299 R + 0.587 G + 0.114 B) of an image, resized with
     INTER_AREA to the spike resolution."""
-    image = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
+    image = imread(path, cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise LayoutError("cannot read image", path=path, found="missing or not an image",
                           expected="a readable .png", fix="re-run build-sync after fixing the frames")

@@ -100,6 +100,20 @@ def _last_line(exc: Exception) -> str:
     return lines[-1][-160:] if lines else type(exc).__name__
 
 
+def imread(path: str | Path, flags: int) -> np.ndarray | None:
+    """``cv2.imread(path, flags)`` for any path: the file's bytes decoded with ``flags``
+    (cv2.imread cannot open a path with non-UTF-8 bytes); None when the file cannot be read or
+    decoded, as cv2.imread returns."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
+    except cv2.error:
+        return None
+
+
 def read_image(path: str | Path) -> tuple[np.ndarray, dict, str | None]:
     """A frame as ``(H, W, 3)`` uint8 RGB, its fingerprint (one read of the bytes) and the
     `CONVERSIONS` key applied (None for 8-bit RGB and non-png files)."""

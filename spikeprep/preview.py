@@ -20,6 +20,7 @@ import numpy as np
 from .alignment import ORIENTATIONS, correlation
 from .dat import SpikeStream
 from .errors import LayoutError
+from .images import imread
 from .sync import load_sync, sync_path
 from .voxel import voxelize
 
@@ -71,12 +72,7 @@ def draw_sheet(rows: list[SheetRow], title: str, path: str | os.PathLike) -> Pat
                 ax.set_title(columns[c], fontsize=9)
         axes[r][0].set_ylabel(row.label, fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def draw_offset_plot(check, path: str | os.PathLike) -> Path:
@@ -94,6 +90,11 @@ def draw_offset_plot(check, path: str | os.PathLike) -> Path:
     ax.set_ylabel("median score (r)")
     ax.set_title(f"{check.sequence}: {j.verdict} ({j.common_frames} frames)", fontsize=10)
     ax.legend(fontsize=7)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: str | os.PathLike) -> Path:
+    """Lay out ``fig``, write it to ``path`` (folders created) at 80 dpi, close it."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +105,7 @@ def draw_offset_plot(check, path: str | os.PathLike) -> Path:
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB of an image file."""
-    image = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+    image = imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise LayoutError("cannot read image", path=path, found="missing or not an image",
                           expected="a readable .png")
