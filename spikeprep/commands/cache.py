@@ -86,15 +86,13 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
       rgb    spikes resized to H x W, INTER_NEAREST (counts stay integers, dtype unchanged)
       spike  blur/sharp resized to h x w, INTER_AREA (uint8)
     """
-    from rich.markup import escape
-
     from ..cache.build import voxelize_dataset
 
     summary = voxelize_dataset(data_root, cache, S=S, repr=repr_, repr_params=_parse_repr_params(repr_param),
                                match=match, shard_size=shard_size, workers=workers, val=val,
                                hot_pixels=hot_pixels, force=force, progress=console.is_terminal,
                                break_lock=break_lock, part=part, build_missing=build_missing, dask=dask,
-                               on_notice=lambda line: console.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True))
+                               on_notice=lambda line: print_warnings([line]))
     stdout_console().print(tables.voxelize_table(summary))
     rebuilt = f", {len(summary.rebuilt)} rebuilt (sources changed)" if summary.rebuilt else ""
     what = f"part {part}: " if part else ""

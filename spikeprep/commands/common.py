@@ -39,7 +39,8 @@ def reports_errors(command):
 
 
 def print_warnings(warnings) -> None:
-    """Input warnings (converted frames, all-zero spikes) on stderr, one ``warning: ...`` line each."""
+    """Warnings for the user on stderr, one ``warning: ...`` line each (their text escaped, so
+    brackets in a name are never read as rich markup)."""
     from rich.markup import escape
 
     for text in warnings:

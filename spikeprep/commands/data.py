@@ -7,7 +7,7 @@ import sys
 import click
 
 from .. import tables
-from .common import console, reports_errors, stdout_console
+from .common import console, print_warnings, reports_errors, stdout_console
 
 @click.command("build-sync")
 @click.argument("data_root", type=click.Path(file_okay=False, path_type=str))
@@ -56,8 +56,8 @@ def build_sync_command(data_root, sequences, spike_rate, frame_rate, exposure, o
     stdout_console().print(tables.sync_table(reports, dry_run))
     kept = [r.sync.sequence for r in reports if r.status == "kept"]
     if kept:
-        console.print(f"[yellow]warning:[/] kept existing sync.json that differs for {', '.join(kept)}; "
-                      "pass --force to replace it")
+        print_warnings([f"kept existing sync.json that differs for {', '.join(kept)}; "
+                        "pass --force to replace it"])
 
 
 @click.command("check-sync")
@@ -158,10 +158,8 @@ def import_command(preset, source, data_root, sequences, splits, blur, pad, spik
     plan, status = import_dataset(preset, source, data_root, options, force=force, dry_run=dry_run)
     stdout_console().print(import_table(plan, status, dry_run))
     for seq in plan.sequences:
-        for warning in seq.warnings[:3]:
-            console.print(f"[yellow]warning:[/] {seq.name}: {warning}")
-        if len(seq.warnings) > 3:
-            console.print(f"[yellow]warning:[/] {seq.name}: {len(seq.warnings) - 3} more like these")
+        more = [f"{len(seq.warnings) - 3} more like these"] if len(seq.warnings) > 3 else []
+        print_warnings(f"{seq.name}: {warning}" for warning in [*seq.warnings[:3], *more])
     for note in plan.notes:
         console.print(f"note: {note}")
 
