@@ -150,8 +150,13 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
                             expected=f"{' or '.join(layout.STREAM_NAMES)}, or one .dat per blur frame "
                                      "named like it")
     lengths = {name: count_frames(root / name, config.spike_h, config.spike_w) for name in dict.fromkeys(files)}
+    if mode == "recipe":  # the recipe's own windows, and its clip length T
+        found, clip = windows.read_recipe_sync(spike_dir / "sync.json", source.name,
+                                               [Path(p).name for p in source.blur])
+    else:
+        found, clip = _windows(root, source, mode, config, options, files, lengths), None
     spans = [(begin + config.window_shift, end + config.window_shift)  # after any window source
-             for begin, end in _windows(root, source, mode, config, options, files, lengths)]
+             for begin, end in found]
     frames = tuple(
         FrameWindow(blur, source.sharp[i] if source.sharp else None, name, begin, end)
         for i, (blur, name, (begin, end)) in enumerate(zip(source.blur, files, spans)))
@@ -163,7 +168,6 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
                            exposure=timing.exposure, offset=timing.offset)
     if config.window_shift:
         source_info["window_shift"] = config.window_shift
-    clip = windows.read_recipe_clip_length(spike_dir / "sync.json") if mode == "recipe" else None
     sync = SyncFile(source.name, config.spike_h, config.spike_w, config.flipud, frames, source_info, T=clip)
     return SequenceReport(sync, mode, lengths)
 
@@ -171,9 +175,6 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
 def _windows(root: Path, source, mode: str, config: SequenceConfig, options: SyncOptions,
              files: list[str], lengths: dict[str, int]) -> list[tuple[int, int]]:
     spike_dir = root / source.spike_dir
-    if mode == "recipe":
-        return windows.read_recipe_sync(spike_dir / "sync.json", source.name,
-                                        [Path(p).name for p in source.blur])
     if mode == "per-frame":
         if options.window_spikes is not None:  # the flag overrides config.yaml's window rule
             return windows.per_frame_windows([lengths[f] for f in files], options.window_spikes, files)

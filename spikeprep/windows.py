@@ -125,12 +125,13 @@ def per_frame_windows(lengths: list[int], window_spikes: int | None, files: list
     return windows
 
 
-def read_recipe_sync(path: str | os.PathLike, sequence: str, blur_names: list[str]) -> list[Window]:
+def read_recipe_sync(path: str | os.PathLike, sequence: str,
+                     blur_names: list[str]) -> tuple[list[Window], int | None]:
     """(d) The recipe's ``{"seq_name", "T", "frames": [{"rgb", "spike_begin", "spike_end"}]}``.
 
-    Every blur frame must appear exactly once; windows are returned in blur-folder order.
-    ``T`` is the VRT clip length (frames per training sample, `recipe_clip_length`), not the
-    number of frames.
+    Every blur frame must appear exactly once; returns the windows in blur-folder order and
+    the recipe's ``T`` (None when absent): the VRT clip length (frames per training sample,
+    `recipe_clip_length`), not the number of frames.
     """
     path = Path(path)
     try:
@@ -145,7 +146,7 @@ def read_recipe_sync(path: str | os.PathLike, sequence: str, blur_names: list[st
     if raw.get("seq_name") not in (None, sequence):
         raise SyncError("recipe sync.json names another sequence", path=path, found=raw.get("seq_name"),
                         expected=sequence)
-    recipe_clip_length(raw, len(frames), path)
+    clip = recipe_clip_length(raw, len(frames), path)
     by_name = {}
     for i, entry in enumerate(frames):
         try:
@@ -166,7 +167,7 @@ def read_recipe_sync(path: str | os.PathLike, sequence: str, blur_names: list[st
     if extra:
         raise SyncError("recipe sync.json lists frames that do not exist", path=path,
                         found=", ".join(extra[:5]), expected="only frames present in the RGB folder")
-    return [by_name[n] for n in blur_names]
+    return [by_name[n] for n in blur_names], clip
 
 
 def recipe_clip_length(raw: dict, n_frames: int, path) -> int | None:
@@ -180,9 +181,3 @@ def recipe_clip_length(raw: dict, n_frames: int, path) -> int | None:
                         expected=f"an integer with 1 <= T <= {n_frames}",
                         fix="set T to the clip length you train with (e.g. 6)")
     return clip
-
-
-def read_recipe_clip_length(path: str | os.PathLike) -> int | None:
-    """``T`` from a recipe sync.json already validated by `read_recipe_sync`."""
-    raw = json.loads(Path(path).read_text())
-    return recipe_clip_length(raw, len(raw["frames"]), path)

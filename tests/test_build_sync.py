@@ -195,6 +195,18 @@ def test_recipe_layout_is_converted(tmp_path):
     assert (tmp_path / "spike_raw/seqA/sync.json").read_text() == original
 
 
+def test_recipe_sync_json_with_a_utf8_bom_is_read_once_with_its_clip_length(tmp_path):
+    """The recipe's sync.json is read once (windows and T together): one with a BOM (as Windows
+    editors save it) used to pass the window read and crash the second, plain one."""
+    make_recipe(tmp_path)
+    path = tmp_path / "spike_raw/seqA/sync.json"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    result = run("build-sync", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert load_sync(tmp_path / "spike/seqA/sync.json").T == 2
+    assert windows_of(tmp_path) == [(1, 9), (11, 19), (21, 29)]
+
+
 @pytest.mark.parametrize("T", [0, 4, "6", True])
 def test_recipe_clip_length_out_of_range(tmp_path, T):
     make_recipe(tmp_path, frames=3, T=T)
