@@ -125,22 +125,21 @@ class ShardWriter:
             self._fds[shard] = os.open(self.cache / shard_name(shard) / "data.mdb", os.O_RDWR)
         return self._fds[shard]
 
-    def _reserve(self, shard: int, env: lmdb.Environment, base: int, nbytes: int) -> int:
-        """With writemap, allocate the disk blocks of ``[base, base + nbytes)`` (capped at the
-        map's end) before a record is written into that part of the map: a full disk is then an
-        error here (ENOSPC, raised as `lmdb.Error`, so the transaction aborts with the caller's
-        message), never a SIGBUS on a page of the map. Returns ``nbytes``. Filesystems without
-        fallocate skip it."""
-        length = max(min(nbytes, env.info()["map_size"] - base), 1)
+    def _reserve(self, shard: int, start: int, end: int) -> None:
+        """With writemap, allocate the disk blocks of ``[start, end)`` before records are written
+        into that part of the map: a full disk is then an error here (ENOSPC, raised as
+        `lmdb.Error`, so the transaction aborts with the caller's message), never a SIGBUS on a
+        page of the map. Filesystems without fallocate skip it."""
+        if end <= start:
+            return
         try:
-            os.posix_fallocate(self._fd(shard), base, length)
+            os.posix_fallocate(self._fd(shard), start, end - start)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
-                raise lmdb.Error(f"no space left on the device for the sequence's next {length} "
+                raise lmdb.Error(f"no space left on the device for the sequence's next {end - start} "
                                  "bytes (ENOSPC)") from None
             if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                 raise lmdb.Error(str(exc)) from None
-        return nbytes
 
     def _writeback(self, shard: int) -> None:
         """Start writing shard's dirty pages back in the background (writemap only)."""
@@ -192,11 +191,12 @@ class ShardWriter:
                 for key, value in produce():
                     pages += -(-(len(value) + _PAGE_SLACK) // _PAGE) * _PAGE + _LEAF_BYTES_PER_KEY
                     need = pages + _RESERVE_PAD
-                    if self.writemap and need > reserved:
-                        reserved = self._reserve(shard, env, base, need)
+                    if self.writemap and need > reserved:  # only the part not reserved yet
+                        self._reserve(shard, base + reserved, min(base + need, env.info()["map_size"]))
+                        reserved = need
                     txn.put(key.encode(), value)
                     written += len(value)
-                    if written >= next_flush:
+                    if self.flush_bytes and written >= next_flush:
                         self._writeback(shard)
                         next_flush = written + self.flush_bytes
                 txn.commit()
