@@ -22,9 +22,12 @@ class Journal:
         self.path = Path(cache) / name
 
     def header(self) -> dict:
-        """The ``start`` line ({} when there is no journal yet)."""
-        entries = self.read()
-        return entries[0] if entries and entries[0].get("kind") == "start" else {}
+        """The ``start`` line ({} when there is no journal yet); reads only that line."""
+        if not self.path.is_file():
+            return {}
+        with open(self.path, "rb") as f:
+            entry = self._entry(f.readline())
+        return entry if entry is not None and entry.get("kind") == "start" else {}
 
     def read(self, repair: bool = False) -> list[dict]:
         """Entries in order; a torn last line (crash mid-write) is ignored (cut off if ``repair``)."""
@@ -33,17 +36,9 @@ class Journal:
         entries, good = [], 0
         data = self.path.read_bytes()
         for line in data.splitlines(keepends=True):
-            try:
-                if not line.endswith(b"\n"):
-                    raise ValueError("torn line")
-                entry = json.loads(line)
-            except ValueError:
+            entry = self._entry(line)
+            if entry is None:
                 break
-            if not isinstance(entry, dict):  # not our journal: never "repair" (truncate) it
-                raise CacheError("progress.jsonl is not a spikeprep build journal", path=self.path,
-                                 found=f"a line that is not a JSON object: {line[:60]!r}",
-                                 expected="one JSON object per line, written by 'spikeprep voxelize'",
-                                 fix="choose another CACHE directory")
             entries.append(entry)
             good += len(line)
         if repair and good < len(data):
@@ -51,6 +46,21 @@ class Journal:
                 f.truncate(good)
                 os.fsync(f.fileno())
         return entries
+
+    def _entry(self, line: bytes) -> dict | None:
+        """One line's entry; None for a torn or unparsable line (where reading stops)."""
+        try:
+            if not line.endswith(b"\n"):
+                raise ValueError("torn line")
+            entry = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(entry, dict):  # not our journal: never "repair" (truncate) it
+            raise CacheError("progress.jsonl is not a spikeprep build journal", path=self.path,
+                             found=f"a line that is not a JSON object: {line[:60]!r}",
+                             expected="one JSON object per line, written by 'spikeprep voxelize'",
+                             fix="choose another CACHE directory")
+        return entry
 
     def append(self, entry: dict) -> None:
         """Append one line and fsync it (the sequence counts as done only after this returns)."""
