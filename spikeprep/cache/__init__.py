@@ -10,6 +10,7 @@ frames          one frame's records from the sources (pure; shared by build and 
 journal         the build journal progress.jsonl
 build           voxelize_dataset: the build (uses spikeprep.lmdb_writer)
 runner          how frames are computed: RunOptions, FrameRunner (in-process or worker processes)
+ordered         in_order: bounded, in-order results over an executor's futures (runner, dask_backend)
 reader          open_cache / Cache: reading records
 verify          verify_cache: completeness, checksums, equality with the sources
 info            cache_info: what a cache holds

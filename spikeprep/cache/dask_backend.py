@@ -13,10 +13,9 @@ per worker whatever the sequence length.
 
 from __future__ import annotations
 
-from collections import deque
-
 from ..errors import UsageError
 from .frames import FrameConfig, compute_frame
+from .ordered import in_order
 
 
 def _client(address: str, timeout: str = "30s"):
@@ -44,17 +43,8 @@ class DaskRunner:
 
     def map(self, jobs, mask):
         """`FrameResult`s in job order (``mask``: the sequence's hot-pixel mask or None)."""
-        pending: deque = deque()
-        try:
-            for job in jobs:
-                pending.append(self.client.submit(compute_frame, job, self.cfg, mask, pure=False))
-                if len(pending) >= self.limit:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        yield from in_order(lambda job: self.client.submit(compute_frame, job, self.cfg, mask, pure=False),
+                            jobs, self.limit)
 
     def close(self) -> None:
         self.client.close()

@@ -193,11 +193,8 @@ def lock_files(cache: str | os.PathLike) -> list[LockFile]:
     for path in sorted(folder.iterdir()):
         if path.name != EXCLUSIVE_NAME and not _PART_RE.fullmatch(path.name):
             continue
-        try:
-            holder = LockHolder.from_json(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, TypeError, IndexError, UnicodeDecodeError):
-            holder = None  # being written right now, or damaged: treated as held by someone
-        out.append(LockFile(path, holder))
+        # None: being written right now, or damaged: treated as held by someone
+        out.append(LockFile(path, _holder_of(path)))
     return out
 
 

@@ -14,6 +14,7 @@ from ..errors import CacheError
 from ..lmdb_writer import DEFAULT_FLUSH_BYTES, DEFAULT_INITIAL_MAP_SIZE
 from .frames import FrameConfig, compute_frame
 from .interrupt import die_with_parent
+from .ordered import in_order
 
 _WORKER_CFG: FrameConfig | None = None
 
@@ -58,20 +59,11 @@ class FrameRunner:
             for job in jobs:
                 yield compute_frame(job, self.cfg, mask)
             return
-        pending, limit = [], 2 * self.workers + 1
-        jobs = iter(jobs)
+        jobs = list(jobs)  # one sequence's jobs (small): the error below names it
         try:
-            for job in jobs:
-                pending.append(self.pool.submit(_work, job, mask))
-                if len(pending) >= limit:
-                    yield pending.pop(0).result()
-            while pending:
-                yield pending.pop(0).result()
+            yield from in_order(lambda job: self.pool.submit(_work, job, mask), jobs, 2 * self.workers + 1)
         except BrokenProcessPool:
-            raise _worker_died(job.sequence) from None
-        finally:
-            for future in pending:
-                future.cancel()
+            raise _worker_died(jobs[0].sequence) from None
 
     def close(self) -> None:
         if self.pool is not None:

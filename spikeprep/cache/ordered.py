@@ -1,0 +1,22 @@
+"""Bounded, in-order execution over any executor's futures (local processes, a Dask cluster)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+def in_order(submit, jobs, limit: int):
+    """Yield the results of ``submit(job)`` (a future per job) in job order, with at most
+    ``limit`` futures in flight; futures still pending when the consumer stops or an error
+    escapes are cancelled."""
+    pending: deque = deque()
+    try:
+        for job in jobs:
+            pending.append(submit(job))
+            if len(pending) >= limit:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
