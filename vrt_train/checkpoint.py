@@ -67,15 +67,6 @@ def _os_error_in(exc: BaseException | None) -> OSError | None:
     return None
 
 
-def write_text(path: Path, text: str) -> None:
-    """`write_text_atomic`, leaving no ``.partial`` behind and raising `OutputError` on OSError."""
-    try:
-        write_text_atomic(path, text)
-    except OSError as exc:
-        path.with_name(path.name + ".partial").unlink(missing_ok=True)
-        raise os_error(exc, f"writing {path}") from None
-
-
 def clean_temp_files(out_dir) -> list[Path]:
     """Remove temp files a killed run left in ``out_dir/checkpoints``; returns them."""
     folder = Path(out_dir) / "checkpoints"
@@ -118,22 +109,11 @@ def save_checkpoint(state: dict, cfg: Config, out_dir, it: int, keep_last: int) 
         raise os_error(exc, f"creating {folder}") from None
     path = folder / f"iter_{it:08d}.pt"
     atomic_save(state, path)
-    write_text(path.with_suffix(".yaml"), dump_config(cfg))
+    write_text_atomic(path.with_suffix(".yaml"), dump_config(cfg))
     for old in list_checkpoints(out_dir)[:-keep_last]:
         old.unlink(missing_ok=True)
         old.with_suffix(".yaml").unlink(missing_ok=True)
     return path
-
-
-def resolve_resume(resume, out_dir) -> Path | None:
-    if resume in (None, False, ""):
-        return None
-    if str(resume) == "auto":
-        found = list_checkpoints(out_dir)
-        return found[-1] if found else None
-    if not Path(resume).is_file():
-        raise ConfigError("checkpoint to resume from not found", path=resume)
-    return Path(resume)
 
 
 def init_weights(model, path, log) -> None:

@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from spikeprep import ConfigError
+from spikeprep import ConfigError, write_text_atomic
 
 from .augment import SpikeNorm, assemble
 from .config import Config, dump_config, to_dict
@@ -48,7 +48,7 @@ from .metrics import charbonnier
 from .telemetry import StepTelemetry, add_scalars, append_csv
 from .factory import build_model  # noqa: F401  (public: vrt_train.train.build_model)
 from .checkpoint import (atomic_save, clean_temp_files, init_weights, prepare_out_dir, rng_state,
-                         save_checkpoint, write_text)
+                         save_checkpoint)
 from .errors import Preempted
 from .guard import StepGuard, assert_finite_weights, requested_signal
 from .resume import cache_identity, check_config, pick_checkpoint, restore
@@ -166,7 +166,7 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
     batches = iter(loader)
     cleanup.callback(close_loader, batches)
     if is_main:
-        write_text(out_dir / "config.yaml", dump_config(cfg))
+        write_text_atomic(out_dir / "config.yaml", dump_config(cfg))
     log.print(f"{cfg.name}: {sum(p.numel() for p in model.parameters()):,} parameters, spike_chans "
               f"{spike_chans}, {world} process(es), batch {per_rank}/rank, spike_norm {norm.mode}, "
               f"{len(dataset)} items/epoch, iterations {start_it}..{t.total_iter}")
@@ -237,7 +237,7 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
                     best_psnr = last_val["psnr"]
                     best = out_dir / "checkpoints" / "best.pt"
                     atomic_save(make_state(done), best)
-                    write_text(best.with_suffix(".yaml"), dump_config(cfg))
+                    write_text_atomic(best.with_suffix(".yaml"), dump_config(cfg))
                     summary["best_checkpoint"] = str(best)
             if world > 1:
                 dist.barrier()
