@@ -12,7 +12,8 @@ The public API, by pipeline stage (everything `vrt_train`, the tests and the ben
   `Manifest` with `CacheParams`, `SequenceEntry`, `SpikeStats`), `is_cache`, `verify_cache`,
   `cache_info`
 * errors: `SpikeprepError` and its families (`UsageError`, `ConfigError`, `LayoutError`,
-  `SyncError`, `DatError`, `WindowError`, `VoxelError`, `CacheError`, `DependencyError`)
+  `SyncError`, `DatError`, `WindowError`, `VoxelError`, `CacheError`, `DependencyError`,
+  `OutputError`)
 * files: `write_text_atomic`
 
 Importing spikeprep never imports torch or `vrt_train`; the names above load their modules on
@@ -22,7 +23,7 @@ first use.
 from importlib import import_module as _import_module
 from importlib.metadata import version as _installed_version
 
-from .errors import (CacheError, ConfigError, DatError, DependencyError, LayoutError,
+from .errors import (CacheError, ConfigError, DatError, DependencyError, LayoutError, OutputError,
                      SpikeprepError, SyncError, UsageError, VoxelError, WindowError)
 
 __version__ = _installed_version("spikeprep")  # pyproject.toml is the only source
@@ -78,7 +79,7 @@ __all__ = [
     "voxelize_dataset", "open_cache", "Cache", "Sample", "Manifest", "CacheParams", "SequenceEntry",
     "SpikeStats", "is_cache", "verify_cache", "cache_info",
     "SpikeprepError", "UsageError", "ConfigError", "LayoutError", "SyncError", "DatError",
-    "WindowError", "VoxelError", "CacheError", "DependencyError",
+    "WindowError", "VoxelError", "CacheError", "DependencyError", "OutputError",
     "write_text_atomic",
     "__version__",
 ]

@@ -7,7 +7,8 @@ error                  exit code  when
 `TrainingDiverged`     1          ``train.max_nonfinite_steps`` steps in a row had a non-finite
                                   loss or gradient, or the weights became non-finite
 `OutputError`          1          out_dir or a file in it cannot be written (disk full,
-                                  read-only file system, a file where a folder should be)
+                                  read-only file system, a file where a folder should be);
+                                  spikeprep's own class, so one except clause catches both
 `CheckpointError`      1          no readable checkpoint is left to resume from, or a
                                   checkpoint does not fit the model
 `WorkerError`          1          a DataLoader worker failed (its traceback in ``detail``)
@@ -21,15 +22,11 @@ from __future__ import annotations
 import errno
 import signal
 
-from spikeprep import SpikeprepError
+from spikeprep import OutputError, SpikeprepError  # OutputError: files that cannot be written, both packages
 
 
 class TrainingDiverged(SpikeprepError):
     """The loss, the gradients or the weights are no longer finite numbers."""
-
-
-class OutputError(SpikeprepError):
-    """out_dir, a checkpoint or a log file cannot be written."""
 
 
 class CheckpointError(SpikeprepError):
