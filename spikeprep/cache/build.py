@@ -283,7 +283,7 @@ def with_journal_checksum(cache: Path, plan: BuildPlan, journal: str = JOURNAL_N
 
 
 def run_sequences(plan: BuildPlan, cache: Path, journal: Journal, todo, done: dict,
-                  options: RunOptions, t0: float) -> tuple[list, int]:
+                  options: RunOptions, t0: float) -> tuple[list, int, list]:
     """Build the sequences ``todo`` (each one transaction, then one journal line; ``done`` gets
     their entries); return ``([(name, frames, bytes, seconds)], map grows, input warnings)``."""
     if not todo:

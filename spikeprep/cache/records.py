@@ -53,7 +53,6 @@ RECORD_CHECKSUM_ALGORITHM = fingerprint.DEFAULT_ALGORITHM
 _CHECKSUM_SUFFIX = " hex of the whole LMDB value (header + payload)"
 #: Descriptions by algorithm; ``blake2b-128 ...`` is what caches built before 0.2 hold.
 RECORD_CHECKSUMS = {"xxh3_128": "xxh3_128" + _CHECKSUM_SUFFIX, "blake2b": "blake2b-128" + _CHECKSUM_SUFFIX}
-RECORD_CHECKSUM = RECORD_CHECKSUMS[RECORD_CHECKSUM_ALGORITHM]
 
 #: One record header, declared once; writer and reader both use it. 48 bytes, so payloads start
 #: 16-byte aligned within the value.
@@ -187,7 +186,7 @@ def decode_record(value, key: str = "?") -> tuple[RecordHeader, np.ndarray]:
 
 
 def checksum(value, algorithm: str = RECORD_CHECKSUM_ALGORITHM) -> str:
-    """The record checksum: hex digest of a whole LMDB value (`RECORD_CHECKSUM`)."""
+    """The record checksum: hex digest of a whole LMDB value with ``algorithm`` (`RECORD_CHECKSUMS`)."""
     return fingerprint.digest(value, algorithm)
 
 
