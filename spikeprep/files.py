@@ -111,6 +111,12 @@ def require_utf8_name(path: str | os.PathLike, error: type[SpikeprepError], what
     return name
 
 
+def printable(text: str) -> str:
+    """``text`` with undecodable filename bytes (surrogate escapes) shown as ``\\xNN``, for
+    output that must be valid Unicode (plot titles)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def is_utf8(text: str) -> bool:
     """False for a str holding undecodable filename bytes (surrogate escapes, e.g. ``\\udcff``)."""
     try:

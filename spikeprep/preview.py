@@ -20,6 +20,7 @@ import numpy as np
 from .alignment import ORIENTATIONS, correlation
 from .dat import SpikeStream
 from .errors import LayoutError
+from .files import printable
 from .images import imread
 from .sync import load_sync, sync_path
 from .voxel import voxelize
@@ -71,7 +72,7 @@ def draw_sheet(rows: list[SheetRow], title: str, path: str | os.PathLike) -> Pat
             if r == 0:
                 ax.set_title(columns[c], fontsize=9)
         axes[r][0].set_ylabel(row.label, fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(printable(title), fontsize=10)  # CACHE may sit under a non-UTF-8 folder
     return _save(plt, fig, path)
 
 

@@ -136,6 +136,9 @@ def test_non_utf8_data_root_and_cache_paths_work(tmp_path):
     assert run("voxelize", data, cache, "--S", 4).exit_code == 0
     assert run("verify", cache, "--data", data).exit_code == 0
     assert run("info", cache).exit_code == 0
+    checked = run("check-sync", data, "--frames", 2, "--search", 2, "--preview", parent / "sheets")
+    assert checked.exit_code in (0, 3) and "cannot read image" not in checked.output, checked.output
+    assert run("info", cache, "--preview", parent / "sheets").exit_code == 0
 
 
 def test_simulate_from_frames_under_a_non_utf8_folder(tmp_path):
