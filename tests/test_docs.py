@@ -101,3 +101,13 @@ def test_docs_links_resolve():
             if not path.exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken, broken
+
+
+def test_cli_reference_points_at_the_click_group():
+    """docs/reference/cli.md's mkdocs-click directive names the group `spikeprep` runs."""
+    page = (DOCS / "reference" / "cli.md").read_text(encoding="utf-8")
+    module = re.search(r"^\s*:module: (\S+)", page, re.M)
+    command = re.search(r"^\s*:command: (\S+)", page, re.M)
+    assert module and command, "docs/reference/cli.md has no mkdocs-click directive"
+    import importlib
+    assert importlib.import_module(module[1]).__dict__.get(command[1]) is spikeprep_cli
