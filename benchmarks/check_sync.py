@@ -36,11 +36,11 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from spikeprep.alignment import ORIENTATIONS, orientation_targets, score_window_orientations  # noqa: E402
-from spikeprep.checksync import (SCALES, CheckOptions, SequenceFrames, check_sequence,  # noqa: E402
+from spikeprep.alignment.scores import ORIENTATIONS, orientation_targets, score_window_orientations  # noqa: E402
+from spikeprep.alignment.check import (SCALES, CheckOptions, SequenceFrames, check_sequence,  # noqa: E402
                                  first_pass_offsets, sample_frames, scaled_windows)
-from spikeprep.dat import DatWriter, unpack_frames  # noqa: E402
-from spikeprep.syncbuild import build_sync  # noqa: E402
+from spikeprep.inputs.dat import DatWriter, unpack_frames  # noqa: E402
+from spikeprep.alignment.build import build_sync  # noqa: E402
 
 RGB_H, RGB_W, SPIKE_H, SPIKE_W = 720, 1280, 360, 640
 SPIKE_RATE, EXPOSURE, THRESHOLD = 20000.0, 0.5, 1.0

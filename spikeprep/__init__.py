@@ -32,20 +32,20 @@ __version__ = _installed_version("spikeprep")  # pyproject.toml is the only sour
 #: ``import spikeprep`` (every command, every DataLoader worker of vrt_train) does not load
 #: numba, OpenCV and the dataset importers before something needs them.
 _WHERE = {
-    "score_orientations": ".alignment",
+    "score_orientations": ".alignment.scores",
     **dict.fromkeys(("Cache", "CacheParams", "Manifest", "Sample", "SequenceEntry", "SpikeStats",
                      "open_cache"), ".cache"),
     "voxelize_dataset": ".cache.build",
     "cache_info": ".cache.info",
     "verify_cache": ".cache.verify",
-    "CheckOptions": ".checksync", "check_sync": ".checksync",
-    "SpikeStream": ".dat", "write_dat": ".dat",
+    "CheckOptions": ".alignment.check", "check_sync": ".alignment.check",
+    "SpikeStream": ".inputs.dat", "write_dat": ".inputs.dat",
     "ImportOptions": ".datasets", "import_dataset": ".datasets",
-    "write_text_atomic": ".files",
-    "REPRESENTATIONS": ".representations", "make_representation": ".representations",
+    "write_text_atomic": ".inputs.files",
+    "REPRESENTATIONS": ".representations.catalog", "make_representation": ".representations.catalog",
     "simulate_dataset": ".simulate",
     "SyncFile": ".sync", "load_sync": ".sync",
-    "SyncOptions": ".syncbuild", "build_sync": ".syncbuild",
+    "SyncOptions": ".alignment.build", "build_sync": ".alignment.build",
     "voxelize": ".voxel",
 }
 

@@ -141,7 +141,7 @@ def run_demo(out: str | os.PathLike = "spikeprep-demo", *, params: DemoData = De
     ``train`` is false, which needs no torch.
     """
     from .cache.build import voxelize_dataset
-    from .syncbuild import build_sync
+    from .alignment.build import build_sync
     from .cache.verify import verify_cache
 
     config = _training_config(config) if train else None  # fail before the first stage

@@ -35,7 +35,6 @@ from typing import Callable, Iterable
 
 import lmdb
 
-from .cache.records import shard_name
 from .errors import OutputError
 
 MiB = 1 << 20
@@ -90,12 +89,16 @@ class _Flusher:
 
 
 class ShardWriter:
-    """LMDB environments ``CACHE/shard-NNNNN.lmdb`` opened on first use, grown on demand."""
+    """LMDB environments, one per shard index, opened on first use and grown on demand.
 
-    def __init__(self, cache: Path, initial_map_size: int = DEFAULT_INITIAL_MAP_SIZE,
+    ``shard_dir(index)`` names each shard's LMDB directory (the cache's layout decides it, e.g.
+    ``CACHE/shard-00000.lmdb``): the writer takes keys and bytes and knows no record format.
+    """
+
+    def __init__(self, shard_dir: Callable[[int], Path], initial_map_size: int = DEFAULT_INITIAL_MAP_SIZE,
                  prefit: bool = True, writemap: bool = True,
                  flush_bytes: int = 0) -> None:
-        self.cache = Path(cache)
+        self.shard_dir = shard_dir
         self.initial_map_size = int(initial_map_size)
         self.prefit = prefit
         self.writemap = writemap
@@ -107,7 +110,7 @@ class ShardWriter:
 
     def env(self, shard: int) -> lmdb.Environment:
         if shard not in self._envs:
-            path = self.cache / shard_name(shard)
+            path = Path(self.shard_dir(shard))
             size = self.initial_map_size
             if (path / "data.mdb").is_file():  # a resumed build: keep what is there
                 size = max(size, (path / "data.mdb").stat().st_size)
@@ -122,7 +125,7 @@ class ShardWriter:
 
     def _fd(self, shard: int) -> int:
         if shard not in self._fds:
-            self._fds[shard] = os.open(self.cache / shard_name(shard) / "data.mdb", os.O_RDWR)
+            self._fds[shard] = os.open(Path(self.shard_dir(shard)) / "data.mdb", os.O_RDWR)
         return self._fds[shard]
 
     def _reserve(self, shard: int, start: int, end: int) -> None:
@@ -172,7 +175,7 @@ class ShardWriter:
         try:
             return self._write_sequence(shard, planned_bytes, produce, clear_prefix)
         except lmdb.Error as exc:  # disk full (LMDB reports a short write as EIO), I/O error
-            raise shard_write_error(exc, self.cache / shard_name(shard), planned_bytes) from exc
+            raise shard_write_error(exc, Path(self.shard_dir(shard)), planned_bytes) from exc
 
     def _write_sequence(self, shard, planned_bytes, produce, clear_prefix) -> int:
         env = self.env(shard)
@@ -219,7 +222,7 @@ class ShardWriter:
             used = self._used_bytes(env)
             env.close()
             if self.writemap:  # writemap grew the file to the map size: give back the unused tail
-                data = self.cache / shard_name(shard) / "data.mdb"
+                data = Path(self.shard_dir(shard)) / "data.mdb"
                 if data.stat().st_size > used:
                     os.truncate(data, used)  # pages past last_pgno are unused by any commit
         self._envs.clear()

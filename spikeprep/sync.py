@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SyncError
-from .files import read_text_utf8, write_text_atomic
+from .inputs.files import read_text_utf8, write_text_atomic
 
 FORMAT = "spikeprep.sync"
 VERSION = 1

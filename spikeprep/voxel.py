@@ -3,7 +3,7 @@
 A window is ``(L, H*W/8)`` uint8 packed frames (the zero-copy view from `SpikeStream.packed`);
 the output is in image orientation (``flipud=True``: output row ``r`` is stored row ``H-1-r``).
 
-Representations (``voxelize(..., repr=...)``; dataclasses in `spikeprep.representations`):
+Representations (``voxelize(..., repr=...)``; dataclasses in `spikeprep.representations.catalog`):
 
 ============  ==========  ===========================  =========================================
 repr          channels    dtype                        channel ``c`` of a window of L frames
@@ -24,8 +24,8 @@ svrt-tfp      S           uint8 (grey levels)          S-VRT's TFP: mean of ``2*
 (*) the narrowest unsigned type holding the longest counted frame range (<= 255 frames: uint8,
 <= 65535: uint16, else uint32); counts are exact, never saturated. ``out=`` may supply any wider type.
 
-The kernels (SWAR design, the JIT switch) are in `spikeprep.kernels`; the representation
-dataclasses in `spikeprep.representations`. Imports go one way: voxel -> representations -> kernels.
+The kernels (SWAR design, the JIT switch) are in `spikeprep.representations.kernels`; the representation
+dataclasses in `spikeprep.representations.catalog`. Imports go one way: voxel -> representations -> kernels.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from __future__ import annotations
 import numpy as np
 
 # the stage's kernels, re-exported so `spikeprep.voxel` keeps naming them
-from .kernels import (JIT_DISABLED, bin_edges, count_ranges, count_ranges_kernel,  # noqa: F401
+from .representations.kernels import (JIT_DISABLED, bin_edges, count_ranges, count_ranges_kernel,  # noqa: F401
                       ema_kernel, uint_dtype_for)
-from .representations import make_representation
+from .representations.catalog import make_representation
 
 __all__ = ["voxelize", "JIT_DISABLED", "bin_edges", "count_ranges", "count_ranges_kernel", "ema_kernel",
            "uint_dtype_for"]

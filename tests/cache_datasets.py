@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from spikeprep.dat import write_dat
+from spikeprep.inputs.dat import write_dat
 from spikeprep.sync import FrameWindow, SyncFile, save_sync
 
 

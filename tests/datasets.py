@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import yaml
 
-from spikeprep.dat import write_dat
+from spikeprep.inputs.dat import write_dat
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:

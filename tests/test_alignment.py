@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from spikeprep import SpikeStream
-from spikeprep.alignment import (ORIENTATIONS, best_orientation, correlation, orientation_targets,
+from spikeprep.alignment.scores import (ORIENTATIONS, best_orientation, correlation, orientation_targets,
                                  oriented, reference_scores, score_orientations, score_window_orientations,
                                  score_windows)
-from spikeprep.dat import pack_frames
+from spikeprep.inputs.dat import pack_frames
 from spikeprep.errors import UsageError, WindowError
-from spikeprep.syncverdict import MIN_GAIN, compare, judge
+from spikeprep.alignment.verdict import MIN_GAIN, compare, judge
 
 REDS = Path(__file__).resolve().parents[2] / "shared" / "data" / "spike-reds"
 REAL_STREAMS = sorted((REDS / "spike").glob("*.dat"))
@@ -137,8 +137,8 @@ def test_judge_verdicts_on_constructed_scores():
 
 @pytest.mark.parametrize("geom", [(40, 120), (5, 16), (250, 400)])
 def test_prefix_counts_match_numpy_over_blocks_and_long_pieces(geom):
-    from spikeprep.alignment import window_count_images
-    from spikeprep.dat import unpack_frames
+    from spikeprep.alignment.scores import window_count_images
+    from spikeprep.inputs.dat import unpack_frames
     h, w = geom
     rng = np.random.default_rng(7)
     packed = pack_frames(rng.random((300, h, w)) < 0.9)  # > 255 frames per piece: lanes must drain
@@ -149,7 +149,7 @@ def test_prefix_counts_match_numpy_over_blocks_and_long_pieces(geom):
 
 
 def test_kernels_py_func_matches_jit():
-    from spikeprep.alignment import prefix_counts_kernel, row_moments_kernel
+    from spikeprep.alignment.scores import prefix_counts_kernel, row_moments_kernel
     rng = np.random.default_rng(3)
     packed = pack_frames(rng.random((9, 4, 10)) < 0.5)  # 5 bytes per frame: a partial tail word
     bounds = np.array([0, 2, 7, 9])

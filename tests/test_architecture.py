@@ -1,5 +1,6 @@
-"""The package boundaries as tested claims: no import circles (module-level imports, both
-packages), and vrt_train reaches spikeprep only through its public API."""
+"""The house as tested claims: no import circles (both packages, deferred imports too), the
+stages of spikeprep in one layer order, rich drawn only by the CLI and the report, at most ten
+top-level modules, and vrt_train reaching spikeprep only through its public API."""
 
 from __future__ import annotations
 
@@ -89,3 +90,74 @@ def test_vrt_train_uses_only_the_public_spikeprep_api():
                 private.setdefault(module_name(path), []).extend(
                     a.name for a in node.names if a.name.startswith("spikeprep."))
     assert not {m: v for m, v in private.items() if v}
+
+
+#: spikeprep's stages, lowest first: a module may import its own stage and the stages before it.
+LAYERS = (
+    ("spikeprep.errors",),
+    ("spikeprep.inputs",),                    # every byte of DATA_ROOT: .dat, images, config
+    ("spikeprep.sync", "spikeprep.parts", "spikeprep.lmdb_writer"),  # formats and plumbing
+    ("spikeprep.representations",),           # kernels, representations, hot pixels
+    ("spikeprep.voxel",),
+    ("spikeprep.alignment", "spikeprep.simulate"),
+    ("spikeprep.datasets",),
+    ("spikeprep.cache",),
+    ("spikeprep.report",),                    # tables, preview sheets, progress bars
+    ("spikeprep.demo",),
+    ("spikeprep.commands",),
+    ("spikeprep.cli", "spikeprep.__main__"),
+)
+
+
+def layer_of(module: str) -> int:
+    for index, stages in enumerate(LAYERS):
+        if any(module == s or module.startswith(s + ".") for s in stages):
+            return index
+    raise AssertionError(f"{module} belongs to no layer: add it to LAYERS in {__file__}")
+
+
+def test_stages_import_only_their_own_or_lower_layers():
+    edges = graph(anywhere=True)
+    upward = sorted(f"{m} -> {d}" for m, deps in edges.items() if m.startswith("spikeprep.")
+                    for d in deps if d.startswith("spikeprep.") and layer_of(d) > layer_of(m))
+    assert not upward, "imports that run upward:\n" + "\n".join(upward)
+
+
+def test_no_circles_between_stages():
+    """The stage folders' own graph (what a drawing of the house shows) has no circle either."""
+    def stage(module):
+        parts = module.split(".")
+        return ".".join(parts[:2])
+
+    edges: dict[str, set[str]] = {}
+    for module, deps in graph(anywhere=True).items():
+        if module.startswith("spikeprep."):
+            edges.setdefault(stage(module), set()).update(
+                stage(d) for d in deps if d.startswith("spikeprep.") and stage(d) != stage(module))
+    order = {s: layer_of(s) for s in edges}
+    assert all(order[a] >= order[b] for a, deps in edges.items() for b in deps if b in order)
+
+
+def test_rich_is_imported_only_by_the_cli_and_the_report():
+    drawers = ("spikeprep.commands", "spikeprep.report")
+    offenders = []
+    for path in (ROOT / "spikeprep").rglob("*.py"):
+        name = module_name(path)
+        if name.startswith(drawers):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            offenders += [f"{name} imports {n}" for n in names if n == "rich" or n.startswith("rich.")]
+    assert not offenders
+
+
+def test_at_most_ten_top_level_modules():
+    top = sorted(p.stem for p in (ROOT / "spikeprep").glob("*.py")
+                 if p.stem not in ("__init__", "__main__", "cli"))
+    assert len(top) <= 10, top
+    assert {"sync", "voxel", "lmdb_writer"} <= set(top)  # the design's faces stay where they are
+
+
+def test_lmdb_writer_knows_no_cache_format():
+    assert not {d for d in graph(anywhere=True)["spikeprep.lmdb_writer"] if d.startswith("spikeprep.cache")}

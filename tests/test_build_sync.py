@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from spikeprep import SyncOptions, build_sync, load_sync, write_dat
 from spikeprep.cli import main
-from spikeprep.seqconfig import Timing
+from spikeprep.inputs.sequence_config import Timing
 from datasets import make_dataset, write_png
 
 

@@ -208,7 +208,7 @@ def test_shards_and_map_growth(tmp_path):
 
 
 def test_map_full_is_retried(tmp_path):
-    writer = ShardWriter(tmp_path, initial_map_size=64 * 1024, prefit=False)
+    writer = ShardWriter(lambda i: tmp_path / f"shard-{i:05d}.lmdb", initial_map_size=64 * 1024, prefit=False)
     calls = []
 
     def produce():

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 import spikeprep
 from spikeprep.cli import main
-from spikeprep.dat import SpikeStream, write_dat
+from spikeprep.inputs.dat import SpikeStream, write_dat
 from spikeprep.errors import ConfigError
-from spikeprep.seqconfig import load_config
+from spikeprep.inputs.sequence_config import load_config
 from spikeprep.sync import load_sync
 
 SPF, EXPOSED = 80, 40  # spike frames per RGB frame, and per exposure window (exposure 0.5)
@@ -249,8 +249,8 @@ def test_previews(data, tmp_path):
     colour = np.abs(left.astype(int) - left[:, :, ::-1]).mean()  # the blurry frame is in colour
     grey = np.abs(right.astype(int) - right[:, :, ::-1]).mean()  # the voxels are grey
     assert colour > 3 * grey + 1
-    from spikeprep.checksync import check_sequence
-    from spikeprep.preview import check_rows
+    from spikeprep.alignment.check import check_sequence
+    from spikeprep.report.previews import check_rows
     rows = check_rows(data, check_sequence(data, "seq000"))
     assert len(rows) == 4 and not np.array_equal(rows[0].count, rows[1].count)
     assert rows[0].voxels.shape == (4, 32, 48) and rows[0].voxels.sum() == rows[0].count.sum()
@@ -295,7 +295,7 @@ def test_info_preview_draws_the_sheets_from_a_cache(data, tmp_path, repr_):
     sheet = cv2.imread(str(tmp_path / "sheets" / "seq000_sheet.png"))
     assert sheet is not None and sheet.shape[1] > sheet.shape[0] > 200
     from spikeprep.cache.reader import open_cache
-    from spikeprep.preview import cache_rows
+    from spikeprep.report.previews import cache_rows
     with open_cache(cache) as opened:
         rows = cache_rows(opened, "seq000")
         first = opened.read("seq000", 0)
@@ -305,7 +305,7 @@ def test_info_preview_draws_the_sheets_from_a_cache(data, tmp_path, repr_):
 
 
 def test_spike_image_by_hand():
-    from spikeprep.preview import spike_image
+    from spikeprep.report.previews import spike_image
     voxels = np.arange(24, dtype=np.float32).reshape(4, 2, 3)
     assert np.array_equal(spike_image(voxels, "bins")[0], voxels.sum(axis=0))
     assert np.array_equal(spike_image(voxels, "temporal4")[0], voxels[3])

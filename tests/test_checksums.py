@@ -15,7 +15,7 @@ from fault_injection import run_killed
 from test_cache import all_records
 
 import spikeprep
-from spikeprep import fingerprint
+from spikeprep.inputs import fingerprint
 from spikeprep.cache.manifest import load_manifest
 from spikeprep.cache.records import record_checksum_algorithm
 from spikeprep.errors import CacheError

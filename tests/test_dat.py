@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from spikeprep import SpikeStream, write_dat
-from spikeprep.dat import count_frames, pack_frames
+from spikeprep.inputs.dat import count_frames, pack_frames
 from spikeprep.errors import DatError, UsageError, WindowError
 from reference import spikecv_decode, spikecv_matrix
 

@@ -220,7 +220,7 @@ def test_crash_during_a_rebuild_then_sources_reverted_is_not_already_done(copy, 
 
 
 def test_cheap_precheck_skips_unchanged_files_and_rehashes_the_rest(copy, monkeypatch):
-    from spikeprep import fingerprint
+    from spikeprep.inputs import fingerprint
     from spikeprep.cache import staleness
     from spikeprep.cache.journal import Journal, done_sequences
     from spikeprep.cache.plan import plan_build

@@ -179,7 +179,7 @@ def _png_with_header(width: int, height: int, depth: int = 8, colour: int = 2) -
                                   _png_with_header(4, 4, 3, 2), _png_with_header(16, 24)],
                          ids=["beyond-opencv-limit", "zero-size", "bad-depth", "short-data"])
 def test_hostile_png_headers(tmp_path, data):
-    from spikeprep.images import read_image
+    from spikeprep.inputs.images import read_image
     (tmp_path / "f.png").write_bytes(data)
     with pytest.raises(LayoutError, match="RGB frame cannot be decoded"):
         read_image(tmp_path / "f.png")

@@ -20,7 +20,7 @@ from input_faults import assert_clear_error, leftovers, needs_mounts, run, small
 
 from namespaces import read_only, run_in_namespace, spikeprep_command, tmpfs
 from spikeprep.errors import OutputError
-from spikeprep.files import write_text_atomic
+from spikeprep.inputs.files import write_text_atomic
 
 
 # -- read-only folders and a full disk ----------------------------------------------------------

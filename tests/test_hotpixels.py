@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikeprep.dat import SpikeStream, write_dat
+from spikeprep.inputs.dat import SpikeStream, write_dat
 from spikeprep.errors import UsageError
-from spikeprep.hotpixels import detect_hot_pixels, firing_rate, repair_hot_pixels
+from spikeprep.representations.hot_pixels import detect_hot_pixels, firing_rate, repair_hot_pixels
 
 
 def test_firing_rate_streams_in_chunks(tmp_path):

@@ -11,7 +11,7 @@ from spikeprep.lmdb_writer import ShardWriter
 
 def test_writeback_during_the_transaction_and_file_cut_to_used_pages(tmp_path, monkeypatch):
     kicks = []
-    writer = ShardWriter(tmp_path, initial_map_size=1 << 20, flush_bytes=50_000)
+    writer = ShardWriter(lambda i: tmp_path / f"shard-{i:05d}.lmdb", initial_map_size=1 << 20, flush_bytes=50_000)
     original = writer._writeback
     monkeypatch.setattr(writer, "_writeback", lambda shard: (kicks.append(shard), original(shard)))
     values = {f"k{i:03d}": bytes([i]) * 20_000 for i in range(30)}
@@ -28,7 +28,7 @@ def test_writeback_during_the_transaction_and_file_cut_to_used_pages(tmp_path, m
 
 
 def test_a_failed_transaction_leaves_the_last_commit(tmp_path):
-    writer = ShardWriter(tmp_path, flush_bytes=10_000)
+    writer = ShardWriter(lambda i: tmp_path / f"shard-{i:05d}.lmdb", flush_bytes=10_000)
     writer.write_sequence(0, 0, lambda: iter([("a", b"1" * 30_000)]))
 
     def broken():

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from spikeprep import SpikeStream, simulate_dataset
 from spikeprep.cli import main
 from spikeprep.errors import LayoutError, UsageError
-from spikeprep.scenes import luma
-from spikeprep.seqconfig import Timing, load_config
+from spikeprep.simulate.scenes import luma
+from spikeprep.inputs.sequence_config import Timing, load_config
 from spikeprep.simulate import simulate_from_frames, synthetic_scene
 
 FRAMES, SPF = 6, 40

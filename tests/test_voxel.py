@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from spikeprep import voxelize
 from spikeprep.errors import UsageError, VoxelError
-from spikeprep.representations import REPRESENTATIONS, make_representation
+from spikeprep.representations.catalog import REPRESENTATIONS, make_representation
 from spikeprep.voxel import bin_edges, count_ranges_kernel, ema_kernel
 
 from reference import (bins_reference, ema_reference, spikecv_decode, temporal4_reference,
@@ -210,7 +210,7 @@ def test_real_data_matches_spikecv_decode():
 
 
 def test_normalizers_by_hand():
-    from spikeprep.representations import make_representation
+    from spikeprep.representations.catalog import make_representation
 
     assert make_representation("bins", 4).normalizer(10).tolist() == [2, 3, 2, 3]   # edges 0,2,5,7,10
     assert make_representation("count", 1).normalizer(7).tolist() == [7]
@@ -220,7 +220,7 @@ def test_normalizers_by_hand():
 
 
 def test_representation_round_trips_through_its_manifest_record():
-    from spikeprep.representations import make_representation, params_of
+    from spikeprep.representations.catalog import make_representation, params_of
 
     for rep in (make_representation("bins", 8), make_representation("tfp", 4, tfp_window=6),
                 make_representation("ema", 4, tau_fast=10.0, tau_slow=100.0)):

@@ -15,11 +15,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import fingerprint
-from ..dat import SpikeStream
+from ..inputs import fingerprint
+from ..inputs.dat import SpikeStream
 from ..errors import DatError, LayoutError
-from ..images import read_image
-from ..hotpixels import detect_hot_pixels, firing_rate, repair_hot_pixels
+from ..inputs.images import read_image
+from ..representations.hot_pixels import detect_hot_pixels, firing_rate, repair_hot_pixels
 from ..sync import SyncFile
 from ..voxel import voxelize
 from .manifest import CacheParams
@@ -36,7 +36,7 @@ class FrameConfig:
     spike_h: int
     spike_w: int
     params: CacheParams
-    #: record checksum algorithm (`spikeprep.fingerprint`); a resumed build keeps its journal's
+    #: record checksum algorithm (`spikeprep.inputs.fingerprint`); a resumed build keeps its journal's
     checksum_algorithm: str = RECORD_CHECKSUM_ALGORITHM
 
     @property
@@ -95,12 +95,12 @@ class FrameResult:
     sources: dict[str, dict]
     hists: list
     window_len: int
-    conversions: dict = field(default_factory=dict)  # kind -> DATA_ROOT-relative png (spikeprep.images)
+    conversions: dict = field(default_factory=dict)  # kind -> DATA_ROOT-relative png (spikeprep.inputs.images)
 
 
 def read_rgb(path: Path) -> tuple[np.ndarray, dict]:
     """A png as ``(H, W, 3)`` uint8 RGB plus its fingerprint (one read of the bytes); see
-    `spikeprep.images` for how non-RGB pngs are converted."""
+    `spikeprep.inputs.images` for how non-RGB pngs are converted."""
     image, fingerprint, _ = read_image(path)
     return image, fingerprint
 

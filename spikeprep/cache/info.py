@@ -32,7 +32,7 @@ def cache_info(cache) -> dict:
     for seq, e in manifest.sequences.items():
         warnings.extend(sequence_warnings(seq, e))
         rows.append({"sequence": seq, "split": e.split, "frames": e.num_frames,
-                     "shard": shard_name(e.shard), "bytes": e.bytes, "spike_rate": e.spike_rate,
+                     "shard": shard_name(e.shard), "bytes": e.bytes, "spike_rate": e.firing_rate,
                      "hot_pixels": "off" if e.hot_pixels.get("mode") == "off" else e.hot_pixels.get("count")})
     shard_bytes = {}
     for name in manifest.shards:
@@ -48,7 +48,7 @@ def sequence_warnings(name: str, entry: SequenceEntry) -> list[str]:
     """The input warnings recorded for a sequence, plus an all-zero spike warning derived from
     ``spike_rate == 0`` for caches built before warnings were recorded."""
     out = list(entry.warnings)
-    if entry.spike_rate == 0 and not any("no spike" in w for w in out):
+    if entry.firing_rate == 0 and not any("no spike" in w for w in out):
         out.append(f"sequence {name}: no spike in any of its frames' windows (spike rate 0), so its "
                    "spike voxels are all zero; check the recording")
     return out

@@ -1,5 +1,5 @@
 """Input checks of a cache build that warn rather than fail: converted RGB frames (see
-`spikeprep.images`) and sequences whose spike windows hold no spike at all.
+`spikeprep.inputs.images`) and sequences whose spike windows hold no spike at all.
 
 The warnings are printed by the CLI, returned in `BuildSummary.warnings` and recorded per sequence
 in the manifest (``SequenceEntry.warnings``), where `spikeprep info` shows them again.
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dat import SpikeStream
-from ..images import conversion_warnings, merge_conversions
+from ..inputs.dat import SpikeStream
+from ..inputs.images import conversion_warnings, merge_conversions
 from ..sync import SyncFile
 
 #: Spike frames read at a time while looking for a spike (bounded memory for any window length).

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import CacheError
-from ..files import output_error
+from ..inputs.files import output_error
 from .records import JOURNAL_NAME
 
 

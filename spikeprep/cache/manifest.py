@@ -10,7 +10,7 @@ have their own ``FORMAT_VERSION`` (`spikeprep.cache.records`), stored as ``versi
 
 * version 1 (no ``manifest_version`` key): ``params.repr_params`` repeated ``repr`` and ``S``.
 * version 2: ``repr_params`` holds only the representation's own parameters; source
-  fingerprints and record checksums name their hash algorithm (`spikeprep.fingerprint`).
+  fingerprints and record checksums name their hash algorithm (`spikeprep.inputs.fingerprint`).
 
 Adding a field is one line in the dataclass that owns it: give it a default, and `to_dict` leaves
 it out while it equals that default, so the params hash of caches written before it is unchanged.
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CacheError
-from ..files import write_text_atomic
+from ..inputs.files import write_text_atomic
 from .records import (FORMAT, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME, MATCH_MODES, frame_key,
                       hot_pixels_key, record_checksum_algorithm)
 
@@ -66,14 +66,14 @@ class _Record:
             value = getattr(self, f.name)
             if f.metadata.get("omit_default") and value == _default(f):
                 continue
-            out[f.name] = _jsonable(value)
+            out[_key(f)] = _jsonable(value)
         return out
 
     @classmethod
     def from_dict(cls, raw, where: str, path=None):
         """Build from a JSON object; CacheError naming ``where`` for a missing/unknown/bad key."""
         _need(isinstance(raw, dict), f"{where} is not an object", type(raw).__name__, "an object", path)
-        names = {f.name: f for f in dataclasses.fields(cls)}
+        names = {_key(f): f for f in dataclasses.fields(cls)}
         missing = [n for n, f in names.items() if n not in raw and _default(f) is _NO_DEFAULT]
         _need(not missing, f"{where} incomplete", f"missing {', '.join(missing)}",
               ", ".join(names), path)
@@ -82,7 +82,7 @@ class _Record:
             value = raw.get(name, _default(f))
             convert = f.metadata.get("convert")
             try:
-                values[name] = convert(value, f"{where}.{name}", path) if convert else value
+                values[f.name] = convert(value, f"{where}.{name}", path) if convert else value
             except (TypeError, ValueError, KeyError) as exc:
                 raise _invalid(f"{where}.{name} has a bad value", f"{value!r} ({exc})",
                                f.metadata.get("expected", "see the manifest schema"), path) from None
@@ -90,6 +90,11 @@ class _Record:
 
 
 _NO_DEFAULT = object()
+
+
+def _key(f: dataclasses.Field) -> str:
+    """A field's JSON key: its name unless the on-disk key differs (``key`` metadata)."""
+    return f.metadata.get("key", f.name)
 
 
 def _default(f: dataclasses.Field):
@@ -150,8 +155,10 @@ def _numbers(value, where, path) -> tuple:
     return tuple(_number(v, f"{where}[{i}]", path) for i, v in enumerate(value))
 
 
-def _spec(convert=None, expected=None, **kw):
+def _spec(convert=None, expected=None, key=None, **kw):
     metadata = {"convert": convert, "expected": expected} if convert else {}
+    if key is not None:
+        metadata["key"] = key
     if "omit_default" in kw:
         metadata["omit_default"] = kw.pop("omit_default")
     return field(metadata=metadata, **kw)
@@ -164,7 +171,7 @@ class CacheParams(_Record):
     """What determines the stored bytes; equal params (same `hash`) give equal records.
 
     ``rgb_shape``: stored ``(H, W, 3)``; ``spike_shape``: stored ``(C, h, w)``; ``repr_params``:
-    the representation's own keyword parameters (`spikeprep.representations`).
+    the representation's own keyword parameters (`spikeprep.representations.catalog`).
     """
 
     S: int = _spec(_int)
@@ -183,8 +190,8 @@ class CacheParams(_Record):
         return params_hash(self.to_dict())
 
     def representation(self):
-        """The `spikeprep.representations` object these params describe."""
-        from ..representations import make_representation
+        """The `spikeprep.representations.catalog` object these params describe."""
+        from ..representations.catalog import make_representation
         return make_representation(self.repr, self.S, **self.repr_params)
 
 
@@ -202,9 +209,9 @@ def _params_v1_to_v2(raw: dict) -> dict:
 class SequenceEntry(_Record):
     """One sequence of the cache: where it is, what it came from, the checksum of each record.
 
-    ``sources``: DATA_ROOT-relative path -> fingerprint (`spikeprep.fingerprint`);
-    ``records``: record key -> checksum hex; ``spike_rate``: mean spikes per pixel per spike
-    frame (count representations only); ``source_stats``: the sources' size, mtime and inode
+    ``sources``: DATA_ROOT-relative path -> fingerprint (`spikeprep.inputs.fingerprint`);
+    ``records``: record key -> checksum hex; ``firing_rate``: mean spikes per pixel per spike
+    frame (count representations only; JSON key ``spike_rate``); ``source_stats``: the sources' size, mtime and inode
     when they were read (the cheap pre-check of a resume; absent in older caches); ``warnings``:
     input warnings of the build; ``T``: VRT clip length from the recipe (None:
     unknown); ``frame_names``: each frame's name in the source dataset, for inference output.
@@ -219,8 +226,10 @@ class SequenceEntry(_Record):
     hot_pixels: dict = _spec(lambda v, w, p: dict(v), expected="an object")
     bytes: int | None = _spec(lambda v, w, p: None if v is None else _int(v, w, p), default=None)
     spike_frames: int | None = _spec(lambda v, w, p: None if v is None else _int(v, w, p), default=None)
-    spike_rate: float | None = _spec(lambda v, w, p: None if v is None else _number(v, w, p),
-                                     expected="a number or null", default=None)
+    #: spikes per pixel per spike frame; the JSON key stays ``spike_rate`` (written before the
+    #: code said ``spike_rate`` for Hz only)
+    firing_rate: float | None = _spec(lambda v, w, p: None if v is None else _number(v, w, p),
+                                      expected="a number or null", default=None, key="spike_rate")
     #: input warnings of the build (converted pngs, an all-zero spike stream); `spikeprep info`
     #: shows them. Left out of the JSON while empty.
     warnings: tuple = _spec(lambda v, w, p: tuple(str(x) for x in v), expected="a list of strings",

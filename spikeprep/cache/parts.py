@@ -20,7 +20,7 @@ so parts resume independently. Parts take the ``part`` write lock (`spikeprep.ca
 different parts coexist, the same part twice or anything exclusive conflicts.
 
 The building itself (a list of sequences into their shards and a journal, the manifest) is the
-``engine`` `spikeprep.cache.build` passes in (`Engine`), so this module never imports the build.
+steps in `spikeprep.cache.sequences`, which the whole build runs too.
 
 Completion. ``voxelize`` without ``--part`` on a CACHE holding part journals takes the
 exclusive lock, checks every part (missing, still running, failed/interrupted, other parameters:
@@ -37,10 +37,9 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from ..errors import CacheError, UsageError
-from ..files import write_text_atomic
+from ..inputs.files import write_text_atomic
 from ..parts import Part, balanced_partition, parse_part
 from .journal import Journal, done_sequences
 from .interrupt import stop_on_signals
@@ -49,17 +48,9 @@ from .manifest import diff_params
 from .plan import BuildPlan, assign_shards
 from .records import FORMAT, FORMAT_VERSION, JOURNAL_NAME
 from .safety import check_resumable
+from .sequences import finish, run_sequences, summarize, with_journal_checksum
 from .staleness import describe as describe_stale
 from .staleness import refresh_stale, stale_sequences
-
-class Engine(Protocol):
-    """What a partitioned build needs from `spikeprep.cache.build` (its ``ENGINE``)."""
-
-    def run_sequences(self, plan, cache, journal, todo, done, options, t0): ...
-    def with_journal_checksum(self, cache, plan, journal=...): ...
-    def finish(self, cache, plan, done): ...
-    def summarize(self, cache, plan, per_sequence, skipped, shards, grows, options, t0, warnings=()): ...
-
 
 _JOURNAL_RE = re.compile(r"progress\.part-(\d+)-of-(\d+)\.jsonl")
 
@@ -175,7 +166,7 @@ def _differences(start: dict, header: dict) -> list[str]:
     return differ
 
 
-def build_part(plan: BuildPlan, cache: Path, part, options, engine, *, force: bool = False,
+def build_part(plan: BuildPlan, cache: Path, part, options, *, force: bool = False,
                break_lock: bool = False, notice=lambda line: None):
     """``voxelize --part I/N``: build (or resume) part I's sequences into their own shards;
     sequences of the part whose sources changed since are rebuilt (`refresh_stale`)."""
@@ -195,15 +186,15 @@ def build_part(plan: BuildPlan, cache: Path, part, options, engine, *, force: bo
         done, merged = prepare_part(cache, mine, part)
         todo, stale = [], {}
         if not merged:
-            mine = engine.with_journal_checksum(cache, mine, name)
+            mine = with_journal_checksum(cache, mine, name)
             stale = refresh_stale(cache, mine, done, Journal(cache, name))
             if stale:
                 notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
             todo = [s for s in mine.sequences if s.name not in done]
-        per_sequence, grows, warnings = engine.run_sequences(mine, cache, Journal(cache, name), todo,
+        per_sequence, grows, warnings = run_sequences(mine, cache, Journal(cache, name), todo,
                                                              done, options, t0)
     shards = len({s.shard for s in mine.sequences})
-    summary = engine.summarize(cache, mine, per_sequence, len(mine.sequences) - len(todo), shards,
+    summary = summarize(cache, mine, per_sequence, len(mine.sequences) - len(todo), shards,
                                grows, options, t0, warnings)
     summary.rebuilt = sorted(stale)
     return summary
@@ -291,7 +282,7 @@ def _refuse_unfinished(cache: Path, states: list[PartState], build_missing: bool
                              "with the same parameters as the others")
 
 
-def complete(plan: BuildPlan, cache: Path, options, engine, *, build_missing: bool = False,
+def complete(plan: BuildPlan, cache: Path, options, *, build_missing: bool = False,
              break_lock: bool = False, notice=lambda line: None):
     """Complete a partitioned CACHE (see the module docstring); return a `BuildSummary`.
     Sequences whose sources changed since their part built them count as not done: named and
@@ -312,16 +303,16 @@ def complete(plan: BuildPlan, cache: Path, options, engine, *, build_missing: bo
             name = part_journal_name(state.part)
             mine = part_of(plan, state.part)
             done, _ = prepare_part(cache, mine, state.part)
-            mine = engine.with_journal_checksum(cache, mine, name)
+            mine = with_journal_checksum(cache, mine, name)
             stale = refresh_stale(cache, mine, done, Journal(cache, name))
             rebuilt += sorted(stale)
             todo = [s for s in mine.sequences if s.name not in done]
-            built, more, said = engine.run_sequences(mine, cache, Journal(cache, name), todo, done,
+            built, more, said = run_sequences(mine, cache, Journal(cache, name), todo, done,
                                                      options, t0)
             per_sequence, grows, warnings = per_sequence + built, grows + more, warnings + said
         whole, done = _merge(cache, whole, count)
-        manifest = engine.finish(cache, whole, done)
-    summary = engine.summarize(cache, whole, per_sequence, len(whole.sequences) - len(per_sequence),
+        manifest = finish(cache, whole, done)
+    summary = summarize(cache, whole, per_sequence, len(whole.sequences) - len(per_sequence),
                                len(manifest.shards), grows, options, t0, warnings)
     summary.rebuilt = rebuilt
     return summary

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CacheError, LayoutError, SyncError, UsageError
-from ..files import is_utf8, require_utf8_name
-from ..representations import default_S, make_representation, params_of
+from ..inputs.files import is_utf8, require_utf8_name
+from ..representations.catalog import default_S, make_representation, params_of
 from ..sync import SyncFile, find_sync_files, load_sync
 from .frames import FrameConfig, FrameJob, read_rgb
 from .manifest import CacheParams

@@ -24,7 +24,7 @@ Header fields: ``magic`` = b"SPKC", ``version`` = FORMAT_VERSION, ``dtype_code``
 ``ndim``, ``shape`` (unused dims 0), ``spike_begin``/``spike_end`` (the spike window
 ``[begin, end)`` of a spike record; -1 for other records).
 
-Checksums: `checksum` (`spikeprep.fingerprint`: xxh3_128 for new caches, blake2b for caches
+Checksums: `checksum` (`spikeprep.inputs.fingerprint`: xxh3_128 for new caches, blake2b for caches
 built before 0.2; the algorithm is named first in the manifest's ``record_checksum``) over the whole LMDB value (header + payload). The manifest's schema is
 `spikeprep.cache.manifest`.
 """
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import fingerprint
+from ..inputs import fingerprint
 from ..errors import CacheError
 
 FORMAT = "spikeprep.cache"
@@ -84,17 +84,14 @@ HOT_PIXELS = "hot_pixels"
 MATCH_MODES = ("none", "rgb", "spike")
 
 
-def is_cache_dir(folder) -> bool:
-    """Whether ``folder`` holds a spikeprep cache (a manifest or a build journal beside shard
-    folders): input scans skip it, so a CACHE placed inside DATA_ROOT is never a sequence."""
-    folder = Path(folder)
-    has_shard = any(p.is_dir() for p in folder.glob("shard-*.lmdb"))
-    return has_shard and ((folder / MANIFEST_NAME).is_file() or (folder / JOURNAL_NAME).is_file())
-
-
 def shard_name(index: int) -> str:
     """``shard-00000.lmdb``: the LMDB directory of shard ``index``."""
     return f"shard-{index:05d}.lmdb"
+
+
+def shard_path(cache: Path, index: int) -> Path:
+    """``CACHE/shard-00000.lmdb``: where shard ``index`` of ``cache`` lives."""
+    return Path(cache) / shard_name(index)
 
 
 def frame_key(sequence: str, index: int, kind: str) -> str:

@@ -76,7 +76,7 @@ class RunOptions:
     a progress bar, the LMDB maps' first size, a Dask scheduler address (None: local)."""
 
     workers: int = 0
-    progress: bool = False
+    progress: object = False  # bool | sequences.ProgressCallback
     initial_map_size: int = DEFAULT_INITIAL_MAP_SIZE
     dask: str | None = None
 

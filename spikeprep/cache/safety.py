@@ -22,7 +22,7 @@ from .manifest import manifest_from_dict
 from .records import FORMAT, JOURNAL_NAME, MANIFEST_NAME, META_INFO_NAME
 
 #: Names of the entries a build writes in CACHE (regular expressions, full match); a name
-#: followed by ``.partial`` is that entry's temp file (`spikeprep.files.write_text_atomic`).
+#: followed by ``.partial`` is that entry's temp file (`spikeprep.inputs.files.write_text_atomic`).
 OWNED_ENTRIES = (
     re.escape(MANIFEST_NAME), re.escape(META_INFO_NAME), re.escape(JOURNAL_NAME),
     r"shard-\d{5,}\.lmdb",

@@ -1,7 +1,7 @@
 """Sources changed since a sequence was cached: found on resume, never "already done".
 
 Every journaled sequence records the fingerprints of its sources (sync.json, ``.dat``, blur and
-sharp pngs; `spikeprep.fingerprint`) and, per file, ``{"size", "mtime_ns", "ino"}`` as stat'ed
+sharp pngs; `spikeprep.inputs.fingerprint`) and, per file, ``{"size", "mtime_ns", "ino"}`` as stat'ed
 *before* the file was read (`stat_sources`). On resume, `stale_sequences` compares each done
 sequence with the files now: a file whose size, mtime (ns) and inode are all unchanged is taken
 as unchanged without reading it (the cheap pre-check); any other file is hashed again with the
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import fingerprint
+from ..inputs import fingerprint
 from ..errors import CacheError
 from .journal import Journal
 from .records import MANIFEST_NAME, META_INFO_NAME

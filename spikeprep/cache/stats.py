@@ -24,7 +24,7 @@ def channel_histograms(voxels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]
     """``(C, h, w)`` voxels -> per channel ``(keys int64, counts int64)``, keys ascending.
 
     Integer dtypes of <= 16 bits and floats (as float16 bit patterns) are counted in one pass
-    (`spikeprep.kernels.value_counts_kernel`); wider integers fall back to ``np.unique`` per channel.
+    (`spikeprep.representations.kernels.value_counts_kernel`); wider integers fall back to ``np.unique`` per channel.
     """
     C = voxels.shape[0]
     flat = voxels.reshape(C, -1)
@@ -39,7 +39,7 @@ def channel_histograms(voxels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]
             k, n = np.unique(channel.astype(np.int64), return_counts=True)
             out.append((k, n.astype(np.int64)))
         return out
-    from ..kernels import value_counts_kernel  # numba: one pass, no int64 copy of the voxels
+    from ..representations.kernels import value_counts_kernel  # numba: one pass, no int64 copy of the voxels
     counts = value_counts_kernel(np.ascontiguousarray(keys), np.int64(lo), np.zeros((C, span), np.int64))
     out = []
     for row in counts:

@@ -29,8 +29,8 @@ from pathlib import Path
 import lmdb
 import numpy as np
 
-from .. import fingerprint
-from ..dat import count_frames
+from ..inputs import fingerprint
+from ..inputs.dat import count_frames
 from ..errors import CacheError, DatError, SpikeprepError, UsageError
 from ..sync import load_sync
 from .frames import FrameConfig, FrameJob, compute_frame, hot_pixel_record, sequence_hot_pixels

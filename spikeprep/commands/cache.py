@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .. import tables
+from ..report import tables
 from .common import console, print_warnings, reports_errors, stdout_console
 
 def _parse_repr_params(pairs) -> dict:
@@ -87,12 +87,14 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
       spike  blur/sharp resized to h x w, INTER_AREA (uint8)
     """
     from ..cache.build import voxelize_dataset
+    from ..report.progress import voxelize_bar
 
-    summary = voxelize_dataset(data_root, cache, S=S, repr=repr_, repr_params=_parse_repr_params(repr_param),
-                               match=match, shard_size=shard_size, workers=workers, val=val,
-                               hot_pixels=hot_pixels, force=force, progress=console.is_terminal,
-                               break_lock=break_lock, part=part, build_missing=build_missing, dask=dask,
-                               on_notice=lambda line: print_warnings([line]))
+    with voxelize_bar(console.is_terminal) as progress:
+        summary = voxelize_dataset(data_root, cache, S=S, repr=repr_, repr_params=_parse_repr_params(repr_param),
+                                   match=match, shard_size=shard_size, workers=workers, val=val,
+                                   hot_pixels=hot_pixels, force=force, progress=progress,
+                                   break_lock=break_lock, part=part, build_missing=build_missing, dask=dask,
+                                   on_notice=lambda line: print_warnings([line]))
     stdout_console().print(tables.voxelize_table(summary))
     rebuilt = f", {len(summary.rebuilt)} rebuilt (sources changed)" if summary.rebuilt else ""
     what = f"part {part}: " if part else ""
@@ -153,7 +155,7 @@ def info_command(cache, preview):
         out.print(renderable)
     print_warnings(info["warnings"])
     if preview:
-        from ..preview import write_cache_previews
+        from ..report.previews import write_cache_previews
         click.echo(f"previews: {', '.join(str(p) for p in write_cache_previews(cache, preview))}")
 
 

@@ -29,7 +29,7 @@ def reports_errors(command):
         except SpikeprepError as err:
             _exit_with(err)
         except OSError as exc:  # a write the library did not wrap: disk full, read-only, no permission
-            from ..files import is_write_failure, output_error
+            from ..inputs.files import is_write_failure, output_error
 
             if not is_write_failure(exc):
                 raise

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .. import tables
+from ..report import tables
 from .common import console, print_warnings, reports_errors, stdout_console
 
 @click.command("build-sync")
@@ -35,9 +35,7 @@ def build_sync_command(data_root, sequences, spike_rate, frame_rate, exposure, o
       per-frame .dat   spike/SEQ/<blur stem>.dat for every frame (whole file or --window-spikes N)
       timestamps       spike/SEQ/timestamps.txt or --timestamps: 'START END' per blur frame
       fixed timing     spike_rate, frame_rate, exposure, offset (config.yaml or the flags)
-    Timing rule: frame i is exposed during [t0, t1), t0 = offset + i/frame_rate,
-    t1 = t0 + exposure/frame_rate; spike frame k (at k/spike_rate) belongs to it iff
-    t0 <= k/spike_rate < t1.
+    Timing rule (docs/timing.md): spike frame k belongs to frame i iff t0 <= k/spike_rate < t1.
 
     Everything is validated first (windows inside their stream, non-empty and ordered, a
     window for every blur frame, sharp frames matching blur frames, one image size); on any
@@ -49,7 +47,7 @@ def build_sync_command(data_root, sequences, spike_rate, frame_rate, exposure, o
       spikeprep build-sync data/ --dry-run
       spikeprep build-sync data/ --spike-rate 20000 --frame-rate 500 --exposure 0.5
     """
-    from ..syncbuild import SyncOptions, build_sync
+    from ..alignment.build import SyncOptions, build_sync
 
     options = SyncOptions(spike_rate, frame_rate, exposure, offset, timestamps, timestamp_unit, window_spikes)
     reports = build_sync(data_root, options, sequences=tuple(sequences), force=force, dry_run=dry_run)
@@ -87,15 +85,15 @@ def check_sync_command(data_root, sequences, search, frames, as_json, preview, f
     """
     import json
 
-    from ..checksync import CheckOptions, check_sync, exit_code
+    from ..alignment.check import CheckOptions, check_sync, exit_code
 
     checks = check_sync(data_root, tuple(sequences), CheckOptions(search, frames))
     if preview:  # what was checked, before any fix
-        from ..preview import write_check_previews
+        from ..report.previews import write_check_previews
         write_check_previews(data_root, checks, preview)
     fixes = []
     if fix:
-        from ..syncfix import apply_fixes, fixes_exit_code
+        from ..alignment.fix import apply_fixes, fixes_exit_code
         fixes = apply_fixes(data_root, checks)
     if as_json:
         click.echo(json.dumps({"sequences": {c.sequence: c.to_dict() for c in checks}}, indent=1))
@@ -151,7 +149,7 @@ def import_command(preset, source, data_root, sequences, splits, blur, pad, spik
       spikeprep import spk-gopro ~/downloads/Spk-GoPro data/ --dry-run
     """
     from ..datasets import ImportOptions, import_dataset
-    from ..datasets.table import import_table
+    from ..report.import_table import import_table
 
     options = ImportOptions(tuple(sequences), tuple(splits), blur, pad, spike_full,
                             tuple(margins) if margins else None, _size(spike_size) if spike_size else None)
@@ -207,8 +205,7 @@ def simulate_command(out, sequences, frames, height, width, spikes_per_frame, ex
     background, rendered at every spike sample t_k = k / spike_rate. Spikes come from
     integrate-and-fire on the luma: each pixel's accumulator starts at uniform[0, threshold),
     adds the luma (in [0, 1]) at every sample, and fires and subtracts the threshold when it
-    reaches it. Timing rule (offset 0): frame i is exposed during [t0, t1),
-    t0 = i/frame_rate, t1 = t0 + exposure/frame_rate; spike frame k belongs to it iff
+    reaches it. Timing rule (docs/timing.md, offset 0): spike frame k belongs to frame i iff
     t0 <= k/spike_rate < t1.
 
     With --from-frames DIR, sorted .png/.jpg frames (e.g. GoPro 240 fps originals) become

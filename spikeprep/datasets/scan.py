@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..dat import count_frames
+from ..inputs.dat import count_frames
 from ..errors import LayoutError, SyncError
-from ..layout import IMAGE_SUFFIXES, image_size
+from ..inputs.images import IMAGE_SUFFIXES, image_size, list_images
 
 
 def subdirs(folder: Path) -> list[Path]:
@@ -19,8 +19,7 @@ def subdirs(folder: Path) -> list[Path]:
 
 def images(folder: Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> list[Path]:
     """Visible image files of ``folder``, sorted by name."""
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes)
+    return list_images(folder, suffixes)
 
 
 def find_dir(source: Path, name: str, depth: int = 2) -> Path | None:

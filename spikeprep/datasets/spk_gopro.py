@@ -17,7 +17,7 @@ from pathlib import Path
 from .base import FramePlan, ImportOptions, ImportPlan, SequencePlan, reject_options
 from .scan import images, one_size, pick_spike_size, require_all, require_dir, stream_length, subdirs
 from ..errors import LayoutError, UsageError
-from ..windows import centred_window
+from ..alignment.windows import centred_window
 
 NAME = "spk-gopro"
 SPIKE_SIZE = (360, 640)

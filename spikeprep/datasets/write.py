@@ -19,7 +19,7 @@ import yaml
 
 from .base import ImportPlan, SequencePlan
 from ..errors import LayoutError, UsageError
-from ..files import write_text_atomic
+from ..inputs.files import write_text_atomic
 from ..sync import FrameWindow, SyncFile, dump_sync
 
 RECORD = "import.json"

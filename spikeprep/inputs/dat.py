@@ -18,7 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .errors import DatError, UsageError, WindowError
+from ..errors import DatError, UsageError, WindowError
 from .files import output_error
 
 #: Columns SpikeCV deletes with ``with_head=True`` (the sps10 camera's 16 header columns).

@@ -21,7 +21,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .images import decode_rgb
+from ..inputs.images import decode_rgb
 
 #: Background margin (pixels each side) the background may pan over.
 _PAN_MARGIN_PX = 8

@@ -7,12 +7,14 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import layout, windows
-from .dat import count_frames
-from .errors import ConfigError, SyncError, UsageError, WindowError
-from .files import ensure_real_dir, remove_stale_partial
-from .seqconfig import SequenceConfig, Timing, load_config
-from .sync import FrameWindow, SyncFile, check_order, dump_sync, save_sync, sync_path
+from ..inputs import layout
+from ..inputs.images import check_image_sizes
+from . import windows
+from ..inputs.dat import count_frames
+from ..errors import ConfigError, SyncError, UsageError, WindowError
+from ..inputs.files import ensure_real_dir, remove_stale_partial
+from ..inputs.sequence_config import SequenceConfig, Timing, load_config
+from ..sync import FrameWindow, SyncFile, check_order, dump_sync, save_sync, sync_path
 
 TIMESTAMPS_NAME = "timestamps.txt"
 
@@ -138,7 +140,7 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
     root = Path(data_root)
     spike_dir = root / source.spike_dir
     config = load_config(*config_paths(root, source))
-    layout.check_image_sizes(root, list(source.blur) + list(source.sharp or ()))
+    check_image_sizes(root, list(source.blur) + list(source.sharp or ()))
     mode = _choose_mode(root, source, options)
     stream = f"{source.spike_dir}/{layout.stream_name(spike_dir)}"
     if mode == "per-frame":

@@ -17,13 +17,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .alignment import ORIENTATIONS, correlation
-from .dat import SpikeStream
-from .errors import LayoutError
-from .files import printable
-from .images import imread
-from .sync import load_sync, sync_path
-from .voxel import voxelize
+from ..alignment.scores import ORIENTATIONS, correlation
+from ..inputs.dat import SpikeStream
+from ..errors import LayoutError
+from ..inputs.files import printable
+from ..inputs.images import imread
+from ..sync import load_sync, sync_path
+from ..voxel import voxelize
 
 #: Frames (rows) per contact sheet and voxel bins shown per frame.
 SHEET_ROWS = 4
@@ -186,7 +186,7 @@ def cache_rows(cache, sequence: str) -> list[SheetRow]:
 
 def write_cache_previews(cache_root: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
     """``OUT/SEQ_sheet.png`` for every sequence of a cache, drawn from what it stored."""
-    from .cache.reader import open_cache
+    from ..cache.reader import open_cache
 
     written = []
     with open_cache(cache_root) as cache:

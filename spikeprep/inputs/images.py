@@ -23,15 +23,20 @@ OpenCV decodes (jpg) are read as colour without a conversion note.
 
 from __future__ import annotations
 
+import os
+import struct
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from . import fingerprint
-from .errors import LayoutError
+from ..errors import LayoutError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: Image files every stage reads as frames.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 #: PNG IHDR colour types (PNG spec, table 11.1).
 _GRAY, _RGB, _PALETTE, _GRAY_ALPHA, _RGBA = 0, 2, 3, 4, 6
 #: A 16-bit frame whose largest sample is below this uses at most 12 bits.
@@ -146,3 +151,86 @@ def merge_conversions(seen: dict[str, tuple[int, str]], found: dict[str, str]) -
         count, first = seen.get(kind, (0, rel))
         seen[kind] = (count + 1, first)
 
+
+# -- listing and sizes without decoding -------------------------------------------------------
+def list_images(folder: str | os.PathLike, suffixes: tuple[str, ...] = IMAGE_SUFFIXES,
+                hidden: bool = False) -> list[Path]:
+    """Image files of ``folder`` (by suffix, case-insensitive), sorted by name; dot-files are
+    skipped unless ``hidden``."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.suffix.lower() in suffixes and (hidden or not p.name.startswith("."))
+                  and p.is_file())
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of an image file, decoded as colour (no conversion notes)."""
+    image = imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise LayoutError("cannot read image", path=path, found="missing or not an image",
+                          expected="a readable .png")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(height, width)`` of a PNG or JPEG from its header, without decoding it."""
+    path = Path(path)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        return jpeg_size(path)
+    return png_size(path)
+
+
+def jpeg_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(height, width)`` of a JPEG from its start-of-frame segment (walks the marker segments)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != b"\xff\xd8":
+                raise LayoutError("not a JPEG image", path=path, found="no SOI marker",
+                                  expected="a JPEG file (starts with FF D8)")
+            while True:
+                byte = f.read(1)
+                while byte == b"\xff":
+                    marker = f.read(1)
+                    if marker != b"\xff":
+                        break
+                else:
+                    raise LayoutError("truncated or malformed JPEG", path=path, found="no size segment",
+                                      expected="a start-of-frame segment")
+                code = marker[0] if marker else -1
+                length = struct.unpack(">H", f.read(2))[0]
+                if code in _JPEG_SOF:
+                    _, height, width = struct.unpack(">BHH", f.read(5))
+                    return height, width
+                f.seek(length - 2, os.SEEK_CUR)
+    except (OSError, struct.error) as exc:
+        raise LayoutError("cannot read image", path=path, found=str(exc), expected="a readable .jpg") from exc
+
+
+def png_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(height, width)`` of a PNG from its header, without decoding it."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except OSError as exc:
+        raise LayoutError("cannot read image", path=path, found=exc.strerror, expected="a readable .png") from exc
+    if len(head) < 24 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        raise LayoutError("not a PNG image", path=path, found=f"{len(head)} header bytes",
+                          expected="a valid PNG (signature + IHDR)")
+    width, height = struct.unpack(">II", head[16:24])
+    return height, width
+
+
+def check_image_sizes(root: str | os.PathLike, paths: list[str]) -> tuple[int, int]:
+    """All images must have one size; returns it as ``(H, W)``."""
+    root = Path(root)
+    expected = None
+    for rel in paths:
+        size = image_size(root / rel)
+        if expected is None:
+            expected, first = size, rel
+        elif size != expected:
+            raise LayoutError("images differ in size", path=root / rel, found=f"{size[0]}x{size[1]} (HxW)",
+                              expected=f"{expected[0]}x{expected[1]} like {first}",
+                              fix="resize or remove the odd frame")
+    return expected

@@ -16,9 +16,9 @@ import math
 import os
 from pathlib import Path
 
-from .errors import SyncError, UsageError
-from .files import read_text_utf8
-from .seqconfig import Timing, first_sample_at_or_after
+from ..errors import SyncError, UsageError
+from ..inputs.files import read_text_utf8
+from ..inputs.sequence_config import Timing, first_sample_at_or_after
 
 Window = tuple[int, int]
 

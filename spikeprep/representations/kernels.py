@@ -3,7 +3,7 @@
 Every kernel reads one window as ``(L, H*W/8)`` uint8 packed frames (the zero-copy view from
 `SpikeStream.packed`), never unpacked to bits, and writes ``(C, H, W)`` in image orientation
 (``flipud=True``: output row ``r`` is stored row ``H-1-r``) into a preallocated array. The
-representations built on them are in `spikeprep.representations`; `spikeprep.voxel.voxelize`
+representations built on them are in `spikeprep.representations.catalog`; `spikeprep.voxel.voxelize`
 is the stage's entry point.
 
 Kernel design (SWAR, "SIMD within a register"): a frame is a flat run of ``H*W/8`` bytes. Each
@@ -29,7 +29,7 @@ import os
 
 import numpy as np
 
-from .errors import UsageError, VoxelError
+from ..errors import UsageError, VoxelError
 
 #: True when ``SPIKEPREP_DISABLE_JIT=1`` was set when this module was imported.
 JIT_DISABLED = os.environ.get("SPIKEPREP_DISABLE_JIT", "0").strip() not in ("", "0")

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from .errors import UsageError, VoxelError
+from ..errors import UsageError, VoxelError
 from .kernels import (bin_edges, check_out, check_packed, count_ranges, ema_kernel,
                     uint_dtype_for)
 

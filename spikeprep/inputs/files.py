@@ -6,7 +6,7 @@ import errno
 import os
 from pathlib import Path
 
-from .errors import OutputError, SpikeprepError
+from ..errors import OutputError, SpikeprepError
 
 _WRITE_FIXES = {
     errno.ENOSPC: "free disk space (or choose a disk with more), then re-run the same command",

@@ -19,14 +19,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import layout
-from .alignment import ORIENTATIONS, score_window_orientations
-from .dat import SpikeStream
-from .errors import ConfigError, LayoutError, UsageError
-from .images import imread
-from .seqconfig import load_config
-from .sync import SyncFile, load_sync, sync_path
-from .syncverdict import Judgement, judge
+from ..inputs import layout
+from .scores import ORIENTATIONS, score_window_orientations
+from ..inputs.dat import SpikeStream
+from ..errors import ConfigError, LayoutError, UsageError
+from ..inputs.images import imread
+from ..inputs.sequence_config import load_config
+from ..sync import SyncFile, load_sync, sync_path
+from .verdict import Judgement, judge
 
 #: Window-length scales tried about the window centre (exposure check, at offset 0).
 SCALES = (0.5, 0.75, 1.0, 1.5, 2.0)

@@ -6,7 +6,7 @@ from collections import Counter
 
 from rich.table import Table
 
-from .base import ImportPlan
+from ..datasets.base import ImportPlan
 
 
 def import_table(plan: ImportPlan, status: dict[str, str], dry_run: bool) -> Table:

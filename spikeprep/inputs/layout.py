@@ -16,21 +16,17 @@ The recipe's layout (`shared/seed/`) is recognised too::
 from __future__ import annotations
 
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cache.records import is_cache_dir
-from .errors import LayoutError
+from ..errors import LayoutError
+from .images import list_images
 from .files import is_utf8, require_utf8_name
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 STREAM_NAME = "spikes.dat"
 #: Names a sequence's one continuous stream may have (X4K's downloads call it ``spike.dat``).
 STREAM_NAMES = (STREAM_NAME, "spike.dat")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: JPEG start-of-frame markers (baseline, extended, progressive, lossless, ...): they hold the size.
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 def stream_name(spike_dir: str | os.PathLike) -> str:
@@ -58,8 +54,7 @@ class SequenceSource:
 
 
 def _list_images(folder: Path, root: Path) -> tuple[str, ...]:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    return tuple(p.relative_to(root).as_posix() for p in files)
+    return tuple(p.relative_to(root).as_posix() for p in list_images(folder, hidden=True))
 
 
 def is_recipe_layout(root: Path) -> bool:
@@ -106,16 +101,22 @@ def check_utf8_paths(root: Path, source: SequenceSource) -> None:
                                   "sequence folder" if part == source.name else "file")
 
 
+def holds_lmdb(folder: Path) -> bool:
+    """Whether ``folder`` holds LMDB environment folders (``*.lmdb``, as a spikeprep cache's
+    shards): that is output, never a sequence of input frames."""
+    return any(p.is_dir() for p in folder.glob("*.lmdb"))
+
+
 def _sequence_folders(blur_dir: Path) -> dict[str, tuple[str, ...]]:
     """Sequence name -> folder parts under ``blur_dir``. A folder of frames is a sequence; a folder
     holding only folders is a level of nesting, its parts joined with ``_`` (``002/clip`` ->
     ``002_clip``). A folder with neither is a sequence without frames (an error later). A
-    spikeprep cache (a CACHE placed inside DATA_ROOT/blur) is skipped."""
+    folder holding LMDB databases (a CACHE placed inside DATA_ROOT/blur) is skipped."""
     out: dict[str, tuple[str, ...]] = {}
 
     def walk(folder: Path, parts: tuple[str, ...]) -> None:
         subs = sorted(p for p in folder.iterdir()
-                      if p.is_dir() and not p.name.startswith(".") and not is_cache_dir(p))
+                      if p.is_dir() and not p.name.startswith(".") and not holds_lmdb(p))
         if parts and (_list_images(folder, folder) or not subs):
             name = "_".join(parts)
             if name in out:
@@ -158,68 +159,3 @@ def _matching_sharp(blur: tuple[str, ...], sharp: tuple[str, ...], sharp_dir: Pa
                           expected=f"a sharp frame named like each of the {len(blur)} blur frames",
                           fix="add the missing frames (extra sharp frames are ignored)")
     return tuple(by_stem[Path(p).stem] for p in blur)
-
-
-def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """``(height, width)`` of a PNG or JPEG from its header, without decoding it."""
-    path = Path(path)
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        return jpeg_size(path)
-    return png_size(path)
-
-
-def jpeg_size(path: str | os.PathLike) -> tuple[int, int]:
-    """``(height, width)`` of a JPEG from its start-of-frame segment (walks the marker segments)."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            if f.read(2) != b"\xff\xd8":
-                raise LayoutError("not a JPEG image", path=path, found="no SOI marker",
-                                  expected="a JPEG file (starts with FF D8)")
-            while True:
-                byte = f.read(1)
-                while byte == b"\xff":
-                    marker = f.read(1)
-                    if marker != b"\xff":
-                        break
-                else:
-                    raise LayoutError("truncated or malformed JPEG", path=path, found="no size segment",
-                                      expected="a start-of-frame segment")
-                code = marker[0] if marker else -1
-                length = struct.unpack(">H", f.read(2))[0]
-                if code in _JPEG_SOF:
-                    _, height, width = struct.unpack(">BHH", f.read(5))
-                    return height, width
-                f.seek(length - 2, os.SEEK_CUR)
-    except (OSError, struct.error) as exc:
-        raise LayoutError("cannot read image", path=path, found=str(exc), expected="a readable .jpg") from exc
-
-
-def png_size(path: str | os.PathLike) -> tuple[int, int]:
-    """``(height, width)`` of a PNG from its header, without decoding it."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.read(24)
-    except OSError as exc:
-        raise LayoutError("cannot read image", path=path, found=exc.strerror, expected="a readable .png") from exc
-    if len(head) < 24 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
-        raise LayoutError("not a PNG image", path=path, found=f"{len(head)} header bytes",
-                          expected="a valid PNG (signature + IHDR)")
-    width, height = struct.unpack(">II", head[16:24])
-    return height, width
-
-
-def check_image_sizes(root: str | os.PathLike, paths: list[str]) -> tuple[int, int]:
-    """All images must have one size; returns it as ``(H, W)``."""
-    root = Path(root)
-    expected = None
-    for rel in paths:
-        size = image_size(root / rel)
-        if expected is None:
-            expected, first = size, rel
-        elif size != expected:
-            raise LayoutError("images differ in size", path=root / rel, found=f"{size[0]}x{size[1]} (HxW)",
-                              expected=f"{expected[0]}x{expected[1]} like {first}",
-                              fix="resize or remove the odd frame")
-    return expected

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import yaml
 
-from .checksync import SequenceCheck
-from .errors import SpikeprepError
-from .files import write_text_atomic
-from .seqconfig import parse_config
-from .sync import load_sync, sync_path
-from .syncbuild import SyncOptions, build_sync
+from .check import SequenceCheck
+from ..errors import SpikeprepError
+from ..inputs.files import write_text_atomic
+from ..inputs.sequence_config import parse_config
+from ..sync import load_sync, sync_path
+from .build import SyncOptions, build_sync
 
 _ADVICE = {
     "fliplr": "the spike image is mirrored left-right (a mirror or beam splitter in the rig?); "

@@ -16,9 +16,7 @@ margins: [20, 20]     #   or: drop LO frames at the start and HI at the end ([LO
 A dataset-level ``spike/config.yaml`` is the default for every sequence: a sequence's own
 file overrides it key by key (`merge_raw`).
 
-Timing rule: frame ``i`` is exposed during ``[t0, t1)`` with ``t0 = offset + i / frame_rate`` and
-``t1 = t0 + exposure / frame_rate``; spike frame ``k`` is sampled at ``k / spike_rate`` and belongs
-to the frame iff ``t0 <= k / spike_rate < t1``, so its window is ``[ceil(t0*r), ceil(t1*r))``.
+`Timing.window` implements the timing rule (stated in docs/timing.md).
 
 ``window_shift`` (integer spike frames, default 0) moves every window ``[b, e)`` to
 ``[b + s, e + s)`` whatever derived it (timing, timestamps, per-frame files, a preset); it is
@@ -34,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError, WindowError
+from ..errors import ConfigError, WindowError
 from .files import read_text_utf8, write_text_atomic
 
 #: Slack for float round-off when a time lands exactly on a spike sample.

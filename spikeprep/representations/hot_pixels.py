@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UsageError, VoxelError
+from ..errors import UsageError, VoxelError
 from .kernels import count_ranges
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .alignment import ORIENTATIONS
+from .scores import ORIENTATIONS
 
 Z = 4.0
 MIN_GAIN = 0.005

@@ -16,7 +16,7 @@ rot180     both (a 180 degree turn)
 
 `score_windows` scores many windows of one frame in one pass over the packed bytes: the
 windows' distinct ends ``b_0 < b_1 < ...`` cut the span into pieces; `prefix_counts_kernel`
-(the SWAR counting of `spikeprep.kernels`, keeping running totals) writes the count of frames
+(the SWAR counting of `spikeprep.representations.kernels`, keeping running totals) writes the count of frames
 ``[b_0, b_m)`` for every ``m``, each window's count image is a difference of two of those, and
 one matrix product correlates every window with every target. `reference_scores` is the same
 score in plain numpy.
@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dat import unpack_frames
-from .errors import UsageError, WindowError
-from .kernels import _BLOCK_BYTES, _BYTE, _MAX_FLUSH_FRAMES, _jit, add_frame_block, check_packed, prange
+from ..inputs.dat import unpack_frames
+from ..errors import UsageError, WindowError
+from ..representations.kernels import _BLOCK_BYTES, _BYTE, _MAX_FLUSH_FRAMES, _jit, add_frame_block, check_packed, prange
 
 ORIENTATIONS = ("as-is", "flipud", "fliplr", "rot180")
 
@@ -84,7 +84,7 @@ def prefix_counts_kernel(flat, frame_bytes, bounds, out):
     frame indices in ``[0, L]``; out: ``(M, H*W)`` int32, filled with ``out[m, p]`` = spikes of
     stored pixel ``p`` (``8*j + k``: bit k of byte j) in frames ``[bounds[0], bounds[m])``.
     Each thread owns 512 bytes of the frame: byte-lane SWAR counters
-    (`spikeprep.kernels.add_frame_block`, as `count_ranges_kernel` uses them), drained into a block-local int32 total every 255
+    (`spikeprep.representations.kernels.add_frame_block`, as `count_ranges_kernel` uses them), drained into a block-local int32 total every 255
     frames and at every bound, where the total is copied out (a contiguous 16 KiB row piece).
     Unchecked: callers validate (see `window_count_images`).
     """
