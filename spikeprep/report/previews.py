@@ -19,9 +19,8 @@ import numpy as np
 
 from ..alignment.scores import ORIENTATIONS, correlation
 from ..inputs.dat import SpikeStream
-from ..errors import LayoutError
 from ..inputs.files import printable
-from ..inputs.images import imread
+from ..inputs.images import read_rgb
 from ..sync import load_sync, sync_path
 from ..voxel import voxelize
 
@@ -102,15 +101,6 @@ def _save(plt, fig, path: str | os.PathLike) -> Path:
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
-
-
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB of an image file."""
-    image = imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise LayoutError("cannot read image", path=path, found="missing or not an image",
-                          expected="a readable .png")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _luma_at(rgb: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

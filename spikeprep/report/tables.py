@@ -110,3 +110,18 @@ def fix_lines(fixes) -> list[str]:
     """check-sync --fix: one line per sequence that needed a fix (what changed, or why not)."""
     return [f"{f.sequence}: {f.status}: {f.change}" + (f" ({f.config})" if f.config and f.status == "fixed" else "")
             for f in fixes if f.status != "nothing to fix"]
+
+
+def qc_table(result) -> Table:
+    """One row per capture checked by ``spikeprep qc``."""
+    table = Table(title="raw captures")
+    for column in ("file", "geometry", "frames", "mean rate", "hot", "dead", "empty/sat. frames",
+                   "rate jumps", "verdict"):
+        table.add_column(column)
+    for r in result.reports:
+        g = r.geometry
+        geometry = f"{g.height}x{g.width} ({g.source})" if g else "-"
+        rate = f"{r.firing_rate['mean']:.4f}" if r.firing_rate else "-"
+        table.add_row(r.path, geometry, str(r.frames), rate, str(len(r.hot_pixels)), str(len(r.dead_pixels)),
+                      f"{len(r.empty_frames)}/{len(r.saturated_frames)}", str(len(r.rate_jumps)), r.verdict)
+    return table
