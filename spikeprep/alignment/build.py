@@ -122,6 +122,15 @@ def config_paths(data_root: str | os.PathLike, source: layout.SequenceSource) ->
     return spike_dir / "config.yaml", Path(data_root) / Path(source.spike_dir).parts[0] / "config.yaml"
 
 
+def check_names(data_root: str | os.PathLike, sources: list[layout.SequenceSource]) -> None:
+    """Sequence names must fit a meta_info.txt line (no whitespace or control characters)."""
+    for source in sources:
+        name = layout.suggested_name(source.name)
+        layout.check_sequence_name(
+            source.name, Path(data_root) / Path(source.blur[0]).parent,
+            fix=f"rename the sequence's folders (blur/, sharp/, spike/) to e.g. {name!r}, then run build-sync again")
+
+
 def check_configs(data_root: str | os.PathLike, sources: list[layout.SequenceSource]) -> None:
     """Every sequence needs a config.yaml (its own or the dataset-level one): name all that lack it."""
     lacking = [s for s in sources if not any(p.is_file() for p in config_paths(data_root, s))]
@@ -223,6 +232,7 @@ def build_sync(data_root: str | os.PathLike, options: SyncOptions = SyncOptions(
     before anything is written, so a bad sequence leaves all files untouched.
     """
     sources = layout.discover(data_root, sequences)
+    check_names(data_root, sources)
     check_configs(data_root, sources)
     reports = [derive_sequence(data_root, s, options) for s in sources]
     if dry_run:

@@ -16,6 +16,7 @@ The recipe's layout (`shared/seed/`) is recognised too::
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,34 @@ STREAM_NAME = "spikes.dat"
 #: Names a sequence's one continuous stream may have (X4K's downloads call it ``spike.dat``).
 STREAM_NAMES = (STREAM_NAME, "spike.dat")
 #: JPEG start-of-frame markers (baseline, extended, progressive, lossless, ...): they hold the size.
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a sequence name in ``meta_info.txt`` (one ``SEQ N (H,W,C)`` line
+    per sequence, which KAIR-style readers split on whitespace), or None: the first whitespace
+    or control character, with its position."""
+    for i, ch in enumerate(name):
+        if ch.isspace() or unicodedata.category(ch) == "Cc":
+            what = {" ": "a space", "\t": "a tab", "\n": "a newline", "\r": "a carriage return"}.get(
+                ch, f"U+{ord(ch):04X} ({unicodedata.name(ch, 'control character')})")
+            return f"{what} at character {i}"
+    return None
+
+
+def suggested_name(name: str) -> str:
+    """``name`` with every whitespace or control character replaced by ``_`` (for a fix hint)."""
+    return "".join("_" if ch.isspace() or unicodedata.category(ch) == "Cc" else ch for ch in name)
+
+
+def check_sequence_name(name: str, path: str | os.PathLike | None, fix: str) -> None:
+    """LayoutError naming a sequence whose name holds whitespace or a control character."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise LayoutError("sequence name contains whitespace or a control character", path=path,
+                          found=f"{name!r}: {problem}",
+                          expected="a name without spaces, tabs, newlines or control characters "
+                                   "(meta_info.txt lines are split on whitespace)",
+                          fix=fix)
 
 
 def stream_name(spike_dir: str | os.PathLike) -> str:
