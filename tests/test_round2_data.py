@@ -92,3 +92,20 @@ def test_build_sync_refuses_sequence_names_with_whitespace_or_control_characters
     assert "whitespace or a control character" in result.output and repr(name) in result.output
     assert "rename" in result.output
     assert not (root / "spike" / name / "sync.json").exists()
+
+
+# -- 13: names too long for a file name -----------------------------------------------------------
+
+@pytest.mark.parametrize("parts", [("a" * 150, "c" * 150),  # each short enough, joined 301 bytes
+                                   ("002", "é" * 125),         # 254 bytes in 129 characters
+                                   ("002", "b" * 240)])        # 244 bytes
+def test_import_refuses_sequence_names_too_long_for_a_file_name(tmp_path, parts):
+    src = x4k_source(tmp_path / "src", {parts: ["0008"]})
+    name = "_".join(parts)
+    size = len(name.encode())
+    result = run("import", "x4k", src, tmp_path / "data", "--spike-size", "8x8")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "sequence name is too long" in result.output and f"{size} bytes" in result.output
+    assert "243 bytes" in result.output and "255" in result.output
+    assert name[:30] in result.output and name not in result.output  # shortened in the message
+    assert not (tmp_path / "data" / "spike").exists() and not (tmp_path / "data" / "import.json").exists()

@@ -123,12 +123,15 @@ def config_paths(data_root: str | os.PathLike, source: layout.SequenceSource) ->
 
 
 def check_names(data_root: str | os.PathLike, sources: list[layout.SequenceSource]) -> None:
-    """Sequence names must fit a meta_info.txt line (no whitespace or control characters)."""
+    """Sequence names must fit a meta_info.txt line (no whitespace or control characters) and,
+    with our suffixes, a file name."""
     for source in sources:
-        name = layout.suggested_name(source.name)
+        name, where = layout.suggested_name(source.name), Path(data_root) / Path(source.blur[0]).parent
         layout.check_sequence_name(
-            source.name, Path(data_root) / Path(source.blur[0]).parent,
+            source.name, where,
             fix=f"rename the sequence's folders (blur/, sharp/, spike/) to e.g. {name!r}, then run build-sync again")
+        layout.check_name_length(source.name, where, fix="rename the sequence's folders (blur/, sharp/, "
+                                 "spike/) to a shorter name, then run build-sync again")
 
 
 def check_configs(data_root: str | os.PathLike, sources: list[layout.SequenceSource]) -> None:

@@ -30,6 +30,34 @@ STREAM_NAMES = (STREAM_NAME, "spike.dat")
 #: JPEG start-of-frame markers (baseline, extended, progressive, lossless, ...): they hold the size.
 
 
+#: Longest file name (bytes) a folder may hold (ext4, xfs, btrfs, APFS, NTFS: 255).
+NAME_MAX = 255
+#: What spikeprep appends to a sequence name in a file name it writes: build-sync's staging
+#: folder ``SEQ.linking`` (`files.ensure_real_dir`) and check-sync's previews ``SEQ_sheet.png``
+#: and ``SEQ_offsets.png``. (``.partial`` only ever follows ``sync.json``/``config.yaml``,
+#: inside the sequence's folder.)
+NAME_SUFFIXES = (".linking", "_sheet.png", "_offsets.png")
+#: Longest sequence name in bytes (UTF-8): every name we derive from it still fits NAME_MAX.
+MAX_NAME_BYTES = NAME_MAX - max(len(s.encode()) for s in NAME_SUFFIXES)
+
+
+def shortened(name: str, keep: int = 40) -> str:
+    """``name`` with its middle elided when longer than ``2 * keep`` characters (for messages)."""
+    return name if len(name) <= 2 * keep else f"{name[:keep]}...{name[-keep // 2:]}"
+
+
+def check_name_length(name: str, path: str | os.PathLike | None, fix: str) -> None:
+    """LayoutError for a sequence name too long to be a file name once our suffixes are added."""
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > MAX_NAME_BYTES:
+        longest = max(NAME_SUFFIXES, key=len)
+        raise LayoutError("sequence name is too long for a file name", path=path,
+                          found=f"{shortened(name)!r}: {size} bytes ({len(name)} characters)",
+                          expected=f"at most {MAX_NAME_BYTES} bytes (a file name holds {NAME_MAX} bytes, "
+                                   f"and names such as SEQ{longest} are written)",
+                          fix=fix)
+
+
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a sequence name in ``meta_info.txt`` (one ``SEQ N (H,W,C)`` line
     per sequence, which KAIR-style readers split on whitespace), or None: the first whitespace
