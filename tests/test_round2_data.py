@@ -109,3 +109,108 @@ def test_import_refuses_sequence_names_too_long_for_a_file_name(tmp_path, parts)
     assert "243 bytes" in result.output and "255" in result.output
     assert name[:30] in result.output and name not in result.output  # shortened in the message
     assert not (tmp_path / "data" / "spike").exists() and not (tmp_path / "data" / "import.json").exists()
+
+
+# -- 2: a rebuild keeps what import wrote -----------------------------------------------------------
+
+X4K = {("002", "clip"): ["0000_002", "0008", "0017_001"]}  # centres 3, 32, 70: padded at both ends
+SEQ = "002_clip"
+
+
+def imported_x4k(tmp_path: Path) -> tuple[Path, dict]:
+    src = x4k_source(tmp_path / "src", X4K)
+    root = tmp_path / "data"
+    result = run("import", "x4k", src, root, "--spike-size", "8x8")
+    assert result.exit_code == 0, result.output
+    return root, json.loads((root / "spike" / SEQ / "sync.json").read_text())
+
+
+def test_build_sync_keeps_the_import_windows_split_names_and_padding(tmp_path):
+    root, before = imported_x4k(tmp_path)
+    assert before["split"] == "train" and before["frames"][0]["pad_before"] == 29
+    for args in ([], ["--force"]):
+        result = run("build-sync", root, *args)
+        assert result.exit_code == 0, result.output
+        assert "kept existing" not in result.output
+        assert json.loads((root / "spike" / SEQ / "sync.json").read_text()) == before
+    # a window_shift (what check-sync --fix writes) moves the import's windows, padding and all
+    config = root / "spike" / SEQ / "config.yaml"
+    config.write_text(config.read_text() + "window_shift: -5\n")
+    assert run("build-sync", root, "--force").exit_code == 0
+    after = load_sync(root / "spike" / SEQ / "sync.json")
+    assert after.split == "train" and [f.name for f in after.frames] == ["0000_002", "0008", "0017_001"]
+    assert after.source["mode"] == "import" and after.source["preset"] == "x4k"
+    assert after.source["window_shift"] == -5
+    first, mid, last = after.frames
+    assert (first.spike_begin, first.spike_end, first.pad_before, first.pad_after, first.pad_value) == (0, 31, 34, 0, 1)
+    assert (before["frames"][1]["spike_begin"], before["frames"][1]["spike_end"]) == (0, 65)
+    assert (mid.spike_begin, mid.spike_end, mid.pad_before, mid.pad_after) == (0, 60, 5, 0)
+    assert (last.spike_begin, last.spike_end, last.pad_before, last.pad_after) == (33, 80, 0, 18)
+    assert {f.length for f in after.frames} == {65}
+    config.write_text(config.read_text().replace("window_shift: -5", "window_shift: 0"))
+    assert run("build-sync", root, "--force").exit_code == 0  # back to exactly what import wrote
+    assert json.loads((root / "spike" / SEQ / "sync.json").read_text()) == before
+
+
+def test_build_sync_with_another_window_source_keeps_split_names_and_import_identity(tmp_path):
+    root, before = imported_x4k(tmp_path)
+    result = run("build-sync", root, "--force", "--spike-rate", "1000", "--frame-rate", "100")
+    assert result.exit_code == 0, result.output
+    sync = load_sync(root / "spike" / SEQ / "sync.json")
+    assert [(f.spike_begin, f.spike_end) for f in sync.frames] == [(0, 10), (10, 20), (20, 30)]
+    assert sync.split == "train" and [f.name for f in sync.frames] == ["0000_002", "0008", "0017_001"]
+    assert sync.source["mode"] == "timing" and sync.source["import"] == {
+        "preset": "x4k", "rule": before["source"]["rule"]}
+    result = run("build-sync", root, "--force", "--spike-rate", "1000", "--frame-rate", "100")
+    assert result.exit_code == 0, result.output
+    again = load_sync(root / "spike" / SEQ / "sync.json")  # later rebuilds keep them too
+    assert again == sync and "unchanged" in result.output
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sim") / "data"
+    spikeprep.simulate_dataset(root, sequences=1, frames=12, height=32, width=48, spikes_per_frame=80,
+                               motion=3.0, threshold=1.0, seed=3)
+    return root
+
+
+def as_imported(root: Path, shift: int) -> dict:
+    """Rewrite seq000's sync.json as an import writes it (split, names, T, source), its windows
+    ``shift`` spike frames late (what check-sync should find)."""
+    spikeprep.build_sync(root)
+    path = root / "spike" / "seq000" / "sync.json"
+    raw = json.loads(path.read_text())
+    for frame in raw["frames"]:
+        frame["spike_begin"] += shift
+        frame["spike_end"] += shift
+        frame["name"] = "f" + Path(frame["blur"]).stem
+    raw.update(split="test", T=6, source={"mode": "import", "preset": "s-vrt", "rule": "whole file"})
+    path.write_text(json.dumps(raw, indent=1) + "\n")
+    return raw
+
+
+def test_check_sync_fix_keeps_the_import_windows_split_names_and_T(simulated, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(simulated, root)
+    before = as_imported(root, 16)
+    result = run("check-sync", root, "--fix")
+    assert result.exit_code == 0, result.output
+    assert "fixed" in result.output
+    after = load_sync(root / "spike" / "seq000" / "sync.json")
+    shift = yaml.safe_load((root / "spike" / "seq000" / "config.yaml").read_text())["window_shift"]
+    assert abs(shift + 16) <= 2
+    assert after.split == "test" and after.T == 6 and after.source["preset"] == "s-vrt"
+    assert [f.name for f in after.frames] == [f["name"] for f in before["frames"]]
+    assert [(f.spike_begin, f.spike_end) for f in after.frames] == [
+        (f["spike_begin"] + shift, f["spike_end"] + shift) for f in before["frames"]]
+    result = run("check-sync", root, "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["sequences"]["seq000"]["verdict"] == "ok"
+
+
+def test_build_sync_refuses_to_rebuild_an_imported_sequence_whose_sync_json_is_unreadable(tmp_path):
+    root, _ = imported_x4k(tmp_path)
+    (root / "spike" / SEQ / "sync.json").write_text("{")
+    result = run("build-sync", root, "--force", "--spike-rate", "1000", "--frame-rate", "100")
+    assert result.exit_code == 1 and "imported sequence is unreadable" in result.output
+    assert "--force" in result.output and (root / "spike" / SEQ / "sync.json").read_text() == "{"
