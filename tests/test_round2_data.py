@@ -214,3 +214,61 @@ def test_build_sync_refuses_to_rebuild_an_imported_sequence_whose_sync_json_is_u
     result = run("build-sync", root, "--force", "--spike-rate", "1000", "--frame-rate", "100")
     assert result.exit_code == 1 and "imported sequence is unreadable" in result.output
     assert "--force" in result.output and (root / "spike" / SEQ / "sync.json").read_text() == "{"
+
+
+# -- 5: two --fix runs at once shift once ------------------------------------------------------------
+
+def test_two_concurrent_fixes_shift_once(simulated, tmp_path):
+    from spikeprep.alignment.check import check_sync
+    from spikeprep.alignment.fix import apply_fixes
+
+    root = tmp_path / "data"
+    shutil.copytree(simulated, root)
+    config = root / "spike" / "seq000" / "config.yaml"
+    config.write_text(config.read_text() + "window_shift: 16\n")  # windows 16 spike frames late
+    spikeprep.build_sync(root)
+    measured = [check_sync(root), check_sync(root)]  # both runs measure before either writes
+    offset = measured[0][0].judgement.best_offset
+    assert abs(offset + 16) <= 2 and measured[1][0].judgement.best_offset == offset
+    barrier, results, errors = threading.Barrier(2), [None, None], []
+
+    def fix(i):
+        try:
+            barrier.wait()
+            results[i] = apply_fixes(root, measured[i])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fix, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    shift = yaml.safe_load(config.read_text())["window_shift"]
+    assert shift == 16 + offset  # one shift, not two
+    assert load_sync(root / "spike" / "seq000" / "sync.json").source["window_shift"] == shift
+    statuses = sorted(r[0].status for r in results)
+    assert statuses == ["already fixed", "fixed"], results
+    # a third run with the same (now stale) measurement changes nothing either
+    assert apply_fixes(root, measured[0])[0].status == "already fixed"
+    assert yaml.safe_load(config.read_text())["window_shift"] == shift
+    result = run("check-sync", root, "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["sequences"]["seq000"]["verdict"] == "ok"
+
+
+def test_fix_refuses_a_measurement_made_before_another_change(simulated, tmp_path):
+    from spikeprep.alignment.check import check_sync
+    from spikeprep.alignment.fix import apply_fixes
+
+    root = tmp_path / "data"
+    shutil.copytree(simulated, root)
+    config = root / "spike" / "seq000" / "config.yaml"
+    config.write_text(config.read_text() + "window_shift: 16\n")
+    spikeprep.build_sync(root)
+    stale = check_sync(root)
+    config.write_text(config.read_text().replace("window_shift: 16", "window_shift: 8"))
+    spikeprep.build_sync(root, force=True)  # someone moved the windows after the measurement
+    fixes = apply_fixes(root, stale)
+    assert fixes[0].status == "not fixed" and "changed since" in fixes[0].change
+    assert yaml.safe_load(config.read_text())["window_shift"] == 8
