@@ -272,3 +272,53 @@ def test_fix_refuses_a_measurement_made_before_another_change(simulated, tmp_pat
     fixes = apply_fixes(root, stale)
     assert fixes[0].status == "not fixed" and "changed since" in fixes[0].change
     assert yaml.safe_load(config.read_text())["window_shift"] == 8
+
+
+# -- 6: nothing is written through a link the user made ----------------------------------------------
+
+@pytest.mark.parametrize("linked", ["spike", "blur", "sharp"])
+def test_import_refuses_data_root_folders_linked_into_source(tmp_path, linked):
+    src = x4k_source(tmp_path / "src", X4K)
+    (src / "notes").mkdir()
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / linked).symlink_to(src / "notes", target_is_directory=True)
+    before = tree_hash(src)
+    result = run("import", "x4k", src, root, "--spike-size", "8x8")
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
+    assert tree_hash(src) == before and not any((src / "notes").iterdir())
+    assert f"{linked}" in result.output and str(src / "notes") in result.output
+    assert "real folder" in result.output
+    assert (root / linked).is_symlink() and not (root / "import.json").exists()
+
+
+def test_import_refuses_a_sequence_folder_linked_into_source(tmp_path):
+    src = x4k_source(tmp_path / "src", X4K)
+    root = tmp_path / "data"
+    (root / "spike").mkdir(parents=True)
+    (root / "spike" / SEQ).symlink_to(src / "train_spike_2xds/002/clip", target_is_directory=True)
+    before = tree_hash(src)
+    result = run("import", "x4k", src, root, "--spike-size", "8x8", "--force")
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
+    assert tree_hash(src) == before and f"spike/{SEQ}" in result.output and "real folder" in result.output
+    assert (root / "spike" / SEQ).is_symlink()
+
+
+@pytest.mark.parametrize("where", ["inside", "outside"])
+def test_fix_refuses_to_write_through_a_linked_sequence_folder(simulated, tmp_path, where):
+    root = tmp_path / "data"
+    shutil.copytree(simulated, root)
+    config = root / "spike" / "seq000" / "config.yaml"
+    config.write_text(config.read_text() + "window_shift: 16\n")
+    spikeprep.build_sync(root)
+    target = (root / "store" if where == "inside" else tmp_path / "elsewhere") / "seq000"
+    target.parent.mkdir()
+    shutil.move(root / "spike" / "seq000", target)
+    (root / "spike" / "seq000").symlink_to(target, target_is_directory=True)
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+    result = run("check-sync", root, "--fix")
+    assert result.exit_code == 3, result.output
+    text = " ".join(result.output.split())
+    assert "spike/seq000 is a link to" in text and str(target) in text and "real folder" in text
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert (root / "spike" / "seq000").is_symlink()

@@ -9,8 +9,9 @@ finds the fix in place ("already fixed"), and a measurement older than the curre
 not applied. Then build-sync runs again for the fixed sequences (``--force``: the old sync.json
 is replaced; what import wrote is kept). Other orientations (``fliplr``, ``rot180``) have no config key: they are
 reported with advice. Only our own ``DATA_ROOT/spike/SEQ/config.yaml`` is ever written: the
-recipe layout's ``spike_raw/SEQ/config.yaml`` is the recipe's file, and a config.yaml that is a
-symbolic link (into a download or a preset's SOURCE) is not written through.
+recipe layout's ``spike_raw/SEQ/config.yaml`` is the recipe's file, and nothing is written through
+a symbolic link: a config.yaml, a ``spike/SEQ`` or ``spike`` folder that is a link (into a download,
+a preset's SOURCE, or another folder of DATA_ROOT) is refused, naming the link and its target.
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ def _refusal(data_root: Path, path: Path) -> str | None:
     if not rel.startswith("spike/"):
         return f"{rel} belongs to the recipe's layout; spikeprep does not edit it (copy the data " \
                "into our layout, DATA_ROOT/spike/SEQ/, to calibrate it)"
+    parts = Path(rel).parts
+    for i in range(len(parts) - 1):  # spike/, spike/SEQ/: folders we would write into
+        folder = data_root.joinpath(*parts[:i + 1])
+        if folder.is_symlink():
+            name = folder.relative_to(data_root).as_posix()
+            return f"{name} is a link to {folder.resolve()}; spikeprep does not write through a link " \
+                   f"you made (into config.yaml and sync.json there): make {name} a real folder (e.g. " \
+                   f"'rm {folder} && mkdir {folder}', copy config.yaml into it and link the .dat files), " \
+                   "then run --fix again"
     if path.is_symlink() or not path.resolve().is_relative_to(data_root.resolve()):
         return f"{rel} is a link to {path.resolve()} (a download or a preset's source); " \
                "spikeprep does not write through it: replace the link with a copy and run --fix again"
