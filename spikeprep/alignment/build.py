@@ -1,7 +1,15 @@
-"""`spikeprep build-sync`: derive, validate and write every sequence's `sync.json`."""
+"""`spikeprep build-sync`: derive, validate and write every sequence's `sync.json`.
+
+A rebuild keeps what it does not recompute from the sync.json it replaces (`_carry`): the split,
+T, the frames' source names and the import's identity (``source.import``). A sequence that
+``spikeprep import`` wrote (``source.mode == "import"``) keeps the import's windows, moved by
+config.yaml's ``window_shift`` (padding kept where the preset pads), unless a flag gives another
+window source (timing, timestamps, ``--window-spikes``).
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass, replace
@@ -14,7 +22,7 @@ from ..inputs.dat import count_frames
 from ..errors import ConfigError, SyncError, UsageError, WindowError
 from ..inputs.files import ensure_real_dir, remove_stale_partial
 from ..inputs.sequence_config import SequenceConfig, Timing, load_config
-from ..sync import FrameWindow, SyncFile, check_order, dump_sync, save_sync, sync_path
+from ..sync import FrameWindow, SyncFile, check_order, dump_sync, load_sync, save_sync, sync_path
 
 TIMESTAMPS_NAME = "timestamps.txt"
 
@@ -33,6 +41,12 @@ class SyncOptions:
 
     def __post_init__(self) -> None:
         check_sync_options(self)
+
+    @property
+    def window_source(self) -> bool:
+        """Whether a flag gives the windows (timing, timestamps, a per-frame window length)."""
+        return any(getattr(self, k) is not None for k in
+                   ("spike_rate", "frame_rate", "exposure", "offset", "timestamps", "window_spikes"))
 
 
 def check_sync_options(options: SyncOptions) -> None:
@@ -122,6 +136,18 @@ def config_paths(data_root: str | os.PathLike, source: layout.SequenceSource) ->
     return spike_dir / "config.yaml", Path(data_root) / Path(source.spike_dir).parts[0] / "config.yaml"
 
 
+def check_names(data_root: str | os.PathLike, sources: list[layout.SequenceSource]) -> None:
+    """Sequence names must fit a meta_info.txt line (no whitespace or control characters) and,
+    with our suffixes, a file name."""
+    for source in sources:
+        name, where = layout.suggested_name(source.name), Path(data_root) / Path(source.blur[0]).parent
+        layout.check_sequence_name(
+            source.name, where,
+            fix=f"rename the sequence's folders (blur/, sharp/, spike/) to e.g. {name!r}, then run build-sync again")
+        layout.check_name_length(source.name, where, fix="rename the sequence's folders (blur/, sharp/, "
+                                 "spike/) to a shorter name, then run build-sync again")
+
+
 def check_configs(data_root: str | os.PathLike, sources: list[layout.SequenceSource]) -> None:
     """Every sequence needs a config.yaml (its own or the dataset-level one): name all that lack it."""
     lacking = [s for s in sources if not any(p.is_file() for p in config_paths(data_root, s))]
@@ -141,6 +167,9 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
     spike_dir = root / source.spike_dir
     config = load_config(*config_paths(root, source))
     check_image_sizes(root, list(source.blur) + list(source.sharp or ()))
+    previous = _previous(root, source)
+    if previous is not None and previous.source.get("mode") == "import" and not options.window_source:
+        return _imported_sequence(root, source, config, previous)
     mode = _choose_mode(root, source, options)
     stream = f"{source.spike_dir}/{layout.stream_name(spike_dir)}"
     if mode == "per-frame":
@@ -171,7 +200,114 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
     if config.window_shift:
         source_info["window_shift"] = config.window_shift
     sync = SyncFile(source.name, config.spike_h, config.spike_w, config.flipud, frames, source_info, T=clip)
-    return SequenceReport(sync, mode, lengths)
+    return SequenceReport(_carry(sync, previous), mode, lengths)
+
+
+# -- what a rebuild keeps from the sync.json it replaces -------------------------------------------
+
+#: ``source`` keys that name where an imported sequence came from (kept under ``source.import``).
+IMPORT_IDENTITY = ("preset", "rule")
+#: What ``spikeprep import`` records in DATA_ROOT (see `spikeprep.datasets.write.RECORD`).
+IMPORT_RECORD = "import.json"
+
+
+def _import_record(root: Path) -> dict:
+    """``{sequence: entry}`` of DATA_ROOT/import.json (written by `spikeprep.datasets.write`), or {}."""
+    try:
+        record = json.loads((root / IMPORT_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    ok = isinstance(record, dict) and record.get("format") == "spikeprep.import"
+    return record.get("sequences") or {} if ok and isinstance(record.get("sequences"), dict) else {}
+
+
+def _previous(root: Path, source: layout.SequenceSource) -> SyncFile | None:
+    """The sequence's current sync.json (ours, not the recipe's form), or None. An unreadable one
+    is None, unless import wrote it (DATA_ROOT/import.json names the sequence): its split and frame
+    names would be lost, so that is an error."""
+    if source.recipe:
+        return None
+    path = root / source.spike_dir / "sync.json"
+    if not path.is_file():
+        return None
+    try:
+        return load_sync(path)
+    except SyncError as err:
+        if source.name not in _import_record(root):
+            return None
+        raise SyncError("the sync.json of an imported sequence is unreadable, so a rebuild would lose its "
+                        "split, frame names and windows", path=path, found=err.what,
+                        expected="the sync.json 'spikeprep import' wrote",
+                        fix="re-import the sequence with 'spikeprep import PRESET SOURCE DATA_ROOT --force "
+                            f"--sequence {source.name}'") from err
+
+
+def _carry(sync: SyncFile, previous: SyncFile | None) -> SyncFile:
+    """``sync`` with what it does not recompute taken from ``previous``: the split, the clip length
+    T (at most the frame count), each frame's source name (matched by its blur path) and the import's
+    identity (``source.import``: preset and window rule)."""
+    if previous is None:
+        return sync
+    names = {f.blur: f.name for f in previous.frames if f.name is not None}
+    frames = tuple(replace(f, name=names[f.blur]) if f.name is None and f.blur in names else f
+                   for f in sync.frames)
+    source = dict(sync.source)
+    if previous.source.get("mode") == "import":
+        source["import"] = {k: previous.source[k] for k in IMPORT_IDENTITY if k in previous.source}
+    elif isinstance(previous.source.get("import"), dict):
+        source["import"] = previous.source["import"]
+    clip = sync.T if sync.T is not None else (None if previous.T is None else min(previous.T, len(frames)))
+    return replace(sync, frames=frames, source=source, T=clip,
+                   split=sync.split if sync.split is not None else previous.split)
+
+
+def _imported_sequence(root: Path, source: layout.SequenceSource, config: SequenceConfig,
+                       previous: SyncFile) -> SequenceReport:
+    """An imported sequence without a window flag: the import's windows (its preset's rule, as
+    written in sync.json) moved by config.yaml's ``window_shift``; split, names, T and padding kept.
+    A padded sequence (X4K's) stays padded where a moved window leaves the stream."""
+    spike_dir = root / source.spike_dir
+    by_blur = {f.blur: f for f in previous.frames}
+    if sorted(by_blur) != sorted(source.blur):
+        gone = sorted(set(by_blur) - set(source.blur))
+        new = sorted(set(source.blur) - set(by_blur))
+        raise SyncError("the frames of an imported sequence no longer match the sync.json import wrote",
+                        path=spike_dir / "sync.json",
+                        found="; ".join(part for part in (
+                            gone and f"gone: {', '.join(Path(p).name for p in gone[:5])}",
+                            new and f"new: {', '.join(Path(p).name for p in new[:5])}") if part),
+                        expected="the blur frames the import linked",
+                        fix="re-import the sequence with 'spikeprep import ... --force', or give another "
+                            "window source (--timestamps, --spike-rate/--frame-rate, --window-spikes)")
+    lengths = {name: count_frames(root / name, config.spike_h, config.spike_w) for name in previous.spike_files}
+    old_shift = int(previous.source.get("window_shift") or 0)
+    move = config.window_shift - old_shift
+    padded = [f for f in previous.frames if f.pad_before or f.pad_after]
+    frames = []
+    for blur in source.blur:
+        f = by_blur[blur]
+        begin, end = f.spike_begin - f.pad_before + move, f.spike_end + f.pad_after + move
+        if padded:  # the import pads past the stream's ends: so does the moved window
+            n = lengths[f.spike_file]
+            core_begin, core_end, before, after = max(begin, 0), min(end, n), max(0, -begin), max(0, end - n)
+            if core_begin >= core_end:
+                raise WindowError(f"frame {Path(blur).name} would lie wholly outside its spike stream",
+                                  path=f.spike_file, found=f"[{begin}, {end})",
+                                  expected=f"overlapping [0, {lengths[f.spike_file]})",
+                                  fix="check window_shift in config.yaml")
+            value = padded[0].pad_value if (before or after) else 0
+            frames.append(replace(f, spike_begin=core_begin, spike_end=core_end, pad_before=before,
+                                  pad_after=after, pad_value=value))
+        else:
+            frames.append(replace(f, spike_begin=begin, spike_end=end))
+    frames = tuple(frames)
+    _check_windows(frames, lengths, spike_dir)
+    info = {k: v for k, v in previous.source.items() if k != "window_shift"}
+    if config.window_shift:
+        info["window_shift"] = config.window_shift
+    sync = replace(previous, height=config.spike_h, width=config.spike_w, flipud=config.flipud,
+                   frames=frames, source=info)
+    return SequenceReport(sync, "import", lengths)
 
 
 def _windows(root: Path, source, mode: str, config: SequenceConfig, options: SyncOptions,
@@ -223,6 +359,7 @@ def build_sync(data_root: str | os.PathLike, options: SyncOptions = SyncOptions(
     before anything is written, so a bad sequence leaves all files untouched.
     """
     sources = layout.discover(data_root, sequences)
+    check_names(data_root, sources)
     check_configs(data_root, sources)
     reports = [derive_sequence(data_root, s, options) for s in sources]
     if dry_run:

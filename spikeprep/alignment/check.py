@@ -69,6 +69,10 @@ class SequenceCheck:
     sampled: tuple[int, ...]
     score_blur: float | None = None
     score_sharp: float | None = None
+    #: the sync.json that was measured: its window_shift and flipud (what --fix's absolute values
+    #: are computed from, and how it sees that the file changed since)
+    measured_shift: int = 0
+    measured_flipud: bool = True
 
     @property
     def verdict(self) -> str:
@@ -218,7 +222,8 @@ def check_sequence(data_root: str | os.PathLike, sequence: str,
         sequence, judgement, search, window_len, _spike_rate(root, sync), sync.source.get("mode", "?"),
         has_sharp, tuple(int(i) for i in seq.sampled),
         score_blur=round(float(medians[0]), 4),
-        score_sharp=round(float(medians[1]), 4) if has_sharp else None)
+        score_sharp=round(float(medians[1]), 4) if has_sharp else None,
+        measured_shift=int(sync.source.get("window_shift") or 0), measured_flipud=sync.flipud)
 
 
 def _spike_rate(root: Path, sync: SyncFile) -> float | None:

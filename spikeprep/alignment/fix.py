@@ -1,17 +1,23 @@
 """`spikeprep check-sync --fix`: write what check-sync measured into each sequence's config.yaml.
 
-An ``offset`` verdict adds the best offset to the ``window_shift`` key (spike frames; build-sync
-applies it after any window source); an ``orientation`` verdict of ``flipud`` toggles the
-``flipud`` key. Then build-sync runs again for the fixed sequences (``--force``: the old
-sync.json is replaced). Other orientations (``fliplr``, ``rot180``) have no config key: they are
+An ``offset`` verdict sets the ``window_shift`` key (spike frames; build-sync applies it after
+any window source) to the measured sync.json's shift plus the best offset; an ``orientation``
+verdict of ``flipud`` sets ``flipud`` to the opposite of the measured sync.json's. Both are
+absolute values computed from what was measured, written under DATA_ROOT's lock
+(``spike/.check-sync-fix.lock``, `fix_lock`), so two --fix runs at once shift once: the second
+finds the fix in place ("already fixed"), and a measurement older than the current sync.json is
+not applied. Then build-sync runs again for the fixed sequences (``--force``: the old sync.json
+is replaced; what import wrote is kept). Other orientations (``fliplr``, ``rot180``) have no config key: they are
 reported with advice. Only our own ``DATA_ROOT/spike/SEQ/config.yaml`` is ever written: the
-recipe layout's ``spike_raw/SEQ/config.yaml`` is the recipe's file, and a config.yaml that is a
-symbolic link (into a download or a preset's SOURCE) is not written through.
+recipe layout's ``spike_raw/SEQ/config.yaml`` is the recipe's file, and nothing is written through
+a symbolic link: a config.yaml, a ``spike/SEQ`` or ``spike`` folder that is a link (into a download,
+a preset's SOURCE, or another folder of DATA_ROOT) is refused, naming the link and its target.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +25,13 @@ import yaml
 
 from .check import SequenceCheck
 from ..errors import SpikeprepError
-from ..inputs.files import write_text_atomic
-from ..inputs.sequence_config import parse_config
+from ..inputs.files import output_error, write_text_atomic
+from ..inputs.sequence_config import load_config, parse_config
 from ..sync import load_sync, sync_path
 from .build import SyncOptions, build_sync
+
+#: DATA_ROOT/spike/LOCK_NAME: the file --fix runs lock (`fix_lock`).
+LOCK_NAME = ".check-sync-fix.lock"
 
 _ADVICE = {
     "fliplr": "the spike image is mirrored left-right (a mirror or beam splitter in the rig?); "
@@ -34,7 +43,8 @@ _ADVICE = {
 
 @dataclass(frozen=True)
 class Fix:
-    """What --fix did for one sequence: ``status`` fixed / not fixed / nothing to fix."""
+    """What --fix did for one sequence: ``status`` fixed / already fixed (by another run, with
+    the same measurement) / not fixed / nothing to fix."""
 
     sequence: str
     status: str
@@ -53,6 +63,15 @@ def _refusal(data_root: Path, path: Path) -> str | None:
     if not rel.startswith("spike/"):
         return f"{rel} belongs to the recipe's layout; spikeprep does not edit it (copy the data " \
                "into our layout, DATA_ROOT/spike/SEQ/, to calibrate it)"
+    parts = Path(rel).parts
+    for i in range(len(parts) - 1):  # spike/, spike/SEQ/: folders we would write into
+        folder = data_root.joinpath(*parts[:i + 1])
+        if folder.is_symlink():
+            name = folder.relative_to(data_root).as_posix()
+            return f"{name} is a link to {folder.resolve()}; spikeprep does not write through a link " \
+                   f"you made (into config.yaml and sync.json there): make {name} a real folder (e.g. " \
+                   f"'rm {folder} && mkdir {folder}', copy config.yaml into it and link the .dat files), " \
+                   "then run --fix again"
     if path.is_symlink() or not path.resolve().is_relative_to(data_root.resolve()):
         return f"{rel} is a link to {path.resolve()} (a download or a preset's source); " \
                "spikeprep does not write through it: replace the link with a copy and run --fix again"
@@ -61,19 +80,52 @@ def _refusal(data_root: Path, path: Path) -> str | None:
     return None
 
 
-def _edit(path: Path, check: SequenceCheck) -> str:
+def _target(check: SequenceCheck) -> tuple[int, bool]:
+    """The ``(window_shift, flipud)`` the measured sync.json should have had: absolute values
+    computed from the windows check-sync measured, never ``config.yaml's value + offset`` (which
+    a second run, or a config edited since the last build, would shift twice)."""
+    if check.verdict == "orientation":
+        return check.measured_shift, not check.measured_flipud
+    return check.measured_shift + check.judgement.best_offset, check.measured_flipud
+
+
+def _describe(check: SequenceCheck, target: tuple[int, bool]) -> str:
+    if check.verdict == "orientation":
+        return f"flipud: {target[1]}"
+    return f"window_shift: {target[0]} ({check.judgement.best_offset:+d})"
+
+
+def _edit(path: Path, target: tuple[int, bool]) -> None:
     raw = yaml.safe_load(path.read_text())
     parse_config(raw, path)  # only edit a valid file
-    if check.verdict == "orientation":
-        raw["flipud"] = not raw.get("flipud", True)
-        change = f"flipud: {raw['flipud']}"
-    else:
-        shift = int(raw.get("window_shift") or 0) + check.judgement.best_offset
-        raw["window_shift"] = shift
-        change = f"window_shift: {shift} ({check.judgement.best_offset:+d})"
+    if int(raw.get("window_shift") or 0) != target[0]:
+        raw["window_shift"] = target[0]
+    if raw.get("flipud", True) != target[1]:
+        raw["flipud"] = target[1]
     parse_config(raw, path)
     write_text_atomic(path, yaml.safe_dump(raw, sort_keys=False))
-    return change
+
+
+@contextmanager
+def fix_lock(data_root: Path):
+    """Hold DATA_ROOT's --fix lock (``fcntl.flock`` on ``spike/.check-sync-fix.lock``; the empty
+    file is left in place, harmlessly): two --fix runs edit and rebuild one at a time."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no advisory locks; the absolute values still shift once
+        yield
+        return
+    path = data_root / "spike" / LOCK_NAME
+    try:
+        handle = open(path, "a")
+    except OSError as exc:
+        raise output_error(exc, path) from exc
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _options(data_root: Path, sequence: str) -> SyncOptions:
@@ -105,11 +157,34 @@ def apply_fixes(data_root: str | os.PathLike, checks: list[SequenceCheck]) -> li
 
 
 def _fix_and_rebuild(root: Path, path: Path, check: SequenceCheck) -> Fix:
-    """Edit config.yaml, validate the new windows (dry run), then rewrite sync.json; on a
-    validation error the old config.yaml is put back and the error is the reason."""
+    """Under DATA_ROOT's --fix lock: compare sync.json with what was measured (already fixed by
+    another run? changed since?), edit config.yaml, validate the new windows (dry run), then
+    rewrite sync.json; on a validation error the old config.yaml is put back and the error is
+    the reason."""
+    with fix_lock(root):
+        return _fix_locked(root, path, check)
+
+
+def _fix_locked(root: Path, path: Path, check: SequenceCheck) -> Fix:
+    target = _target(check)
+    change = _describe(check, target)
+    try:
+        current = load_sync(sync_path(root, check.sequence))
+        config = load_config(path, path.parent.parent / "config.yaml")
+    except SpikeprepError as err:
+        return Fix(check.sequence, "not fixed", f"{change}: {err}", str(path))
+    now = (int(current.source.get("window_shift") or 0), current.flipud)
+    if now == target and (config.window_shift, config.flipud) == target:
+        return Fix(check.sequence, "already fixed", f"{change} is already written (by another --fix run?)",
+                   str(path))
+    if now != (check.measured_shift, check.measured_flipud):
+        return Fix(check.sequence, "not fixed",
+                   f"sync.json changed since check-sync measured it (now window_shift {now[0]}, flipud "
+                   f"{now[1]}; measured {check.measured_shift}, {check.measured_flipud}): another --fix "
+                   "or build-sync ran meanwhile; run check-sync again", str(path))
     options = _options(root, check.sequence)
     before = path.read_text()
-    change = _edit(path, check)
+    _edit(path, target)
     try:
         build_sync(root, options, sequences=(check.sequence,), dry_run=True)
     except SpikeprepError as err:

@@ -31,6 +31,8 @@ def build_sync_command(data_root, sequences, spike_rate, frame_rate, exposure, o
 
     \b
     Windows come from, per sequence, the first that applies:
+      imported         a sequence 'spikeprep import' wrote keeps its preset's windows (moved
+                       by config.yaml's window_shift) unless a window flag is given
       recipe layout    gopro_rgb/SEQ + spike_raw/SEQ/sync.json (the recipe's form) is converted
       per-frame .dat   spike/SEQ/<blur stem>.dat for every frame (whole file or --window-spikes N)
       timestamps       spike/SEQ/timestamps.txt or --timestamps: 'START END' per blur frame
@@ -40,7 +42,8 @@ def build_sync_command(data_root, sequences, spike_rate, frame_rate, exposure, o
     Everything is validated first (windows inside their stream, non-empty and ordered, a
     window for every blur frame, sharp frames matching blur frames, one image size); on any
     error nothing is written. Re-running is idempotent; a different existing sync.json is
-    kept unless --force.
+    kept unless --force. A rebuild keeps what it does not recompute: the split, frame names,
+    T and the import's preset.
 
     \b
     Example:

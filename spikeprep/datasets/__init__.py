@@ -21,6 +21,7 @@ from pathlib import Path
 from . import spk_gopro, ssdm, svrt, x4k
 from .base import ImportOptions, ImportPlan, check_unique, select
 from ..errors import LayoutError, UsageError
+from ..inputs.layout import check_name_length, check_sequence_name, suggested_name
 
 PRESETS = {
     "spk-gopro": spk_gopro.plan,
@@ -42,7 +43,21 @@ def plan_import(preset: str, source: str | os.PathLike, options: ImportOptions =
     plan = PRESETS[preset](root, options)
     check_unique(list(plan.sequences), root)
     chosen = select(list(plan.sequences), options, root)
+    for seq in chosen:
+        check_name(seq)
     return ImportPlan(plan.preset, root, tuple(chosen), plan.notes)
+
+
+def check_name(seq) -> None:
+    """A sequence name DATA_ROOT can hold: no whitespace or control characters (meta_info.txt),
+    short enough for a file name (checked before anything is written)."""
+    where = seq.frames[0].blur.parent if seq.frames else None
+    check_sequence_name(seq.name, where,
+                        fix=f"rename the folder in (a copy of) SOURCE so that the name has none (e.g. "
+                            f"{suggested_name(seq.name)!r}), "
+                            "or leave the sequence out with --sequence/--split")
+    check_name_length(seq.name, where, fix="nested source folders are joined with '_': shorten the folder "
+                      "names in (a copy of) SOURCE, or leave the sequence out with --sequence/--split")
 
 
 def import_dataset(preset: str, source: str | os.PathLike, data_root: str | os.PathLike,

@@ -1,6 +1,7 @@
 """Turning an `ImportPlan` into DATA_ROOT: links to SOURCE's files, config.yaml, sync.json.
 
-Only DATA_ROOT is written. Big files are symlinks (absolute, to SOURCE); config.yaml,
+Only DATA_ROOT is written, never through a link into SOURCE (`check_not_into_source`: a
+DATA_ROOT/spike, a blur/SEQ linked into the download is refused). Big files are symlinks (absolute, to SOURCE); config.yaml,
 sync.json and ``import.json`` (what was imported from where, with a fingerprint of the
 source files) are real files. Re-importing the same SOURCE is idempotent ("unchanged"); a
 sequence whose source files changed, or whose DATA_ROOT folders hold something else, is only
@@ -65,6 +66,10 @@ def outputs_of(seq: SequencePlan, preset: str) -> Outputs:
     return Outputs(links, texts)
 
 
+def _sequence_folders(seq: SequencePlan) -> list[str]:
+    return [f"{kind}/{seq.name}" for kind in ("blur", "sharp", "spike")]
+
+
 def fingerprint(seq: SequencePlan) -> str:
     """sha256 of (path, size, mtime) of every source file the sequence uses."""
     paths = sorted({str(p) for f in seq.frames for p in (f.blur, f.sharp, f.spike) if p is not None})
@@ -86,6 +91,28 @@ def check_roots(source: Path, data_root: Path) -> None:
         if dst / folder == src or (dst / folder) in src.parents:
             raise UsageError("SOURCE lies inside DATA_ROOT's own folders", found=str(src),
                              expected=f"outside {dst / folder}", fix="move SOURCE or choose another DATA_ROOT")
+    check_not_into_source(source, data_root, ("blur", "sharp", "spike"))
+
+
+def check_not_into_source(source: Path, data_root: Path, folders) -> None:
+    """A folder import writes into (``blur``, ``spike/SEQ``, ...) must not be, or lie under, a
+    link whose resolved target is inside SOURCE: writing there would write into the download."""
+    src, root = source.resolve(), Path(data_root)
+    for rel in folders:
+        path = root / rel
+        if not (path.exists() or path.is_symlink()):
+            continue
+        resolved = path.resolve()
+        if resolved != src and src not in resolved.parents:
+            continue
+        link = next((root.joinpath(*Path(rel).parts[:i + 1]) for i in range(len(Path(rel).parts))
+                     if root.joinpath(*Path(rel).parts[:i + 1]).is_symlink()), path)
+        name = link.relative_to(root).as_posix()
+        raise LayoutError(f"DATA_ROOT/{name} is a link into SOURCE, and nothing may be written inside SOURCE",
+                          path=link, found=f"{name} -> {link.resolve()}",
+                          expected=f"a real folder (or a link to a folder outside {src})",
+                          fix=f"make DATA_ROOT/{name} a real folder: remove the link (only the link: "
+                              f"'rm {link}', SOURCE is untouched) and import again")
 
 
 def _matches(root: Path, out: Outputs) -> bool:
@@ -210,6 +237,7 @@ def apply(plan: ImportPlan, data_root: str | os.PathLike, force: bool = False) -
     root = Path(data_root)
     check_roots(plan.source, root)
     root.mkdir(parents=True, exist_ok=True)
+    check_not_into_source(plan.source, root, [f for seq in plan.sequences for f in _sequence_folders(seq)])
     decisions = decide(plan, root, force)
     status = {}
     for seq, out, fp, action in decisions:

@@ -16,6 +16,7 @@ The recipe's layout (`shared/seed/`) is recognised too::
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,62 @@ STREAM_NAME = "spikes.dat"
 #: Names a sequence's one continuous stream may have (X4K's downloads call it ``spike.dat``).
 STREAM_NAMES = (STREAM_NAME, "spike.dat")
 #: JPEG start-of-frame markers (baseline, extended, progressive, lossless, ...): they hold the size.
+
+
+#: Longest file name (bytes) a folder may hold (ext4, xfs, btrfs, APFS, NTFS: 255).
+NAME_MAX = 255
+#: What spikeprep appends to a sequence name in a file name it writes: build-sync's staging
+#: folder ``SEQ.linking`` (`files.ensure_real_dir`) and check-sync's previews ``SEQ_sheet.png``
+#: and ``SEQ_offsets.png``. (``.partial`` only ever follows ``sync.json``/``config.yaml``,
+#: inside the sequence's folder.)
+NAME_SUFFIXES = (".linking", "_sheet.png", "_offsets.png")
+#: Longest sequence name in bytes (UTF-8): every name we derive from it still fits NAME_MAX.
+MAX_NAME_BYTES = NAME_MAX - max(len(s.encode()) for s in NAME_SUFFIXES)
+
+
+def shortened(name: str, keep: int = 40) -> str:
+    """``name`` with its middle elided when longer than ``2 * keep`` characters (for messages)."""
+    return name if len(name) <= 2 * keep else f"{name[:keep]}...{name[-keep // 2:]}"
+
+
+def check_name_length(name: str, path: str | os.PathLike | None, fix: str) -> None:
+    """LayoutError for a sequence name too long to be a file name once our suffixes are added."""
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if size > MAX_NAME_BYTES:
+        longest = max(NAME_SUFFIXES, key=len)
+        raise LayoutError("sequence name is too long for a file name", path=path,
+                          found=f"{shortened(name)!r}: {size} bytes ({len(name)} characters)",
+                          expected=f"at most {MAX_NAME_BYTES} bytes (a file name holds {NAME_MAX} bytes, "
+                                   f"and names such as SEQ{longest} are written)",
+                          fix=fix)
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a sequence name in ``meta_info.txt`` (one ``SEQ N (H,W,C)`` line
+    per sequence, which KAIR-style readers split on whitespace), or None: the first whitespace
+    or control character, with its position."""
+    for i, ch in enumerate(name):
+        if ch.isspace() or unicodedata.category(ch) == "Cc":
+            what = {" ": "a space", "\t": "a tab", "\n": "a newline", "\r": "a carriage return"}.get(
+                ch, f"U+{ord(ch):04X} ({unicodedata.name(ch, 'control character')})")
+            return f"{what} at character {i}"
+    return None
+
+
+def suggested_name(name: str) -> str:
+    """``name`` with every whitespace or control character replaced by ``_`` (for a fix hint)."""
+    return "".join("_" if ch.isspace() or unicodedata.category(ch) == "Cc" else ch for ch in name)
+
+
+def check_sequence_name(name: str, path: str | os.PathLike | None, fix: str) -> None:
+    """LayoutError naming a sequence whose name holds whitespace or a control character."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise LayoutError("sequence name contains whitespace or a control character", path=path,
+                          found=f"{name!r}: {problem}",
+                          expected="a name without spaces, tabs, newlines or control characters "
+                                   "(meta_info.txt lines are split on whitespace)",
+                          fix=fix)
 
 
 def stream_name(spike_dir: str | os.PathLike) -> str:
