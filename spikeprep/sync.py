@@ -14,6 +14,9 @@ Added fields (written only when they carry information, so older files stay vali
 
 - top level ``split`` (the dataset's own split of the sequence, e.g. ``"train"``/``"test"``,
   written by ``spikeprep import``) and ``T`` (VRT clip length from the recipe's sync form);
+- ``spike.with_head`` (true for SpikeCV's sps10 layout: ``spike.width`` is then the file's row
+  width, 416, and columns 400..415 are the camera's head, not image: readers drop them, so the
+  image is ``width - 16`` wide; `SyncFile.width` is that image width);
 - per frame ``name`` (the frame's name in the source dataset, e.g. ``"000047"``) and the
   padding ``pad_before``/``pad_after`` (spike frames of ``pad_value``, 0 or 1, that the
   window has before/after the core ``[spike_begin, spike_end)``, which always lies inside the
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SyncError
+from .inputs.dat import HEAD_COLUMNS, SpikeStream
 from .inputs.files import read_text_utf8, write_text_atomic
 
 FORMAT = "spikeprep.sync"
@@ -71,7 +75,10 @@ class FrameWindow:
 
 @dataclass(frozen=True)
 class SyncFile:
-    """A parsed `sync.json`: spike geometry plus one `FrameWindow` per RGB frame, in order."""
+    """A parsed `sync.json`: spike geometry plus one `FrameWindow` per RGB frame, in order.
+
+    ``width`` is the image width the spike frames have once read (`open_stream`); with
+    ``with_head`` the file's rows are ``width + 16`` wide (`file_width`)."""
 
     sequence: str
     height: int
@@ -81,13 +88,29 @@ class SyncFile:
     source: dict = field(default_factory=dict)
     split: str | None = None
     T: int | None = None
+    with_head: bool = False
+
+    @property
+    def file_width(self) -> int:
+        """Pixels per stored row: the image width, plus the 16 head columns with ``with_head``."""
+        return self.width + len(HEAD_COLUMNS) if self.with_head else self.width
+
+    def open_stream(self, data_root: str | os.PathLike, spike_file: str, **options) -> SpikeStream:
+        """The `SpikeStream` of ``spike_file`` (DATA_ROOT-relative) with this file's geometry:
+        frames ``height x width`` (head columns stripped with ``with_head``)."""
+        return SpikeStream(filepath=Path(data_root) / spike_file, spike_h=self.height,
+                           spike_w=self.file_width, strip_head=self.with_head,
+                           **{"print_dat_detail": False, **options})
 
     def to_dict(self) -> dict:
+        spike = {"height": self.height, "width": self.file_width, "flipud": self.flipud}
+        if self.with_head:
+            spike["with_head"] = True
         out = {
             "format": FORMAT,
             "version": VERSION,
             "sequence": self.sequence,
-            "spike": {"height": self.height, "width": self.width, "flipud": self.flipud},
+            "spike": spike,
             "frames": [f.to_dict() for f in self.frames],
             "source": self.source,
         }
@@ -170,8 +193,13 @@ def parse_sync(raw: object, path: str | os.PathLike | None = None) -> SyncFile:
              split, 'e.g. "train" or "test"')
     _require(clip is None or (_is_int(clip) and 1 <= clip <= len(frames)), "sync.json 'T' (VRT clip "
              "length) is out of range", path, clip, f"an integer in [1, {len(frames)}] (the frame count)")
-    return SyncFile(raw["sequence"], spike["height"], spike["width"], spike["flipud"], frames,
-                    raw.get("source") or {}, split, clip)
+    with_head = spike.get("with_head", False)
+    _require(isinstance(with_head, bool) and (not with_head or spike["width"] >= 416),
+             "sync.json 'spike.with_head' must be a boolean, with rows of at least 416 pixels", path,
+             spike, '{"height": int, "width": 416, "flipud": bool, "with_head": true}')
+    width = spike["width"] - len(HEAD_COLUMNS) if with_head else spike["width"]
+    return SyncFile(raw["sequence"], spike["height"], width, spike["flipud"], frames,
+                    raw.get("source") or {}, split, clip, with_head)
 
 
 def check_order(frames: tuple[FrameWindow, ...] | list[FrameWindow], path=None) -> None:

@@ -199,7 +199,8 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
                            exposure=timing.exposure, offset=timing.offset)
     if config.window_shift:
         source_info["window_shift"] = config.window_shift
-    sync = SyncFile(source.name, config.spike_h, config.spike_w, config.flipud, frames, source_info, T=clip)
+    sync = SyncFile(source.name, config.spike_h, config.image_width, config.flipud, frames, source_info, T=clip,
+                    with_head=config.with_head)
     return SequenceReport(_carry(sync, previous), mode, lengths)
 
 
@@ -305,8 +306,8 @@ def _imported_sequence(root: Path, source: layout.SequenceSource, config: Sequen
     info = {k: v for k, v in previous.source.items() if k != "window_shift"}
     if config.window_shift:
         info["window_shift"] = config.window_shift
-    sync = replace(previous, height=config.spike_h, width=config.spike_w, flipud=config.flipud,
-                   frames=frames, source=info)
+    sync = replace(previous, height=config.spike_h, width=config.image_width, flipud=config.flipud,
+                   frames=frames, source=info, with_head=config.with_head)
     return SequenceReport(sync, "import", lengths)
 
 

@@ -21,7 +21,6 @@ import numpy as np
 
 from ..inputs import layout
 from .scores import ORIENTATIONS, score_window_orientations
-from ..inputs.dat import SpikeStream
 from ..errors import ConfigError, LayoutError, UsageError
 from ..inputs.images import imread
 from ..inputs.sequence_config import load_config
@@ -145,9 +144,7 @@ class SequenceFrames:
 
     def __init__(self, data_root: Path, sync: SyncFile, sampled: np.ndarray) -> None:
         self.root, self.sync, self.sampled = data_root, sync, sampled
-        self.streams = {name: SpikeStream(filepath=str(data_root / name), spike_h=sync.height,
-                                          spike_w=sync.width, print_dat_detail=False)
-                        for name in sync.spike_files}
+        self.streams = {name: sync.open_stream(data_root, name) for name in sync.spike_files}
         self._lumas: dict[int, list[np.ndarray]] = {}
 
     def lumas(self, i: int) -> list[np.ndarray]:

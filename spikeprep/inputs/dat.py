@@ -8,6 +8,20 @@ returns frames in image orientation (top row first).
 `SpikeStream` is a drop-in for SpikeCV's offline ``SpikeStream``: ``get_block_spikes`` and
 ``get_spike_matrix`` return arrays equal to SpikeCV's (values, ``bool`` dtype, shape), but the
 file is memory-mapped, so a window costs O(window) instead of O(file).
+
+**Head columns (sps10).** SpikeCV's sps10 camera writes rows of ``spike_w`` = 416 pixels whose
+columns 400..415 are not image (SpikeCV's ``get_row_index`` and ``with_head=True`` delete
+them). With ``strip_head=True`` (config.yaml ``with_head: true``) a stream is the image part
+only: ``width`` is ``spike_w - 16`` and `SpikeStream.packed` returns frames with those columns
+removed, still packed. Rows of a whole number of bytes keep columns 400..415 in two whole bytes
+of every row, so removing them leaves valid packed frames, bit for bit what SpikeCV's
+``with_head=True`` reads.
+
+The sps100/PCIe layout (SpikeCV's ``get_sps100_matrix``: 1024-bit rows found through line
+markers of ``sps_parser``) is not read: SpikeCV's own reader cannot run it (its
+``get_row_index`` calls ``np.hstack`` with two arrays, a TypeError on every numpy) and its
+``begin_idx > 0`` branch starts one frame later than ``begin_idx == 0``, so there is no exact
+behaviour to match, and no public sample file to check a reading against.
 """
 
 from __future__ import annotations
@@ -22,7 +36,8 @@ from ..errors import DatError, UsageError, WindowError
 from .files import output_error
 
 #: Columns SpikeCV deletes with ``with_head=True`` (the sps10 camera's 16 header columns).
-_HEAD_COLUMNS = np.arange(400, 416)
+HEAD_COLUMNS = np.arange(400, 416)
+HEAD_BYTES = slice(400 // 8, 416 // 8)  # the same columns as bytes of a packed row
 
 
 def frame_nbytes(height: int, width: int, path: str | os.PathLike | None = None) -> int:
@@ -54,6 +69,15 @@ def count_frames(path: str | os.PathLike, height: int, width: int, allow_partial
             expected=f"a multiple of {nbytes} bytes ({height}x{width} pixels / 8)",
             fix="the file is truncated, or spike_h/spike_w are wrong (likely cause: wrong H/W)")
     return whole
+
+
+def check_head_geometry(height: int, width: int, path=None) -> None:
+    """``with_head`` needs the sps10 layout: rows of at least 416 pixels (SpikeCV deletes
+    columns 400..415) in whole bytes (so the head is two whole bytes of every row)."""
+    if width <= HEAD_COLUMNS[-1] or width % 8:
+        raise DatError("with_head needs rows of at least 416 pixels in whole bytes", path=path,
+                       found=f"spike_w {width}", expected="spike_w >= 416 and a multiple of 8 (sps10: 416)",
+                       fix="set spike_w to the file's row width (416 for sps10), or drop with_head")
 
 
 def unpack_frames(packed: np.ndarray, height: int, width: int, flipud: bool = True) -> np.ndarray:
@@ -168,7 +192,7 @@ class SpikeStream:
 
     def __init__(self, offline: bool = True, camera_type: str | None = None, *, filepath=None,
                  spike_h: int | None = None, spike_w: int | None = None, print_dat_detail: bool = True,
-                 allow_partial: bool = False, **_ignored) -> None:
+                 allow_partial: bool = False, strip_head: bool = False, **_ignored) -> None:
         if not offline or camera_type is not None:
             raise UsageError("only offline .dat streams are supported", found=f"camera_type={camera_type!r}",
                              expected="offline=True, camera_type=None")
@@ -184,6 +208,9 @@ class SpikeStream:
         self.print_dat_detail = print_dat_detail
         self.frame_nbytes = frame_nbytes(self.spike_height, self.spike_width, path)
         self.n_frames = count_frames(path, self.spike_height, self.spike_width, allow_partial)
+        self.strip_head = bool(strip_head)
+        if self.strip_head:
+            check_head_geometry(self.spike_height, self.spike_width, path)
         self._map: np.ndarray | None = None
 
     # -- geometry -------------------------------------------------------------------------
@@ -193,7 +220,8 @@ class SpikeStream:
 
     @property
     def width(self) -> int:
-        return self.spike_width
+        """Image width: ``spike_w``, less the 16 head columns when ``strip_head``."""
+        return self.spike_width - len(HEAD_COLUMNS) if self.strip_head else self.spike_width
 
     def __len__(self) -> int:
         return self.n_frames
@@ -219,21 +247,27 @@ class SpikeStream:
                               fix="check the window or sync.json; pass pad=True to zero-pad past the end")
 
     def packed(self, begin: int, end: int) -> np.ndarray:
-        """Zero-copy ``(end-begin, H*W/8)`` uint8 view of frames ``[begin, end)`` as stored on disk."""
+        """Zero-copy ``(end-begin, H*W/8)`` uint8 view of frames ``[begin, end)`` as stored on disk
+        (``W`` = `width`: with ``strip_head`` a copy without the head columns' bytes)."""
         begin, end = int(begin), int(end)
         self._check_window(begin, end)
-        return self._frames()[begin:end]
+        frames = self._frames()[begin:end]
+        if not self.strip_head:
+            return frames
+        rows = frames.reshape(len(frames), self.spike_height, self.spike_width // 8)
+        image = np.concatenate([rows[:, :, :HEAD_BYTES.start], rows[:, :, HEAD_BYTES.stop:]], axis=2)
+        return image.reshape(len(frames), -1)
 
     def read(self, begin: int, end: int, flipud: bool = True, pad: bool = False) -> np.ndarray:
         """Frames ``[begin, end)`` as ``(L, H, W)`` bool; with ``pad`` frames past the end are zero."""
         begin, end = int(begin), int(end)
         if pad and end > self.n_frames and 0 <= begin <= end:
-            out = np.zeros((end - begin, self.spike_height, self.spike_width), bool)
+            out = np.zeros((end - begin, self.spike_height, self.width), bool)
             inside = max(0, min(end, self.n_frames) - begin)
             if inside:
                 out[:inside] = self.read(begin, begin + inside, flipud)
             return out
-        return unpack_frames(self.packed(begin, end), self.spike_height, self.spike_width, flipud)
+        return unpack_frames(self.packed(begin, end), self.spike_height, self.width, flipud)
 
     # -- SpikeCV API ----------------------------------------------------------------------
     def get_block_spikes(self, begin_idx: int, block_len: int = 1, flipud: bool = True,
@@ -242,7 +276,7 @@ class SpikeStream:
         if block_len < 0:
             raise WindowError("negative block length", path=self.filename, found=block_len, expected=">= 0")
         if block_len == 0:  # SpikeCV answers an empty block for any start
-            spikes = np.zeros((0, self.spike_height, self.spike_width), bool)
+            spikes = np.zeros((0, self.spike_height, self.width), bool)
         elif begin_idx < 0 and begin_idx + block_len < 0:
             # SpikeCV slices the file's bytes, so a negative start counts from the end
             spikes = self.read(self.n_frames + begin_idx, self.n_frames + begin_idx + block_len, flipud, pad)
@@ -264,10 +298,14 @@ class SpikeStream:
         return self.SpikeMatrix
 
     def _strip_head(self, spikes: np.ndarray) -> np.ndarray:
-        if self.spike_width <= _HEAD_COLUMNS[-1]:
+        if self.strip_head:
+            raise UsageError("the head columns are already stripped", path=self.filename,
+                             found="with_head=True on a stream opened with strip_head=True",
+                             expected="with_head=False (frames are image columns only)")
+        if self.spike_width <= HEAD_COLUMNS[-1]:
             raise UsageError("with_head=True needs the sps10 camera's 416+ columns", path=self.filename,
                              found=f"width {self.spike_width}", expected="width > 415")
-        return np.delete(spikes, _HEAD_COLUMNS, axis=2)
+        return np.delete(spikes, HEAD_COLUMNS, axis=2)
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:

@@ -4,6 +4,7 @@
 spike_h: 250          # spike frame height, pixels
 spike_w: 400          # spike frame width, pixels
 flipud: true          # rows stored bottom-up (SpikeCV's default)
+with_head: false      # sps10 layout: spike_w: 416 rows whose columns 400..415 are not image
 spike_rate: 20000.0   # spike frames per second (Hz)             } timing: all three or none
 frame_rate: 500.0     # RGB frames per second (Hz)                }
 exposure: 0.5         # exposure as a fraction of the frame interval, in (0, 1]
@@ -32,7 +33,8 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import ConfigError, WindowError
+from ..errors import ConfigError, DatError, WindowError
+from .dat import check_head_geometry
 from .files import read_text_utf8, write_text_atomic
 
 #: Slack for float round-off when a time lands exactly on a spike sample.
@@ -100,6 +102,14 @@ class SequenceConfig:
     window_shift: int = 0
     window_spikes: int | None = None
     margins: tuple[int, int] | None = None
+    #: SpikeCV's sps10 layout: rows of ``spike_w`` (416) pixels whose columns 400..415 are the
+    #: camera's head; every reader drops them (`spikeprep.inputs.dat`), the image is 16 narrower
+    with_head: bool = False
+
+    @property
+    def image_width(self) -> int:
+        """Width of the spike image once read: ``spike_w``, less 16 head columns with ``with_head``."""
+        return self.spike_w - 16 if self.with_head else self.spike_w
 
     def to_yaml_dict(self) -> dict:
         out: dict = {"spike_h": self.spike_h, "spike_w": self.spike_w, "flipud": self.flipud}
@@ -111,11 +121,14 @@ class SequenceConfig:
             out["window_spikes"] = self.window_spikes
         if self.margins is not None:
             out["margins"] = list(self.margins)
+        if self.with_head:
+            out["with_head"] = True
         return out
 
 
 _TIMING_KEYS = {f.name for f in fields(Timing)}
-_KNOWN_KEYS = {"spike_h", "spike_w", "flipud", "window_shift", "window_spikes", "margins"} | _TIMING_KEYS
+_KNOWN_KEYS = {"spike_h", "spike_w", "flipud", "window_shift", "window_spikes", "margins",
+               "with_head"} | _TIMING_KEYS
 
 
 def _window_rule(raw: dict, path) -> tuple[int | None, tuple[int, int] | None]:
@@ -176,7 +189,15 @@ def parse_config(raw: object, path: str | os.PathLike | None = None) -> Sequence
                           expected="an integer (negative: windows move earlier)",
                           fix="write e.g. 'window_shift: -12' (spikeprep check-sync --fix writes it)")
     window, margins = _window_rule(raw, path)
-    return SequenceConfig(raw["spike_h"], raw["spike_w"], flipud, timing, shift, window, margins)
+    with_head = raw.get("with_head", False)
+    if not isinstance(with_head, bool):
+        raise ConfigError("with_head must be true or false", path=path, found=with_head, expected="a boolean")
+    if with_head:
+        try:
+            check_head_geometry(raw["spike_h"], raw["spike_w"], path)
+        except DatError as exc:
+            raise ConfigError(exc.what, path=path, found=exc.found, expected=exc.expected, fix=exc.fix) from None
+    return SequenceConfig(raw["spike_h"], raw["spike_w"], flipud, timing, shift, window, margins, with_head)
 
 
 def read_raw(path: str | os.PathLike) -> dict:

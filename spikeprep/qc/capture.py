@@ -31,10 +31,11 @@ class Geometry:
     ``source`` ``"config"`` (config.yaml) or ``"inferred"`` (`rank_geometries`)."""
 
     height: int
-    width: int
+    width: int  # the file's row width (with_head: the 16 head columns included)
     flipud: bool
     source: str
     candidates: tuple[Candidate, ...] = ()
+    with_head: bool = False
 
 
 @dataclass
@@ -64,6 +65,7 @@ class CaptureReport:
         g = self.geometry
         return {"spike_h": g.height if g else None, "spike_w": g.width if g else None,
                 "frames": self.frames, "flipud": g.flipud if g else None,
+                "with_head": g.with_head if g else None,
                 "geometry": g.source if g else None,
                 "candidates": [c.to_dict() for c in g.candidates] if g else [],
                 "firing_rate": self.firing_rate, "hot_pixels": self.hot_pixels,
@@ -86,7 +88,7 @@ def find_geometry(dat: Path) -> Geometry:
     own, default = config_paths(dat)
     if own.is_file() or (default is not None and default.is_file()):
         config = load_config(own, default)
-        return Geometry(config.spike_h, config.spike_w, config.flipud, "config")
+        return Geometry(config.spike_h, config.spike_w, config.flipud, "config", with_head=config.with_head)
     ranked = tuple(rank_geometries(dat))
     best = ranked[0]
     if best.leftover_bytes:
@@ -101,7 +103,7 @@ def find_geometry(dat: Path) -> Geometry:
 def _check_config_geometry(dat: Path, geometry: Geometry, rate: np.ndarray, report: CaptureReport) -> Geometry:
     """A config geometry under which rows do not resemble their neighbours is compared with what
     the data fits; a better fit is named as a problem (the config is not changed)."""
-    if row_correlation(rate.ravel(), geometry.width) >= PLAUSIBLE_ROW_SCORE:
+    if row_correlation(rate.ravel(), rate.shape[1]) >= PLAUSIBLE_ROW_SCORE:
         return geometry
     ranked = tuple(rank_geometries(dat))
     best = ranked[0]
@@ -109,7 +111,8 @@ def _check_config_geometry(dat: Path, geometry: Geometry, rate: np.ndarray, repo
         report.problems.append(f"config.yaml says {geometry.height}x{geometry.width} but the data reads as "
                                f"{best.height}x{best.width} (rows correlate {best.row_score:.2f}); "
                                "check spike_h/spike_w")
-    return Geometry(geometry.height, geometry.width, geometry.flipud, geometry.source, ranked)
+    return Geometry(geometry.height, geometry.width, geometry.flipud, geometry.source, ranked,
+                    geometry.with_head)
 
 
 def brightness_ratio(dat: Path, mean_rate: float) -> float | None:
@@ -142,7 +145,7 @@ def _check(dat: Path, report: CaptureReport) -> None:
     geometry = find_geometry(dat)
     report.geometry = geometry
     stream = SpikeStream(filepath=dat, spike_h=geometry.height, spike_w=geometry.width,
-                         print_dat_detail=False)
+                         strip_head=geometry.with_head, print_dat_detail=False)
     report.frames = len(stream)
     if not len(stream):
         raise DatError("spike file holds no frame", path=dat, found="0 frames",
@@ -156,7 +159,7 @@ def _check(dat: Path, report: CaptureReport) -> None:
     report.dead_pixels = pixels.as_list(pixels.dead_pixel_mask(rate, len(stream), quartile))
     counts = frame_checks.frame_counts(stream)
     report.empty_frames = frame_checks.empty_frames(counts)
-    report.saturated_frames = frame_checks.saturated_frames(counts, geometry.height * geometry.width)
+    report.saturated_frames = frame_checks.saturated_frames(counts, stream.height * stream.width)
     report.rate_jumps = frame_checks.rate_jumps(counts)
     mean = float(rate.mean())
     report.firing_rate = {"mean": round(mean, 6), "min": round(float(rate.min()), 6),

@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 
 from ..alignment.scores import ORIENTATIONS, correlation
-from ..inputs.dat import SpikeStream
 from ..inputs.files import printable
 from ..inputs.images import read_rgb
 from ..sync import load_sync, sync_path
@@ -123,8 +122,7 @@ def check_rows(data_root: str | os.PathLike, check) -> list[SheetRow]:
     rows = []
     for i in pick_rows(check.sampled):
         frame = sync.frames[i]
-        stream = SpikeStream(filepath=str(root / frame.spike_file), spike_h=sync.height,
-                             spike_w=sync.width, print_dat_detail=False)
+        stream = sync.open_stream(root, frame.spike_file)
         packed = stream.packed(frame.spike_begin, frame.spike_end)
         count = voxelize(packed, sync.height, sync.width, 1, "count", sync.flipud)[0]
         voxels = voxelize(packed, sync.height, sync.width, PREVIEW_BINS, "bins", sync.flipud) \

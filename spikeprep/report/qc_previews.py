@@ -29,7 +29,8 @@ def tfp_image(report) -> np.ndarray:
     from ..inputs.dat import SpikeStream
 
     g = report.geometry
-    with SpikeStream(filepath=report.path, spike_h=g.height, spike_w=g.width, print_dat_detail=False) as s:
+    with SpikeStream(filepath=report.path, spike_h=g.height, spike_w=g.width, strip_head=g.with_head,
+                     print_dat_detail=False) as s:
         begin = max(0, len(s) // 2 - TFP_FRAMES // 2)
         return s.read(begin, min(len(s), begin + TFP_FRAMES), flipud=g.flipud).mean(axis=0)
 
