@@ -31,8 +31,10 @@ MIN_TEXTURE = 2.0
 FAILED_NCC, WEAK_NCC, WEAK_RMS = 0.15, 0.35, 1.5
 #: A flipped orientation wins when its coarse score beats as-is by this much.
 ORIENTATION_MARGIN = 0.1
+#: The as-is coarse score must beat every flipped one (chance level) by this much.
+MIN_GAIN = 0.1
 #: Smallest overlap box (fraction of the RGB frame's area).
-MIN_OVERLAP = 0.01
+MIN_OVERLAP = 0.02
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,14 @@ def _spread(items: list, n: int) -> list:
 
 
 def coarse_matches(spikes, lumas, names=ORIENTATIONS) -> dict:
-    """`search.search` for the spike images in each orientation ``names`` (of `ORIENTATIONS`)."""
-    return {name: search([np.ascontiguousarray(oriented(s, name)) for s in spikes], lumas) for name in names}
+    """`search.search` then `search.refine` for the spike images in each orientation ``names``
+    (of `ORIENTATIONS`); None for an orientation without a usable template."""
+    out = {}
+    for name in names:
+        turned = [np.ascontiguousarray(oriented(s, name)) for s in spikes]
+        found = search(turned, lumas)
+        out[name] = None if found is None else refine(turned, lumas, found)
+    return out
 
 
 def _model_matrix(matrix: np.ndarray, model: str, spike_size) -> np.ndarray:
@@ -106,10 +114,13 @@ def estimate(counts: list[np.ndarray], lumas: list[np.ndarray], model: str = "ho
     best = max(scores, key=scores.get)
     if best != "as-is" and scores[best] > scores["as-is"] + ORIENTATION_MARGIN:
         return _failed(model, _orientation_reason(best, scores), 0, before, scores)
+    flipped = max((v for k, v in scores.items() if k != "as-is"), default=None)
+    if flipped is not None and scores["as-is"] < flipped + MIN_GAIN:
+        return _failed(model, f"no match: the coarse score as-is ({scores['as-is']:.2f}) is no better than "
+                              f"flipped or mirrored ({flipped:.2f}), i.e. chance", 0, before, scores)
     coarse = found["as-is"]
     if coarse is None:
         return _failed(model, "no scale in 0.5-4 gives a usable template", 0, before, scores)
-    coarse = refine(few_spikes, few_lumas, coarse)
     start = _model_matrix(coarse.matrix, model, spike_size)
     blurred = [luma_for(luma, start, spike_size) for luma in lumas]
     results = []

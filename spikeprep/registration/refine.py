@@ -25,7 +25,7 @@ MODELS = tuple(MOTIONS)
 #: ECC stops after this many iterations or when the update is below `ECC_EPS`.
 ECC_ITERATIONS, ECC_EPS = 60, 1e-5
 #: Fewest spike pixels that must land inside the RGB frame for a score (fraction of the frame).
-MIN_SEEN = 0.05
+MIN_SEEN = 0.1
 
 
 def smooth_spikes(count: np.ndarray) -> np.ndarray:

@@ -5,8 +5,9 @@ a geometric grid over ``[MIN_SCALE, MAX_SCALE]`` (RGB px per spike px) and every
 grid over ``[-MAX_DEGREES, MAX_DEGREES]`` is tried: the spike count images are turned and scaled
 onto a canvas, a central crop of whichever view is smaller at that scale is the template, and
 cv2.matchTemplate (TM_CCOEFF_NORMED) of every frame, summed over the frames, gives the shift.
-A spike view larger than the RGB view, or only partly overlapping it, still matches as long as
-the crop's centre part is seen by both. The best candidate is refined on a finer grid one level
+The searched image is padded with its mean so that the template may stick out by up to
+`OUTSIDE` of its size: a spike view larger than the RGB view, or only partly overlapping it,
+still matches (a position mostly over the flat padding correlates weakly). The best candidate is refined on a finer grid one level
 up. The result is a similarity matrix, spike px -> full-size RGB px (see `geometry`).
 """
 
@@ -28,6 +29,10 @@ COARSE_SIDE, FINER = 96, 1.5
 #: A template is this fraction (per side) of the smaller view's inner part.
 CROP = 0.7
 MIN_TEMPLATE = 8
+#: Sigma (level px) of the Gaussian whose blur is subtracted from every level image.
+HIGH_PASS = 3.0
+#: Fraction of a template (per side) allowed outside the searched image.
+OUTSIDE = 0.5
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,19 @@ def _filled(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Invalid pixels set to the mean of the valid ones (flat: no false texture at the borders)."""
     mean = float(image[valid].mean()) if valid.any() else 0.0
     return np.where(valid, image, mean).astype(np.float32)
+
+
+def _padding(tsize) -> tuple[int, int]:
+    """Rows and columns added on each side of the searched image: a template may stick out by
+    `OUTSIDE` of its size (a view that only partly overlaps the other)."""
+    return int(OUTSIDE * tsize[0]), int(OUTSIDE * tsize[1])
+
+
+def _padded(image: np.ndarray, tsize) -> np.ndarray:
+    """``image`` padded with its mean (flat: a template position over the padding correlates
+    only through its part inside, so small overlaps score low)."""
+    py, px = _padding(tsize)
+    return cv2.copyMakeBorder(image, py, py, px, px, cv2.BORDER_CONSTANT, value=float(image.mean()))
 
 
 def _centre_crop(image: np.ndarray, centre, size) -> tuple[np.ndarray, tuple[int, int]]:
@@ -107,6 +125,7 @@ def match_one(spikes: list[np.ndarray], lumas: list[np.ndarray], spike_size, gai
         tsize = (int(min(CROP * H, 0.9 * inner[0])), int(min(CROP * W, 0.9 * inner[1])))
     if min(tsize) < MIN_TEMPLATE:
         return None
+    pad = _padding(tsize)
     total = None
     valid = cv2.warpAffine(np.ones_like(spikes[0]), to_canvas[:2], (int(size[0]), int(size[1]))) > 0.999
     for spike, luma in zip(spikes, lumas):
@@ -114,13 +133,14 @@ def match_one(spikes: list[np.ndarray], lumas: list[np.ndarray], spike_size, gai
         canvas = _filled(canvas, valid)
         if spike_first:
             template, origin = _centre_crop(canvas, centre, tsize)
-            response = cv2.matchTemplate(luma, template, cv2.TM_CCOEFF_NORMED)
+            response = cv2.matchTemplate(_padded(luma, tsize), template, cv2.TM_CCOEFF_NORMED)
         else:
             template, origin = _centre_crop(luma, ((W - 1) / 2, (H - 1) / 2), tsize)
-            response = cv2.matchTemplate(canvas, template, cv2.TM_CCOEFF_NORMED)
+            response = cv2.matchTemplate(_padded(canvas, tsize), template, cv2.TM_CCOEFF_NORMED)
         cv2.patchNaNs(response, 0.0)  # a flat template or patch has no correlation
         total = response if total is None else total + response
     x, y, value = _peak(total)
+    x, y = x - pad[1], y - pad[0]  # response index -> template origin in the unpadded image
     if spike_first:  # canvas origin + p  <->  level (x, y) + p
         shift = translation(x - origin[0], y - origin[1])
     else:  # level origin + p  <->  canvas (x, y) + p
@@ -129,7 +149,13 @@ def match_one(spikes: list[np.ndarray], lumas: list[np.ndarray], spike_size, gai
 
 
 def _level(images: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
-    return [cv2.resize(i, (size[1], size[0]), interpolation=cv2.INTER_AREA) for i in images]
+    """Images resized to ``size`` (INTER_AREA) and high-passed: minus their Gaussian blur of
+    `HIGH_PASS` px (broad shading correlates by chance anywhere; detail pins the shift)."""
+    out = []
+    for image in images:
+        small = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA) if image.shape != size else image
+        out.append(small - cv2.GaussianBlur(small, (0, 0), HIGH_PASS))
+    return out
 
 
 def search(spikes: list[np.ndarray], lumas: list[np.ndarray], scales=None, degrees=None,
@@ -150,7 +176,7 @@ def search(spikes: list[np.ndarray], lumas: list[np.ndarray], scales=None, degre
         gain = scale * level_size[1] / W  # level px per spike px
         small = (max(2, round(h * min(1.0, gain))), max(2, round(w * min(1.0, gain))))
         pre = resize_matrix((h, w), small)
-        resized = _level(spikes, small) if small != (h, w) else spikes
+        resized = _level(spikes, small)
         for angle in degrees:
             found = match_one(resized, level_lumas, (h, w), gain * w / small[1], angle)
             if found is not None and (best is None or found[1] > best.score):

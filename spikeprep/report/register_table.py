@@ -29,7 +29,8 @@ def register_table(results) -> Table:
     table = Table(title="register (spike px -> RGB px; NCC of spike counts with the luma)")
     for column in ("sequence", "verdict", "model", "scale", "rotation", "shift px", "NCC before -> after",
                    "rms px", "overlap x0,y0,x1,y1", "frames", "why"):
-        table.add_column(column, justify="right" if column in ("scale", "rotation", "rms px", "frames") else "left")
+        table.add_column(column, justify="right" if column in ("scale", "rotation", "rms px", "frames") else "left",
+                         no_wrap=column.startswith(("NCC", "overlap", "shift")))
     for r in results:
         e = r.estimate
         scale, rotation = _scale_rotation(e.matrix)
