@@ -98,6 +98,17 @@ def read_frames(data_root: str | os.PathLike, sequence: str, frames: int):
     return sync, sampled, counts, lumas
 
 
+def frame_images(data_root: str | os.PathLike, sequence: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame ``index``'s ``(h, w)`` float32 spike count image and ``(H, W)`` float32 luma."""
+    root = Path(data_root)
+    sync = load_sync(sync_path(root, sequence))
+    frame = sync.frames[index]
+    with SpikeStream(filepath=str(root / frame.spike_file), spike_h=sync.height, spike_w=sync.width,
+                     print_dat_detail=False) as stream:
+        spikes = stream.read(frame.spike_begin, frame.spike_end, flipud=sync.flipud)
+    return spikes.sum(axis=0, dtype=np.int32).astype(np.float32), read_luma(root / frame.blur)
+
+
 def register_sequence(data_root: str | os.PathLike, sequence: str,
                       options: RegisterOptions = RegisterOptions()) -> SequenceRegistration:
     """Estimate one sequence's spike -> RGB matrix (see the module docstring)."""
