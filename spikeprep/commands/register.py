@@ -46,6 +46,9 @@ def register_command(data_root, sequences, model, frames, as_json, preview):
     if as_json:
         click.echo(json.dumps({"sequences": {r.sequence: r.to_dict() for r in results}}, indent=1))
     else:
-        from ..report.register_table import register_table
-        stdout_console().print(register_table(results))
+        from ..report.register_table import reason_lines, register_table
+        out = stdout_console()
+        out.print(register_table(results))
+        for line in reason_lines(results):
+            out.print(line, soft_wrap=True, markup=False, highlight=False)
     sys.exit(exit_code(results))

@@ -1,4 +1,5 @@
-"""``spikeprep register``'s table: one row per sequence (verdict, scale/rotation, scores, overlap, why)."""
+"""``spikeprep register``'s table: one row per sequence (verdict, scale/rotation, scores, overlap),
+and the reasons of the sequences that are not ok."""
 
 from __future__ import annotations
 
@@ -26,17 +27,23 @@ def _number(value, digits=3) -> str:
 
 def register_table(results) -> Table:
     """One row per `SequenceRegistration`."""
-    table = Table(title="register (spike px -> RGB px; NCC of spike counts with the luma)")
-    for column in ("sequence", "verdict", "model", "scale", "rotation", "shift px", "NCC before -> after",
-                   "rms px", "overlap x0,y0,x1,y1", "frames", "why"):
-        table.add_column(column, justify="right" if column in ("scale", "rotation", "rms px", "frames") else "left",
-                         no_wrap=column.startswith(("NCC", "overlap", "shift")))
+    models = sorted({r.estimate.model for r in results})
+    table = Table(title=f"register ({', '.join(models)}: spike px -> RGB px)")
+    for column in ("sequence", "verdict", "scale", "rotation", "shift px", "NCC before", "NCC after",
+                   "rms px", "overlap x0,y0,x1,y1", "frames"):
+        table.add_column(column, justify="left" if column in ("sequence", "verdict") else "right",
+                         no_wrap=column in ("shift px", "overlap x0,y0,x1,y1", "verdict"))
     for r in results:
         e = r.estimate
         scale, rotation = _scale_rotation(e.matrix)
         shift = "-" if e.matrix is None else f"{e.matrix[0, 2]:+.1f},{e.matrix[1, 2]:+.1f}"
         overlap = "-" if e.overlap is None else ",".join(str(v) for v in e.overlap)
-        table.add_row(escape(r.sequence), f"[{STYLE[e.verdict]}]{e.verdict}[/]", e.model, scale, rotation, shift,
-                      f"{_number(e.ncc_before)} -> {_number(e.ncc_after)}", _number(e.rms_px, 2), overlap,
-                      f"{e.frames_used}/{len(r.sampled)}", escape(e.reason))
+        table.add_row(escape(r.sequence), f"[{STYLE[e.verdict]}]{e.verdict}[/]", scale, rotation, shift,
+                      _number(e.ncc_before), _number(e.ncc_after), _number(e.rms_px, 2), overlap,
+                      f"{e.frames_used}/{len(r.sampled)}")
     return table
+
+
+def reason_lines(results) -> list[str]:
+    """``SEQ: verdict: why`` for every sequence that is not ok (printed under the table)."""
+    return [f"{r.sequence}: {r.verdict}: {r.estimate.reason}" for r in results if r.verdict != "ok"]
