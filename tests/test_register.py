@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import spikeprep
 from spikeprep.cli import main
 from spikeprep.errors import ConfigError
-from spikeprep.registration import Registration, RegisterOptions, register
+from spikeprep.registration import RegisterOptions, Registration, register
 from spikeprep.registration.geometry import apply, centre_corners, overlap_box, resize_matrix, similarity
 from spikeprep.registration.rig import Rig, write_rig
 
@@ -51,6 +51,8 @@ def rigs(tmp_path_factory):
     recipes = {
         "homography": dict(matrix=perspective_rig()),
         "similarity": dict(matrix=similarity(1.6, -4.0, -20.0, 12.0), seed=1),
+        "larger": dict(matrix=similarity(2.2, -4.0, -60.0, -50.0), seed=5),  # spike view beyond the RGB frame
+        "partial": dict(matrix=similarity(1.3, 2.0, 180.0, 120.0), seed=6),  # half of it outside
         "flat": dict(matrix=perspective_rig(), texture="flat"),
         "outside": dict(matrix=similarity(1.26, 3.0, 420.0, 300.0), seed=2),
         "mirrored": dict(matrix=perspective_rig(), mirror=True, seed=3),
@@ -113,6 +115,20 @@ def test_similarity_and_affine_models(rigs, model):
         assert m[0, 0] == pytest.approx(m[1, 1]) and m[0, 1] == pytest.approx(-m[1, 0])
     assert corner_errors(m, rigs.matrix("similarity")).max() < 1.0
     assert math.degrees(math.atan2(m[1, 0], m[0, 0])) == pytest.approx(-4.0, abs=0.2)
+
+
+@pytest.mark.parametrize("name", ["larger", "partial"])
+def test_views_larger_than_or_partly_outside_the_rgb_frame(rigs, name):
+    """Accuracy where it counts: at the corners of the overlap box (the spike frame's own
+    corners lie outside the RGB frame here)."""
+    (result,) = register(rigs(name), options=RegisterOptions(model="similarity", frames=6))
+    e = result.estimate
+    assert e.verdict == "ok", e.reason
+    x0, y0, x1, y1 = e.overlap
+    assert (x1 - x0) * (y1 - y0) > 0.1 * RGB[0] * RGB[1]
+    box = np.array([[x0, y0], [x1 - 1, y0], [x1 - 1, y1 - 1], [x0, y1 - 1]], float)
+    spike = apply(np.linalg.inv(rigs.matrix(name)), box)
+    assert np.linalg.norm(apply(e.matrix, spike) - box, axis=1).max() < 1.0
 
 
 def test_textureless_scene_is_not_ok_and_writes_nothing(rigs):

@@ -21,8 +21,8 @@ def resize_matrix(src_size: tuple[int, int], dst_size: tuple[int, int]) -> np.nd
 
 
 def similarity(scale: float, degrees: float, tx: float = 0.0, ty: float = 0.0) -> np.ndarray:
-    """``x' = scale * R(degrees) x + t`` (rotation counter-clockwise on screen for positive
-    degrees... in y-down pixel coordinates: clockwise as seen)."""
+    """``x' = scale * R(degrees) x + t``: positive degrees turn x towards y, i.e. clockwise as
+    seen on screen (y down)."""
     c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
     return np.array([[scale * c, -scale * s, tx], [scale * s, scale * c, ty], [0, 0, 1]], np.float64)
 

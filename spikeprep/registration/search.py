@@ -7,8 +7,10 @@ onto a canvas, a central crop of whichever view is smaller at that scale is the 
 cv2.matchTemplate (TM_CCOEFF_NORMED) of every frame, summed over the frames, gives the shift.
 The searched image is padded with its mean so that the template may stick out by up to
 `OUTSIDE` of its size: a spike view larger than the RGB view, or only partly overlapping it,
-still matches (a position mostly over the flat padding correlates weakly). The best candidate is refined on a finer grid one level
-up. The result is a similarity matrix, spike px -> full-size RGB px (see `geometry`).
+still matches (a position mostly over the flat padding correlates weakly). Every level image is
+high-passed (`HIGH_PASS`). `refine` searches again around the best candidate on finer levels
+with halved steps. The result is a similarity matrix, spike px -> full-size RGB px (see
+`geometry`).
 """
 
 from __future__ import annotations
@@ -102,10 +104,10 @@ def _peak(response: np.ndarray) -> tuple[float, float, float]:
     return x + dx, y + dy, float(value)
 
 
-def match_one(spikes: list[np.ndarray], lumas: list[np.ndarray], spike_size, gain: float,
+def match_one(spikes: list[np.ndarray], lumas: list[np.ndarray], gain: float,
               degrees: float) -> tuple[np.ndarray, float] | None:
-    """Best shift for spike images (already resized, ``spike_size`` the original (h, w)) turned
-    by ``degrees`` and scaled by ``gain`` (level px per resized spike px) against level lumas.
+    """Best shift for (resized, high-passed) spike images turned by ``degrees`` and scaled by
+    ``gain`` (level px per resized spike px) against level lumas, summed over the frames.
     Returns (matrix resized-spike px -> level px, mean NCC) or None when a template is too small."""
     h, w = spikes[0].shape
     turn = similarity(gain, degrees)
@@ -178,7 +180,7 @@ def search(spikes: list[np.ndarray], lumas: list[np.ndarray], scales=None, degre
         pre = resize_matrix((h, w), small)
         resized = _level(spikes, small)
         for angle in degrees:
-            found = match_one(resized, level_lumas, (h, w), gain * w / small[1], angle)
+            found = match_one(resized, level_lumas, gain * w / small[1], angle)
             if found is not None and (best is None or found[1] > best.score):
                 matrix = np.linalg.inv(to_level) @ found[0] @ pre
                 best = Match(matrix, found[1], float(scale), float(angle))
