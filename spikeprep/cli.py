@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from .commands import cache, data, qc
+from .commands import cache, data, qc, register
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -29,6 +29,7 @@ def main(verbose: bool) -> None:
       spikeprep build-sync DATA_ROOT    write spike/SEQ/sync.json: spike window per RGB frame
       spikeprep qc PATH...              check raw captures: geometry, hot/dead pixels, frames
       spikeprep check-sync DATA_ROOT    check the windows against the frames (offset, flips)
+      spikeprep register DATA_ROOT      measure the spike view's place in the RGB frame (3x3 matrix)
       spikeprep voxelize DATA_ROOT CACHE --S 8
                                         spike windows -> S voxel channels, LMDB shards
       spikeprep verify CACHE            prove the cache is complete and correct
@@ -52,5 +53,5 @@ def _printable_streams() -> None:
 
 for _command in (data.build_sync_command, data.check_sync_command, data.import_command,
                  data.simulate_command, cache.voxelize_command, cache.verify_command,
-                 cache.info_command, cache.demo_command, qc.qc_command):
+                 cache.info_command, cache.demo_command, qc.qc_command, register.register_command):
     main.add_command(_command)

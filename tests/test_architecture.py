@@ -99,7 +99,7 @@ LAYERS = (
     ("spikeprep.sync", "spikeprep.parts", "spikeprep.lmdb_writer"),  # formats and plumbing
     ("spikeprep.representations",),           # kernels, representations, hot pixels
     ("spikeprep.voxel",),
-    ("spikeprep.alignment", "spikeprep.simulate", "spikeprep.qc"),
+    ("spikeprep.alignment", "spikeprep.simulate", "spikeprep.qc", "spikeprep.registration"),
     ("spikeprep.datasets",),
     ("spikeprep.cache",),
     ("spikeprep.report",),                    # tables, preview sheets, progress bars
