@@ -140,8 +140,13 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
     cfg = plan.config
     root = Path(cfg.data_root)
     source_stats, stats_taken_ns = stat_sources(root, source_paths(seq))  # before anything reads them
+    synced = seq.sync_source
+    if synced is not None:  # sync.json as the plan read it: the bytes the windows came from
+        source_stats[seq.sync_path] = synced.stat
+        stats_taken_ns = min(stats_taken_ns, synced.stat_ns)
     mask = sequence_hot_pixels(root, seq.sync) if plan.params.hot_pixels == "detect" else None
-    sources = dat_sources(root, seq.sync_path, seq.sync)
+    sources = dat_sources(root, seq.sync_path, seq.sync,
+                          sync_fingerprint=None if synced is None else synced.fingerprint)
     has_spikes = windows_have_spikes(root, seq.sync)
     state: dict = {}
 

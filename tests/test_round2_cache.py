@@ -1,0 +1,87 @@
+"""Issue 25 ("Nothing silently wrong", second round), cache side: stale windows, a deleted lock
+file, sequences without sync.json, lost shards, ``--part`` completion at large N, SIGTERM in the
+kernel. Self-contained: the tiny dataset helper is defined here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import spikeprep.cache.build as build_module
+from spikeprep.cli import main
+from spikeprep.errors import BuildInterrupted, CacheError, LockError
+from spikeprep.inputs.dat import write_dat
+from spikeprep.sync import FrameWindow, SyncFile, save_sync
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_dataset(root: Path, sequences=("a", "b", "c"), frames: int = 3, hw=(16, 24), window: int = 8,
+                 gap: int = 2, seed: int = 0) -> Path:
+    """DATA_ROOT with blur/SEQ/*.png, spike/SEQ/spikes.dat and sync.json (no sharp frames)."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    h, w = hw
+    for seq in sequences:
+        spikes = rng.random((gap + frames * (window + gap), h, w)) < 0.2
+        write_dat(root / "spike" / seq / "spikes.dat", spikes, flipud=True)
+        windows = []
+        for i in range(frames):
+            (root / "blur" / seq).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / "blur" / seq / f"{i:06d}.png"),
+                        rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+            begin = gap + i * (window + gap)
+            windows.append(FrameWindow(f"blur/{seq}/{i:06d}.png", None, f"spike/{seq}/spikes.dat",
+                                       begin, begin + window))
+        save_sync(root / "spike" / seq / "sync.json", SyncFile(seq, h, w, True, tuple(windows)))
+    return root
+
+
+def shift_windows(data: Path, seq: str, by: int = 1) -> None:
+    """Rewrite SEQ's sync.json with every window moved by ``by`` spike frames (same frame count)."""
+    path = data / "spike" / seq / "sync.json"
+    raw = json.loads(path.read_text())
+    for frame in raw["frames"]:
+        frame["spike_begin"] += by
+        frame["spike_end"] += by
+    path.write_text(json.dumps(raw, indent=1) + "\n")
+
+
+def invoke(*args) -> tuple[int, str]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def verify_data(cache: Path, data: Path) -> tuple[int, str]:
+    return invoke("verify", cache, "--data", data)
+
+
+# -- 3: windows and their fingerprint come from the same bytes --------------------------------------
+
+def test_sync_rewritten_between_plan_and_build_is_rebuilt(tmp_path, monkeypatch):
+    data, cache = make_dataset(tmp_path / "data"), tmp_path / "cache"
+    plan_build = build_module.plan_build
+
+    def plan_then_rewrite(*args, **kwargs):
+        plan = plan_build(*args, **kwargs)
+        shift_windows(data, "b")  # a build-sync --force landing while the build runs
+        return plan
+
+    monkeypatch.setattr(build_module, "plan_build", plan_then_rewrite)
+    build_module.voxelize_dataset(data, cache, progress=False)
+    monkeypatch.setattr(build_module, "plan_build", plan_build)
+    summary = build_module.voxelize_dataset(data, cache, progress=False)
+    assert summary.rebuilt == ["b"] and summary.sequences_skipped == 2
+    code, output = verify_data(cache, data)
+    assert code == 0, output
