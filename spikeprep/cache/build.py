@@ -96,7 +96,7 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
                                        break_lock=break_lock, notice=notice)
     else:
         (check_wipe if force else check_resumable)(cache)  # reads only: refuse before the lock writes
-        with acquire_write_lock(cache, break_lock=break_lock) as lock, stop_on_signals():
+        with stop_on_signals(), acquire_write_lock(cache, break_lock=break_lock) as lock:
             for line in lock.notices():
                 notice(line)
             plan = plan if force else partitioned.as_recorded(cache, plan)

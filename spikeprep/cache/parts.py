@@ -180,7 +180,7 @@ def build_part(plan: BuildPlan, cache: Path, part, options, *, force: bool = Fal
     cache.mkdir(parents=True, exist_ok=True)
     mine = part_of(plan, part)
     name = part_journal_name(part)
-    with acquire_write_lock(cache, part=part.as_tuple, break_lock=break_lock) as lock, stop_on_signals():
+    with stop_on_signals(), acquire_write_lock(cache, part=part.as_tuple, break_lock=break_lock) as lock:
         for line in lock.notices():
             notice(line)
         done, merged = prepare_part(cache, mine, part)
@@ -293,7 +293,7 @@ def complete(plan: BuildPlan, cache: Path, options, *, build_missing: bool = Fal
     _refuse_unfinished(cache, part_states(cache, plan, count, break_lock), build_missing)
     whole = partitioned(plan, count)
     per_sequence, grows, warnings, rebuilt = [], 0, [], []
-    with acquire_write_lock(cache, break_lock=break_lock) as lock, stop_on_signals():
+    with stop_on_signals(), acquire_write_lock(cache, break_lock=break_lock) as lock:
         for line in lock.notices():
             notice(line)
         states = part_states(cache, plan, count)  # again, under the lock

@@ -20,6 +20,7 @@ from ..inputs.files import write_text_atomic
 from ..lmdb_writer import ShardWriter
 from . import stats
 from .frames import dat_sources, hot_pixel_record, sequence_hot_pixels
+from .interrupt import check_stop
 from .inputs import merge_conversions, sequence_warnings, windows_have_spikes
 from .journal import Journal, done_sequences
 from .manifest import Manifest, SequenceEntry, SpikeStats, diff_params, write_manifest
@@ -161,6 +162,7 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
             for key, value in result.records:
                 yield key, value
             on_frame(sum(len(v) for _, v in result.records))
+            check_stop()  # a stop signal: at this frame boundary (the transaction is aborted)
         if mask is not None:
             key, value = hot_pixel_record(seq.name, mask, cfg)
             state["records"][key] = checksum(value, cfg.checksum_algorithm)
@@ -238,6 +240,7 @@ def run_sequences(plan: BuildPlan, cache: Path, journal: Journal, todo, done: di
                                  time.perf_counter() - t0))
 
         for seq in todo:
+            check_stop()
             label = f"{seq.name} -> {shard_name(seq.shard)}"
             report(BuildProgress(label, counters["frames"], total_frames, counters["bytes"],
                                  time.perf_counter() - t0))
