@@ -123,3 +123,45 @@ def test_sigterm_stops_cleanly_releases_the_lock_and_resumes(tmp_path):
     code, output = invoke("voxelize", data, cache)
     assert code == 0 and "already done" in output, output
     assert verify_data(cache, data)[0] == 0
+
+
+# -- 4: a deleted lock file does not let a second writer in ------------------------------------------
+
+def test_deleted_lock_file_does_not_let_a_forced_second_writer_in(tmp_path):
+    from spikeprep.cache.lock import acquire_write_lock
+
+    data, cache = make_dataset(tmp_path / "data"), tmp_path / "cache"
+    assert invoke("voxelize", data, cache)[0] == 0
+    before = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    held = acquire_write_lock(cache)  # a build that runs (its descriptors stay open)
+    try:
+        (cache / ".locks" / "exclusive.lock").unlink()  # "stale", as people do with git's index.lock
+        code, output = invoke("voxelize", data, cache, "--S", "4", "--force")
+        assert code != 0, output
+        assert "error: " in output and "do not delete lock files" in output and "Traceback" not in output
+        assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()
+                if p.name != ".locks"} == {k: v for k, v in before.items() if k != ".locks"}
+    finally:
+        held.release()
+    assert verify_data(cache, data)[0] == 0
+    assert invoke("voxelize", data, cache, "--S", "4", "--force")[0] == 0  # free again afterwards
+
+
+def test_holder_notices_its_lock_file_taken(tmp_path):
+    from spikeprep.cache.lock import LockHolder, acquire_write_lock
+
+    cache = tmp_path / "cache"
+    held = acquire_write_lock(cache)
+    try:
+        path = cache / ".locks" / "exclusive.lock"
+        path.unlink()
+        held.check()  # deleted: written again, the build goes on
+        assert LockHolder.from_json(path.read_text()) == held.holder
+        path.unlink()
+        other = LockHolder(12345, "node7", "exclusive", started="2026-12-01T00:00:00Z")
+        path.write_text(other.to_json() + "\n")  # another host's writer got in meanwhile
+        with pytest.raises(LockError, match="taken from this build") as info:
+            held.check()
+        assert "node7" in str(info.value) and "do not delete lock files" in str(info.value)
+    finally:
+        held.release()

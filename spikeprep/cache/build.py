@@ -105,16 +105,18 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
             stale = refresh_stale(cache, plan, done)
             if stale:
                 notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
-            summary = _build(plan, cache, done, options, t0)
+            summary = _build(plan, cache, done, options, t0, lock)
         summary.rebuilt = sorted(stale)
     summary.notices = notices
     return summary
 
 
-def _build(plan: BuildPlan, cache: Path, done: dict, options: RunOptions, t0: float) -> BuildSummary:
+def _build(plan: BuildPlan, cache: Path, done: dict, options: RunOptions, t0: float, lock=None) -> BuildSummary:
     """Build the sequences not in ``done``, then write the manifest and meta_info.txt."""
     todo = [s for s in plan.sequences if s.name not in done]
-    per_sequence, grows, warnings = run_sequences(plan, cache, Journal(cache), todo, done, options, t0)
+    per_sequence, grows, warnings = run_sequences(plan, cache, Journal(cache), todo, done, options, t0, lock)
+    if lock is not None:
+        lock.check()
     manifest = finish(cache, plan, done)
     return summarize(cache, plan, per_sequence, len(plan.sequences) - len(todo), len(manifest.shards),
                      grows, options, t0, warnings)

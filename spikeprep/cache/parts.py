@@ -192,7 +192,7 @@ def build_part(plan: BuildPlan, cache: Path, part, options, *, force: bool = Fal
                 notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
             todo = [s for s in mine.sequences if s.name not in done]
         per_sequence, grows, warnings = run_sequences(mine, cache, Journal(cache, name), todo,
-                                                             done, options, t0)
+                                                      done, options, t0, lock)
     shards = len({s.shard for s in mine.sequences})
     summary = summarize(cache, mine, per_sequence, len(mine.sequences) - len(todo), shards,
                                grows, options, t0, warnings)
@@ -308,8 +308,9 @@ def complete(plan: BuildPlan, cache: Path, options, *, build_missing: bool = Fal
             rebuilt += sorted(stale)
             todo = [s for s in mine.sequences if s.name not in done]
             built, more, said = run_sequences(mine, cache, Journal(cache, name), todo, done,
-                                                     options, t0)
+                                              options, t0, lock)
             per_sequence, grows, warnings = per_sequence + built, grows + more, warnings + said
+        lock.check()
         whole, done = _merge(cache, whole, count)
         manifest = finish(cache, whole, done)
     summary = summarize(cache, whole, per_sequence, len(whole.sequences) - len(per_sequence),

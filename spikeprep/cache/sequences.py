@@ -220,11 +220,14 @@ def with_journal_checksum(cache: Path, plan: BuildPlan, journal: str = JOURNAL_N
 
 
 def run_sequences(plan: BuildPlan, cache: Path, journal: Journal, todo, done: dict,
-                  options: RunOptions, t0: float) -> tuple[list, int, list]:
+                  options: RunOptions, t0: float, lock=None) -> tuple[list, int, list]:
     """Build the sequences ``todo`` (each one transaction, then one journal line; ``done`` gets
-    their entries); return ``([(name, frames, bytes, seconds)], map grows, input warnings)``."""
+    their entries); return ``([(name, frames, bytes, seconds)], map grows, input warnings)``.
+    ``lock``: the held `spikeprep.cache.lock.WriteLock`, checked still ours before each
+    sequence and before each journal line."""
     if not todo:
         return [], 0, []
+    check_lock = lock.check if lock is not None else (lambda: None)
     writer = ShardWriter(partial(shard_path, cache), options.initial_map_size, flush_bytes=options.flush_bytes)
     total_frames = sum(len(s.sync.frames) for s in todo)
     counters = {"frames": 0, "bytes": 0}
@@ -241,11 +244,13 @@ def run_sequences(plan: BuildPlan, cache: Path, journal: Journal, todo, done: di
 
         for seq in todo:
             check_stop()
+            check_lock()
             label = f"{seq.name} -> {shard_name(seq.shard)}"
             report(BuildProgress(label, counters["frames"], total_frames, counters["bytes"],
                                  time.perf_counter() - t0))
             ts = time.perf_counter()
             entry = build_sequence(seq, plan, writer, runner, on_frame)
+            check_lock()  # another writer let in by a deleted lock file: stop before journaling
             journal.append(entry)
             done[seq.name] = entry
             per_sequence.append((seq.name, entry["num_frames"], entry["bytes"],
