@@ -165,3 +165,38 @@ def test_holder_notices_its_lock_file_taken(tmp_path):
         assert "node7" in str(info.value) and "do not delete lock files" in str(info.value)
     finally:
         held.release()
+
+
+# -- 10: --part completion is linear in N, its refusal short ------------------------------------------
+
+def test_completion_of_20000_parts_refuses_briefly_then_completes(tmp_path):
+    from spikeprep.cache import parts as partitioned
+    from spikeprep.cache.plan import plan_build
+    from spikeprep.parts import Part
+
+    count = 20000
+    data, cache = make_dataset(tmp_path / "data", frames=2), tmp_path / "cache"
+    owners = partitioned.owners(plan_build(data, shard_size=4 << 30), count)
+    for index in sorted(set(owners)):
+        code, output = invoke("voxelize", data, cache, "--part", f"{index}/{count}")
+        assert code == 0, output
+    code, output = invoke("voxelize", data, cache)
+    assert code == 1 and f"{count - 3} of {count} parts not done" in output
+    assert "missing: 19997 parts (3-19999): part 3/20000 missing" in output and len(output) < 1500, output
+    # the empty parts finish (as 19,997 array tasks would): their journals hold a start line only
+    split = partitioned.split(plan_build(data, shard_size=4 << 30), count)
+    for index in range(3, count):
+        part = Part(index, count)
+        header = {"kind": "start", **partitioned._header(split.part(part), part)}
+        (cache / partitioned.part_journal_name(part)).write_text(
+            json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n")
+    code, output = invoke("voxelize", data, cache)
+    assert code == 0 and "3 sequences (3 already done)" in output, output
+    assert not list(cache.glob("progress.part-*")) and verify_data(cache, data)[0] == 0
+
+
+def test_part_ranges_summary():
+    from spikeprep.cache.parts import ranges
+
+    assert ranges([3, 4, 5, 17, 40, 52, 53]) == "3-5, 17, 40, 52-53"
+    assert ranges(range(0, 40, 2), limit=3) == "0, 2, 4 and 17 more ranges"
