@@ -200,3 +200,50 @@ def test_part_ranges_summary():
 
     assert ranges([3, 4, 5, 17, 40, 52, 53]) == "3-5, 17, 40, 52-53"
     assert ranges(range(0, 40, 2), limit=3) == "0, 2, 4 and 17 more ranges"
+
+
+# -- 8: a lost shard is never trusted from the journal -----------------------------------------------
+
+def test_deleted_shard_is_rebuilt_on_a_plain_rerun(tmp_path):
+    data, cache = make_dataset(tmp_path / "data"), tmp_path / "cache"
+    assert invoke("voxelize", data, cache, "--shard-size", "1K")[0] == 0  # one shard per sequence
+    (cache / "shard-00001.lmdb" / "data.mdb").unlink()
+    code, output = invoke("voxelize", data, cache, "--shard-size", "1K")
+    assert code == 0 and "(2 already done" in output and "shard-00001.lmdb" in output, output
+    assert verify_data(cache, data)[0] == 0
+
+
+def test_truncated_shard_is_named_then_rebuilt_once_removed(tmp_path):
+    data, cache = make_dataset(tmp_path / "data"), tmp_path / "cache"
+    assert invoke("voxelize", data, cache, "--shard-size", "1K")[0] == 0
+    shard = cache / "shard-00002.lmdb"
+    with open(shard / "data.mdb", "r+b") as f:
+        f.truncate(4096)
+    code, output = invoke("voxelize", data, cache, "--shard-size", "1K")
+    assert code == 1 and "error: " in output and "already done" not in output
+    assert "shard-00002.lmdb" in output and "remove" in output and "Traceback" not in output
+    shutil.rmtree(shard)
+    code, output = invoke("voxelize", data, cache, "--shard-size", "1K")
+    assert code == 0 and "(2 already done" in output, output
+    assert verify_data(cache, data)[0] == 0
+
+
+def test_part_completion_rebuilds_a_deleted_shard(tmp_path):
+    data, cache = make_dataset(tmp_path / "data"), tmp_path / "cache"
+    for part in ("0/2", "1/2"):
+        assert invoke("voxelize", data, cache, "--part", part)[0] == 0
+    shards = sorted(cache.glob("shard-*.lmdb"))
+    (shards[-1] / "data.mdb").unlink()
+    code, output = invoke("voxelize", data, cache)
+    assert code == 0 and "3 already done" not in output and shards[-1].name in output, output
+    assert verify_data(cache, data)[0] == 0
+
+
+def test_parts_of_two_splits_advice_is_safe(tmp_path):
+    data, cache = make_dataset(tmp_path / "data"), tmp_path / "cache"
+    assert invoke("voxelize", data, cache, "--part", "0/2")[0] == 0
+    assert invoke("voxelize", data, cache, "--part", "0/3")[0] == 0
+    code, output = invoke("voxelize", data, cache)
+    assert code == 1 and "parts of different splits" in output
+    flat = " ".join(output.split())
+    assert "remove the journals and shards" not in flat and "new CACHE" in flat and "--force" in flat

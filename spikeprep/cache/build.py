@@ -32,7 +32,7 @@ from .safety import check_locations, check_resumable, check_wipe
 from .sequences import (BuildSummary, ProgressCallback, finish, prepare_cache, run_sequences,
                         summarize, with_journal_checksum)
 from .staleness import describe as describe_stale
-from .staleness import refresh_stale
+from .staleness import describe_lost, refresh_lost, refresh_stale
 
 DEFAULT_SHARD_SIZE = 4 << 30
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -102,6 +102,9 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
             plan = plan if force else partitioned.as_recorded(cache, plan)
             done = prepare_cache(cache, plan, force)
             plan = with_journal_checksum(cache, plan)
+            lost = refresh_lost(cache, done)
+            if lost:
+                notice(f"cache shards lost since they were built, rebuilding their sequences: {describe_lost(lost)}")
             stale = refresh_stale(cache, plan, done)
             if stale:
                 notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")

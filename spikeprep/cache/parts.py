@@ -50,7 +50,7 @@ from .records import FORMAT, FORMAT_VERSION, JOURNAL_NAME
 from .safety import check_resumable
 from .sequences import finish, run_sequences, summarize, with_journal_checksum
 from .staleness import describe as describe_stale
-from .staleness import refresh_stale, stale_sequences
+from .staleness import describe_lost, refresh_lost, refresh_stale, stale_sequences
 
 _JOURNAL_RE = re.compile(r"progress\.part-(\d+)-of-(\d+)\.jsonl")
 
@@ -210,6 +210,9 @@ def build_part(plan: BuildPlan, cache: Path, part, options, *, force: bool = Fal
         todo, stale = [], {}
         if not merged:
             mine = with_journal_checksum(cache, mine, name)
+            lost = refresh_lost(cache, done, Journal(cache, name))
+            if lost:
+                notice(f"cache shards lost since they were built, rebuilding their sequences: {describe_lost(lost)}")
             stale = refresh_stale(cache, mine, done, Journal(cache, name))
             if stale:
                 notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
@@ -247,8 +250,12 @@ def part_count(cache: Path) -> int:
     if len(counts) != 1:
         raise CacheError("CACHE holds parts of different splits", path=cache,
                          found=", ".join(f"N={n} ({name})" for n, name in sorted(counts.items())),
-                         expected="parts I/N of one N", fix="remove the journals and shards of the "
-                         "wrong split (or start again in a new CACHE)")
+                         expected="parts I/N of one N",
+                         fix="parts of different N number their shards alike, so no journal or shard "
+                             "of either split can be removed safely (each shard may hold the other "
+                             "split's records): start again in a new CACHE, or wipe this one with "
+                             "'spikeprep voxelize DATA_ROOT CACHE --force' (without --part), then run "
+                             "the parts of one N")
     return next(iter(counts))
 
 
@@ -362,6 +369,10 @@ def complete(plan: BuildPlan, cache: Path, options, *, build_missing: bool = Fal
                 continue  # an empty part: nothing to resume or rebuild
             done, _ = prepare_part(cache, mine, state.part)
             mine = with_journal_checksum(cache, mine, name)
+            lost = refresh_lost(cache, done, Journal(cache, name))
+            if lost:
+                notice(f"cache shards lost since part {state.part} built them, rebuilding their sequences: "
+                       f"{describe_lost(lost)}")
             stale = refresh_stale(cache, mine, done, Journal(cache, name))
             rebuilt += sorted(stale)
             todo = [s for s in mine.sequences if s.name not in done]
