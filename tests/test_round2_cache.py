@@ -247,3 +247,31 @@ def test_parts_of_two_splits_advice_is_safe(tmp_path):
     assert code == 1 and "parts of different splits" in output
     flat = " ".join(output.split())
     assert "remove the journals and shards" not in flat and "new CACHE" in flat and "--force" in flat
+
+
+# -- 7: sequences without sync.json are named, never silently left out -----------------------------
+
+def test_sequences_without_sync_json_are_an_error_or_skipped_by_name(tmp_path):
+    data, cache = make_dataset(tmp_path / "data"), tmp_path / "cache"
+    (data / "spike" / "b" / "sync.json").unlink()  # an import killed before build-sync
+    (data / "spike" / "d").mkdir()  # a spike-only sequence: a .dat, no blur/, no sync.json
+    shutil.copy(data / "spike" / "a" / "spikes.dat", data / "spike" / "d" / "spikes.dat")
+    code, output = invoke("voxelize", data, cache)
+    flat = " ".join(output.split())
+    assert code == 1 and "error: 2 sequences of DATA_ROOT have no sync.json" in flat, output
+    assert "found b, d" in flat and "spikeprep build-sync" in flat and "--skip-unsynced" in flat
+    assert not cache.exists() or not (cache / "manifest.json").exists()
+    code, output = invoke("voxelize", data, cache, "--skip-unsynced")
+    flat = " ".join(output.split())
+    assert code == 0 and "without 2 sequences that have no sync.json (--skip-unsynced): b, d" in flat, output
+    code, output = verify_data(cache, data)
+    assert code == 1 and "b" in output and "d" in output and "no sync.json" in " ".join(output.split()), output
+    assert invoke("verify", cache)[0] == 0  # the cache itself is whole
+
+
+def test_verify_data_names_a_synced_sequence_missing_from_the_cache(tmp_path):
+    data, cache = make_dataset(tmp_path / "data", sequences=("a", "b")), tmp_path / "cache"
+    assert invoke("voxelize", data, cache)[0] == 0
+    make_dataset(data, sequences=("c",), seed=3)  # added (with its sync.json) after the build
+    code, output = verify_data(cache, data)
+    assert code == 1 and "not in the cache" in " ".join(output.split()) and "c" in output, output

@@ -26,7 +26,7 @@ from . import parts as partitioned
 from .interrupt import stop_on_signals
 from .journal import Journal
 from .lock import acquire_write_lock
-from .plan import BuildPlan, plan_build
+from .plan import BuildPlan, name_list, plan_build
 from .runner import RunOptions
 from .safety import check_locations, check_resumable, check_wipe
 from .sequences import (BuildSummary, ProgressCallback, finish, prepare_cache, run_sequences,
@@ -51,7 +51,8 @@ def parse_size(text) -> int:
 def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None, match="none",
                      shard_size=DEFAULT_SHARD_SIZE, workers=0, val=(), hot_pixels="off", force=False,
                      progress: bool | ProgressCallback = True, initial_map_size=DEFAULT_INITIAL_MAP_SIZE, part=None,
-                     build_missing=False, dask=None, break_lock=False, on_notice=None) -> BuildSummary:
+                     build_missing=False, dask=None, break_lock=False, on_notice=None,
+                     skip_unsynced=False) -> BuildSummary:
     """Build (or resume) the LMDB voxel cache of DATA_ROOT in CACHE; return a `BuildSummary`.
 
     S: voxel channels parameter (None: the representation's default); repr/repr_params: see
@@ -63,6 +64,8 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     called with each line for the user as it happens (also kept in ``summary.notices``).
     part: ``"I/N"`` builds only part I of N (`spikeprep.cache.parts`); without it, a CACHE holding
     parts is completed (``build_missing``: build missing or failed parts here first).
+    skip_unsynced: build without the sequences of DATA_ROOT that have no sync.json (named in a
+    notice); by default they are a LayoutError naming them (`spikeprep.cache.plan.unsynced_sequences`).
     dask: a Dask scheduler address; frames are computed on its workers (`spikeprep.cache.dask_backend`).
     progress: True prints a line per sequence on stderr, a callable gets a `BuildProgress` after
     every frame (the CLI draws its bar from it), False is silent.
@@ -76,7 +79,8 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     if int(workers) < 0:
         raise UsageError("--workers must be >= 0", found=workers, expected="0, 1, 2, ...")
     plan = plan_build(data_root, S=S, repr=repr, repr_params=repr_params, match=match,
-                      hot_pixels=hot_pixels, val=tuple(val), shard_size=parse_size(shard_size))
+                      hot_pixels=hot_pixels, val=tuple(val), shard_size=parse_size(shard_size),
+                      skip_unsynced=skip_unsynced)
     cache = Path(cache)
     check_locations(cache, Path(data_root))
     options = RunOptions(workers=int(workers), progress=progress, initial_map_size=initial_map_size,
@@ -87,6 +91,10 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
         notices.append(line)
         if on_notice is not None:
             on_notice(line)
+
+    if plan.unsynced:
+        notice(f"building without {len(plan.unsynced)} sequence{'s' if len(plan.unsynced) > 1 else ''} "
+               f"that have no sync.json (--skip-unsynced): {name_list(plan.unsynced)}")
 
     if part is not None:
         summary = partitioned.build_part(plan, cache, part, options, force=force,

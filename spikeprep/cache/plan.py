@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import CacheError, LayoutError, SyncError, UsageError
 from ..inputs import fingerprint
 from ..inputs.files import is_utf8, require_utf8_name
+from ..inputs.layout import _sequence_folders as sequence_folders
 from ..representations.catalog import default_S, make_representation, params_of
 from ..sync import SyncFile, find_sync_files, load_sync, parse_sync
 from .frames import FrameConfig, FrameJob, read_rgb
@@ -93,6 +94,8 @@ class BuildPlan:
     #: N of a partitioned build (``voxelize --part I/N``; shards planned per part, see
     #: `spikeprep.cache.parts`), None for a single-process plan
     parts: int | None = None
+    #: sequences of DATA_ROOT without a sync.json, left out (``--skip-unsynced``)
+    unsynced: tuple[str, ...] = ()
 
     def identity(self) -> dict:
         """What must be equal for a build to resume: params, shard size, split (and parts)."""
@@ -173,9 +176,40 @@ def split_val(syncs: list[SyncFile]) -> list[str]:
     return [s.sequence for s in syncs if s.split not in (None, "train")]
 
 
+def unsynced_sequences(data_root, synced=()) -> list[str]:
+    """Sequences of DATA_ROOT that have no ``spike/SEQ/sync.json``, sorted: folders of
+    ``blur/`` (nested levels joined with ``_``, as build-sync names them) and folders of
+    ``spike/`` holding a ``.dat`` (spike-only datasets have no blur/). ``synced``: names that
+    have one (sync.json folder names or the sequences they name)."""
+    root = Path(data_root)
+    names = set()
+    if (root / "blur").is_dir():
+        try:
+            names.update(sequence_folders(root / "blur"))
+        except LayoutError:
+            pass  # an odd blur/ (clashing nested names): build-sync reports it
+    spike = root / "spike"
+    if spike.is_dir():
+        for folder in spike.iterdir():
+            if folder.is_dir() and not folder.name.startswith(".") and \
+                    any(p.is_file() for p in folder.glob("*.dat")):
+                names.add(folder.name)
+    have = set(synced) | {p.parent.name for p in find_sync_files(root)}
+    return sorted(n for n in names if n not in have)
+
+
+def name_list(names, limit: int = 20) -> str:
+    """``a, b, c`` (at most ``limit`` names, then ``and K more``)."""
+    names = list(names)
+    more = len(names) - limit
+    return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
 def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none",
-               hot_pixels="off", val=(), shard_size: int) -> BuildPlan:
-    """Read the sync files and fix params, shapes, split and shards of a build."""
+               hot_pixels="off", val=(), shard_size: int, skip_unsynced: bool = False) -> BuildPlan:
+    """Read the sync files and fix params, shapes, split and shards of a build. Sequences of
+    DATA_ROOT without a sync.json (`unsynced_sequences`) are a LayoutError naming them, unless
+    ``skip_unsynced`` (then the plan lists them in ``unsynced``)."""
     root = Path(data_root)
     if not root.is_dir():
         raise UsageError("DATA_ROOT not found", path=root, found="no such directory",
@@ -191,6 +225,14 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
         require_utf8_name(p.parent, LayoutError, "sequence folder")
     read = [read_sync(p) for p in paths]
     syncs = [sync for sync, _ in read]
+    unsynced = tuple(unsynced_sequences(root, [s.sequence for s in syncs]))
+    if unsynced and not skip_unsynced:
+        raise LayoutError(f"{len(unsynced)} sequence{'s' if len(unsynced) > 1 else ''} of DATA_ROOT "
+                          "have no sync.json, so the cache would silently lack them", path=root / "spike",
+                          found=name_list(unsynced), expected="spike/SEQ/sync.json for every sequence "
+                          "of blur/ and spike/",
+                          fix="run 'spikeprep build-sync DATA_ROOT' (it writes the missing ones), or pass "
+                              "--skip-unsynced to build the cache without them")
     check_unique_sequences(syncs, paths)
     for s, p in zip(syncs, paths):
         _check_names(s, p)
@@ -231,4 +273,4 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
     seqs = tuple(SequencePlan(s.sequence, s, os.path.relpath(p, root), shard, size,
                               "val" if s.sequence in val else "train", hs, src)
                  for (s, src), p, shard, size, hs in zip(read, paths, shards, sizes, sharps))
-    return BuildPlan(params, cfg, seqs, int(shard_size), tuple(sorted(set(val))))
+    return BuildPlan(params, cfg, seqs, int(shard_size), tuple(sorted(set(val))), unsynced=unsynced)
