@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 import spikeprep.cache.build as build_module
 from spikeprep.cli import main
-from spikeprep.errors import BuildInterrupted, CacheError, LockError
+from spikeprep.errors import BuildInterrupted, LockError
 from spikeprep.inputs.dat import write_dat
 from spikeprep.sync import FrameWindow, SyncFile, save_sync
 
