@@ -7,6 +7,7 @@ same one without talking to the others, on any machine.
 
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import dataclass
 
@@ -53,12 +54,12 @@ def balanced_partition(sizes: list[int], count: int) -> list[int]:
     Deterministic; when there are at least ``count`` items every part gets one, and the largest
     part exceeds the ideal ``sum / count`` by at most one item's size (LPT scheduling).
     """
-    load = [0] * count
+    heap = [(0, p) for p in range(count)]  # (load, part): already a heap; O(N + items log N)
     owner = [0] * len(sizes)
     for i in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
-        part = min(range(count), key=lambda p: (load[p], p))
+        load, part = heapq.heappop(heap)
         owner[i] = part
-        load[part] += sizes[i]
+        heapq.heappush(heap, (load + sizes[i], part))
     return owner
 
 

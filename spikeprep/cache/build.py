@@ -26,13 +26,13 @@ from . import parts as partitioned
 from .interrupt import stop_on_signals
 from .journal import Journal
 from .lock import acquire_write_lock
-from .plan import BuildPlan, plan_build
+from .plan import BuildPlan, name_list, plan_build
 from .runner import RunOptions
 from .safety import check_locations, check_resumable, check_wipe
 from .sequences import (BuildSummary, ProgressCallback, finish, prepare_cache, run_sequences,
                         summarize, with_journal_checksum)
 from .staleness import describe as describe_stale
-from .staleness import refresh_stale
+from .staleness import describe_lost, refresh_lost, refresh_stale
 
 DEFAULT_SHARD_SIZE = 4 << 30
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -51,7 +51,8 @@ def parse_size(text) -> int:
 def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None, match="none",
                      shard_size=DEFAULT_SHARD_SIZE, workers=0, val=(), hot_pixels="off", force=False,
                      progress: bool | ProgressCallback = True, initial_map_size=DEFAULT_INITIAL_MAP_SIZE, part=None,
-                     build_missing=False, dask=None, break_lock=False, on_notice=None) -> BuildSummary:
+                     build_missing=False, dask=None, break_lock=False, on_notice=None,
+                     skip_unsynced=False) -> BuildSummary:
     """Build (or resume) the LMDB voxel cache of DATA_ROOT in CACHE; return a `BuildSummary`.
 
     S: voxel channels parameter (None: the representation's default); repr/repr_params: see
@@ -63,6 +64,8 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     called with each line for the user as it happens (also kept in ``summary.notices``).
     part: ``"I/N"`` builds only part I of N (`spikeprep.cache.parts`); without it, a CACHE holding
     parts is completed (``build_missing``: build missing or failed parts here first).
+    skip_unsynced: build without the sequences of DATA_ROOT that have no sync.json (named in a
+    notice); by default they are a LayoutError naming them (`spikeprep.cache.plan.unsynced_sequences`).
     dask: a Dask scheduler address; frames are computed on its workers (`spikeprep.cache.dask_backend`).
     progress: True prints a line per sequence on stderr, a callable gets a `BuildProgress` after
     every frame (the CLI draws its bar from it), False is silent.
@@ -76,7 +79,8 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     if int(workers) < 0:
         raise UsageError("--workers must be >= 0", found=workers, expected="0, 1, 2, ...")
     plan = plan_build(data_root, S=S, repr=repr, repr_params=repr_params, match=match,
-                      hot_pixels=hot_pixels, val=tuple(val), shard_size=parse_size(shard_size))
+                      hot_pixels=hot_pixels, val=tuple(val), shard_size=parse_size(shard_size),
+                      skip_unsynced=skip_unsynced)
     cache = Path(cache)
     check_locations(cache, Path(data_root))
     options = RunOptions(workers=int(workers), progress=progress, initial_map_size=initial_map_size,
@@ -88,6 +92,10 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
         if on_notice is not None:
             on_notice(line)
 
+    if plan.unsynced:
+        notice(f"building without {len(plan.unsynced)} sequence{'s' if len(plan.unsynced) > 1 else ''} "
+               f"that have no sync.json (--skip-unsynced): {name_list(plan.unsynced)}")
+
     if part is not None:
         summary = partitioned.build_part(plan, cache, part, options, force=force,
                                          break_lock=break_lock, notice=notice)
@@ -96,25 +104,30 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
                                        break_lock=break_lock, notice=notice)
     else:
         (check_wipe if force else check_resumable)(cache)  # reads only: refuse before the lock writes
-        with acquire_write_lock(cache, break_lock=break_lock) as lock, stop_on_signals():
+        with stop_on_signals(), acquire_write_lock(cache, break_lock=break_lock) as lock:
             for line in lock.notices():
                 notice(line)
             plan = plan if force else partitioned.as_recorded(cache, plan)
             done = prepare_cache(cache, plan, force)
             plan = with_journal_checksum(cache, plan)
+            lost = refresh_lost(cache, done)
+            if lost:
+                notice(f"cache shards lost since they were built, rebuilding their sequences: {describe_lost(lost)}")
             stale = refresh_stale(cache, plan, done)
             if stale:
                 notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
-            summary = _build(plan, cache, done, options, t0)
+            summary = _build(plan, cache, done, options, t0, lock)
         summary.rebuilt = sorted(stale)
     summary.notices = notices
     return summary
 
 
-def _build(plan: BuildPlan, cache: Path, done: dict, options: RunOptions, t0: float) -> BuildSummary:
+def _build(plan: BuildPlan, cache: Path, done: dict, options: RunOptions, t0: float, lock=None) -> BuildSummary:
     """Build the sequences not in ``done``, then write the manifest and meta_info.txt."""
     todo = [s for s in plan.sequences if s.name not in done]
-    per_sequence, grows, warnings = run_sequences(plan, cache, Journal(cache), todo, done, options, t0)
+    per_sequence, grows, warnings = run_sequences(plan, cache, Journal(cache), todo, done, options, t0, lock)
+    if lock is not None:
+        lock.check()
     manifest = finish(cache, plan, done)
     return summarize(cache, plan, per_sequence, len(plan.sequences) - len(todo), len(manifest.shards),
                      grows, options, t0, warnings)

@@ -187,10 +187,12 @@ def hot_pixel_record(sequence: str, mask: np.ndarray, cfg: FrameConfig) -> tuple
     return hot_pixels_key(sequence), encode_record(mask)
 
 
-def dat_sources(root: Path, sync_path: str, sync: SyncFile) -> dict[str, dict]:
-    """Fingerprints of a sequence's sync.json (``sync_path``, relative to ``root``) and spike files."""
-    out = {}
-    for rel in (sync_path, *sync.spike_files):
+def dat_sources(root: Path, sync_path: str, sync: SyncFile, sync_fingerprint: dict | None = None) -> dict[str, dict]:
+    """Fingerprints of a sequence's sync.json (``sync_path``, relative to ``root``) and spike files.
+    ``sync_fingerprint``: that of the sync.json bytes ``sync`` was parsed from (taken as is: the
+    file on disk may have been rewritten since)."""
+    out = {} if sync_fingerprint is None else {sync_path: dict(sync_fingerprint)}
+    for rel in (*([] if sync_fingerprint is not None else [sync_path]), *sync.spike_files):
         try:
             out[rel] = fingerprint.hash_file(root / rel)
         except OSError as exc:

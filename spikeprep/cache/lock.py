@@ -44,6 +44,11 @@ from ..errors import LockError
 LOCK_DIR = ".locks"
 EXCLUSIVE_NAME = "exclusive.lock"
 MUTEX_NAME = "mutex"
+#: Held with ``flock`` by every writer for as long as it writes (exclusive: LOCK_EX, parts:
+#: LOCK_SH): the kernel's record of who writes, which deleting a lock file does not defeat.
+ACTIVE_NAME = "active"
+_DO_NOT_DELETE = ("do not delete lock files under CACHE/.locks: spikeprep takes over the lock of a "
+                  "process that no longer runs by itself")
 _PART_RE = re.compile(r"part-(\d+)-of-(\d+)\.lock")
 
 
@@ -228,12 +233,34 @@ class WriteLock:
     took_over: list[LockHolder] = field(default_factory=list)
     broken: list[LockHolder] = field(default_factory=list)
     released: bool = False
+    #: descriptor of ``.locks/active``, flock'ed while the lock is held (None: no flock here)
+    active_fd: int | None = None
 
     def notices(self) -> list[str]:
         """One line per lock taken over or broken, for the user."""
         return ([f"took over a stale write lock of a process that no longer runs ({h.describe()})"
                  for h in self.took_over] +
                 [f"broke the write lock of {h.describe()} (--break-lock)" for h in self.broken])
+
+    def check(self) -> None:
+        """Before each commit: make sure this lock is still ours. Its file deleted (by hand) is
+        written again; replaced by another writer's (a deleted lock let one in, e.g. on another
+        host where ``flock`` does not reach) is a LockError, so this build stops before it
+        writes over the other's files."""
+        if self.released:
+            return
+        holder = _holder_of(self.path)
+        if holder == self.holder:
+            return
+        if holder is None and not self.path.exists() and _create(self.path, self.holder):
+            return
+        raise LockError("the write lock of CACHE was taken from this build while it ran", path=self.path,
+                        found=("another writer's lock: " + holder.describe()) if holder is not None
+                        else "the lock file was deleted or damaged",
+                        expected=f"this build's lock ({self.holder.describe()})",
+                        fix="this build stopped before writing more (finished sequences are kept); "
+                            f"{_DO_NOT_DELETE}; when the other writer has finished, run 'spikeprep "
+                            "verify CACHE' and re-run (with --force if it was built with other parameters)")
 
     def release(self) -> None:
         if self.released:
@@ -244,6 +271,10 @@ class WriteLock:
                 self.path.unlink()
         except (OSError, ValueError):
             pass  # already gone (broken by someone with --break-lock)
+        finally:
+            if self.active_fd is not None:
+                os.close(self.active_fd)  # drops the flock
+                self.active_fd = None
 
     def __enter__(self) -> "WriteLock":
         return self
@@ -310,8 +341,33 @@ def _conflict_error(cache: Path, me: LockHolder, holder: LockHolder | None, path
         found=holder.describe() + (" (another host or container: cannot check whether it still runs)"
                                    if remote else ""),
         expected=f"no conflicting writer for mode {me.mode_text}",
-        fix=("wait for it to finish, or make sure it no longer runs on that host and pass --break-lock"
-             if remote else "wait for it to finish (or stop it), then re-run"))
+        fix=("wait for it to finish, or make sure it no longer runs on that host and pass --break-lock "
+             "(do not delete the lock file by hand)"
+             if remote else f"wait for it to finish (or stop it), then re-run; {_DO_NOT_DELETE}"))
+
+
+def _hold_active(folder: Path, part) -> int | None:
+    """flock ``.locks/active`` (exclusive for a whole build, shared for a part) without waiting;
+    its descriptor, None where the filesystem has no flock; LockError when another writer holds it."""
+    try:
+        fd = os.open(folder / ACTIVE_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _unwritable(folder / ACTIVE_NAME, exc) from None
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if part is None else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LockError("CACHE is being written by another process whose lock file was deleted",
+                        path=folder, found=f"a live writer holds {folder / ACTIVE_NAME} but no lock "
+                        "file names it", expected="no other writer",
+                        fix=f"wait for the other voxelize to finish (or stop it), then re-run; "
+                            f"{_DO_NOT_DELETE}") from None
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+            return None  # best effort: the lock files still hold
+        raise
+    return fd
 
 
 def acquire_write_lock(cache: str | os.PathLike, *, part: tuple[int, int] | None = None,
@@ -349,6 +405,11 @@ def acquire_write_lock(cache: str | os.PathLike, *, part: tuple[int, int] | None
                     _conflicts(part, other.holder.part if other.holder else None):
                 lock.release()
                 raise _conflict_error(cache, me, other.holder, other.path)
+        try:  # a writer whose lock file was deleted still holds the flock
+            lock.active_fd = _hold_active(folder, part)
+        except BaseException:
+            lock.release()
+            raise
     return lock
 
 

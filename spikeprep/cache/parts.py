@@ -42,7 +42,7 @@ from ..errors import CacheError, UsageError
 from ..inputs.files import write_text_atomic
 from ..parts import Part, balanced_partition, parse_part
 from .journal import Journal, done_sequences
-from .interrupt import stop_on_signals
+from .interrupt import check_stop, stop_on_signals
 from .lock import acquire_write_lock, lock_files
 from .manifest import diff_params
 from .plan import BuildPlan, assign_shards
@@ -50,7 +50,7 @@ from .records import FORMAT, FORMAT_VERSION, JOURNAL_NAME
 from .safety import check_resumable
 from .sequences import finish, run_sequences, summarize, with_journal_checksum
 from .staleness import describe as describe_stale
-from .staleness import refresh_stale, stale_sequences
+from .staleness import describe_lost, refresh_lost, refresh_stale, stale_sequences
 
 _JOURNAL_RE = re.compile(r"progress\.part-(\d+)-of-(\d+)\.jsonl")
 
@@ -84,23 +84,46 @@ def owners(plan: BuildPlan, count: int) -> list[int]:
     return balanced_partition([s.nbytes for s in plan.sequences], count)
 
 
-def partitioned(plan: BuildPlan, count: int) -> BuildPlan:
-    """``plan`` with the part-major shard plan of ``count`` parts (see the module docstring)."""
-    owner, shard_of, first = owners(plan, count), {}, 0
-    for part in range(count):
-        mine = [s for s, o in zip(plan.sequences, owner) if o == part]
+@dataclass(frozen=True)
+class Split:
+    """``plan`` split into ``count`` parts, computed once: ``whole`` (the part-major shard plan)
+    and each non-empty part's sequences (most parts are empty when N exceeds the sequences).
+    Linear in N and the sequences, so a 20,000-part array plans and completes quickly."""
+
+    whole: BuildPlan
+    count: int
+    by_part: dict
+
+    def part(self, part: Part) -> BuildPlan:
+        """The partitioned plan restricted to the sequences ``part`` builds."""
+        return dataclasses.replace(self.whole, sequences=self.by_part.get(part.index, ()))
+
+
+def split(plan: BuildPlan, count: int) -> Split:
+    """`Split` of ``plan`` into ``count`` parts (see the module docstring for the shard plan)."""
+    groups: dict[int, list] = {}
+    for s, o in zip(plan.sequences, owners(plan, count)):
+        groups.setdefault(o, []).append(s)
+    shard_of, first = {}, 0
+    for part in sorted(groups):  # empty parts take no shard numbers
+        mine = groups[part]
         local = assign_shards([s.nbytes for s in mine], plan.shard_size)
         shard_of.update({s.name: first + k for s, k in zip(mine, local)})
-        first += max(local) + 1 if local else 0
+        first += max(local) + 1
     seqs = tuple(dataclasses.replace(s, shard=shard_of[s.name]) for s in plan.sequences)
-    return dataclasses.replace(plan, sequences=seqs, parts=count)
+    whole = dataclasses.replace(plan, sequences=seqs, parts=count)
+    by_name = {s.name: s for s in seqs}
+    return Split(whole, count, {p: tuple(by_name[s.name] for s in mine) for p, mine in groups.items()})
+
+
+def partitioned(plan: BuildPlan, count: int) -> BuildPlan:
+    """``plan`` with the part-major shard plan of ``count`` parts (see the module docstring)."""
+    return split(plan, count).whole
 
 
 def part_of(plan: BuildPlan, part: Part) -> BuildPlan:
     """The partitioned plan restricted to the sequences ``part`` builds."""
-    whole = partitioned(plan, part.count)
-    mine = tuple(s for s, o in zip(whole.sequences, owners(plan, part.count)) if o == part.index)
-    return dataclasses.replace(whole, sequences=mine)
+    return split(plan, part.count).part(part)
 
 
 def as_recorded(cache: Path, plan: BuildPlan) -> BuildPlan:
@@ -180,19 +203,22 @@ def build_part(plan: BuildPlan, cache: Path, part, options, *, force: bool = Fal
     cache.mkdir(parents=True, exist_ok=True)
     mine = part_of(plan, part)
     name = part_journal_name(part)
-    with acquire_write_lock(cache, part=part.as_tuple, break_lock=break_lock) as lock, stop_on_signals():
+    with stop_on_signals(), acquire_write_lock(cache, part=part.as_tuple, break_lock=break_lock) as lock:
         for line in lock.notices():
             notice(line)
         done, merged = prepare_part(cache, mine, part)
         todo, stale = [], {}
         if not merged:
             mine = with_journal_checksum(cache, mine, name)
+            lost = refresh_lost(cache, done, Journal(cache, name))
+            if lost:
+                notice(f"cache shards lost since they were built, rebuilding their sequences: {describe_lost(lost)}")
             stale = refresh_stale(cache, mine, done, Journal(cache, name))
             if stale:
                 notice(f"sources changed since they were cached, rebuilding: {describe_stale(stale)}")
             todo = [s for s in mine.sequences if s.name not in done]
         per_sequence, grows, warnings = run_sequences(mine, cache, Journal(cache, name), todo,
-                                                             done, options, t0)
+                                                      done, options, t0, lock)
     shards = len({s.shard for s in mine.sequences})
     summary = summarize(cache, mine, per_sequence, len(mine.sequences) - len(todo), shards,
                                grows, options, t0, warnings)
@@ -224,8 +250,12 @@ def part_count(cache: Path) -> int:
     if len(counts) != 1:
         raise CacheError("CACHE holds parts of different splits", path=cache,
                          found=", ".join(f"N={n} ({name})" for n, name in sorted(counts.items())),
-                         expected="parts I/N of one N", fix="remove the journals and shards of the "
-                         "wrong split (or start again in a new CACHE)")
+                         expected="parts I/N of one N",
+                         fix="parts of different N number their shards alike, so no journal or shard "
+                             "of either split can be removed safely (each shard may hold the other "
+                             "split's records): start again in a new CACHE, or wipe this one with "
+                             "'spikeprep voxelize DATA_ROOT CACHE --force' (without --part), then run "
+                             "the parts of one N")
     return next(iter(counts))
 
 
@@ -242,12 +272,13 @@ def _running(cache: Path, break_lock: bool) -> dict[tuple[int, int], object]:
     return out
 
 
-def part_states(cache: Path, plan: BuildPlan, count: int, break_lock: bool = False) -> list[PartState]:
-    """The state of each of the ``count`` parts of ``plan`` in ``cache``."""
+def part_states(cache: Path, plan: "BuildPlan | Split", count: int, break_lock: bool = False) -> list[PartState]:
+    """The state of each of the ``count`` parts of ``plan`` (or its `Split`) in ``cache``."""
+    parts = plan if isinstance(plan, Split) else split(plan, count)
     journals, running, states = part_journals(cache), _running(cache, break_lock), []
     for index in range(count):
         part = Part(index, count)
-        mine = part_of(plan, part)
+        mine = parts.part(part)
         if part.as_tuple in running:
             states.append(PartState(part, "running", running[part.as_tuple].describe()))
             continue
@@ -274,12 +305,42 @@ def _refuse_unfinished(cache: Path, states: list[PartState], build_missing: bool
     if blocking:
         count = states[0].part.count
         raise CacheError(f"cannot complete the cache: {len(unfinished)} of {count} parts not done",
-                         path=cache, found="; ".join(s.describe() for s in unfinished),
+                         path=cache, found=describe_states(unfinished),
                          expected=f"all {count} parts done",
                          fix="wait for running parts; re-run failed or missing ones with "
                              "'spikeprep voxelize ... --part I/N' (or pass --build-missing to build "
                              "missing and failed parts here); rebuild parts with other parameters "
                              "with the same parameters as the others")
+
+
+def ranges(indices, limit: int = 8) -> str:
+    """``3-17, 40, 52-3999`` for sorted ints (at most ``limit`` runs, then ``and K more``)."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    shown = [f"{a}-{b}" if b > a else f"{a}" for a, b in runs[:limit]]
+    more = len(runs) - limit
+    return ", ".join(shown) + (f" and {more} more range{'s' if more > 1 else ''}" if more > 0 else "")
+
+
+def describe_states(states: list[PartState], details: int = 3) -> str:
+    """A short summary of unfinished parts, whatever N: per state the count and the part ranges,
+    and the details of the first few (``missing: 5 parts (3-7): part 3/20 missing (...); ...;
+    and 2 more; failed: 1 part (9): part 9/20 failed (...)``)."""
+    by_state: dict[str, list[PartState]] = {}
+    for state in states:
+        by_state.setdefault(state.state, []).append(state)
+    out = []
+    for name, group in by_state.items():
+        count = len(group)
+        text = f"{name}: {count} part{'s' if count > 1 else ''} ({ranges(s.part.index for s in group)}): "
+        text += "; ".join(s.describe() for s in group[:details]) + (
+            f"; and {count - details} more" if count > details else "")
+        out.append(text)
+    return "; ".join(out)
 
 
 def complete(plan: BuildPlan, cache: Path, options, *, build_missing: bool = False,
@@ -290,26 +351,35 @@ def complete(plan: BuildPlan, cache: Path, options, *, build_missing: bool = Fal
 
     t0 = time.perf_counter()
     count = part_count(cache)
-    _refuse_unfinished(cache, part_states(cache, plan, count, break_lock), build_missing)
-    whole = partitioned(plan, count)
+    parts = split(plan, count)  # once: linear in N (most parts of a large N are empty)
+    _refuse_unfinished(cache, part_states(cache, parts, count, break_lock), build_missing)
+    whole = parts.whole
     per_sequence, grows, warnings, rebuilt = [], 0, [], []
-    with acquire_write_lock(cache, break_lock=break_lock) as lock, stop_on_signals():
+    with stop_on_signals(), acquire_write_lock(cache, break_lock=break_lock) as lock:
         for line in lock.notices():
             notice(line)
-        states = part_states(cache, plan, count)  # again, under the lock
+        states = part_states(cache, parts, count)  # again, under the lock
         _refuse_unfinished(cache, states, build_missing)
-        _refuse_stale(cache, plan, states, build_missing)
+        _refuse_stale(cache, parts, states, build_missing)
         for state in states:
+            check_stop()
             name = part_journal_name(state.part)
-            mine = part_of(plan, state.part)
+            mine = parts.part(state.part)
+            if not mine.sequences and state.state == "done":
+                continue  # an empty part: nothing to resume or rebuild
             done, _ = prepare_part(cache, mine, state.part)
             mine = with_journal_checksum(cache, mine, name)
+            lost = refresh_lost(cache, done, Journal(cache, name))
+            if lost:
+                notice(f"cache shards lost since part {state.part} built them, rebuilding their sequences: "
+                       f"{describe_lost(lost)}")
             stale = refresh_stale(cache, mine, done, Journal(cache, name))
             rebuilt += sorted(stale)
             todo = [s for s in mine.sequences if s.name not in done]
             built, more, said = run_sequences(mine, cache, Journal(cache, name), todo, done,
-                                                     options, t0)
+                                              options, t0, lock)
             per_sequence, grows, warnings = per_sequence + built, grows + more, warnings + said
+        lock.check()
         whole, done = _merge(cache, whole, count)
         manifest = finish(cache, whole, done)
     summary = summarize(cache, whole, per_sequence, len(whole.sequences) - len(per_sequence),
@@ -318,21 +388,23 @@ def complete(plan: BuildPlan, cache: Path, options, *, build_missing: bool = Fal
     return summary
 
 
-def _refuse_stale(cache: Path, plan: BuildPlan, states: list[PartState], build_missing: bool) -> None:
+def _refuse_stale(cache: Path, parts: Split, states: list[PartState], build_missing: bool) -> None:
     """CacheError naming the parts' done sequences whose sources changed (unless ``build_missing``)."""
     if build_missing:
         return
     found = []
     for state in states:
-        mine = part_of(plan, state.part)
+        mine = parts.part(state.part)
+        if not mine.sequences:
+            continue
         entries = Journal(cache, part_journal_name(state.part)).read()
         done = done_sequences(entries) if entries else {}
-        stale = stale_sequences(Path(plan.config.data_root), mine.sequences, done)
+        stale = stale_sequences(Path(mine.config.data_root), mine.sequences, done)
         if stale:
             found.append(f"part {state.part}: {describe_stale(stale)}")
     if found:
         raise CacheError("cannot complete the cache: sources changed since parts built them", path=cache,
-                         found="; ".join(found), expected="sources as they were when the parts read them",
+                         found="; ".join(found[:5]) + (f"; and {len(found) - 5} more parts" if len(found) > 5 else ""), expected="sources as they were when the parts read them",
                          fix="re-run those parts with --part I/N (they rebuild what changed), or pass "
                              "--build-missing to rebuild here")
 
@@ -347,7 +419,7 @@ def _merge(cache: Path, whole: BuildPlan, count: int) -> tuple[BuildPlan, dict]:
         done.update(done_sequences(entries))
     if len(algorithms) > 1:
         raise CacheError("parts were built with different record checksums (different spikeprep "
-                         "versions)", path=cache, found=", ".join(f"{a}: parts {v}" for a, v in algorithms.items()),
+                         "versions)", path=cache, found=", ".join(f"{a}: parts {ranges(v)}" for a, v in algorithms.items()),
                          expected="one algorithm", fix="rebuild the older parts with this spikeprep")
     algorithm = next(iter(algorithms))
     whole = dataclasses.replace(whole, config=dataclasses.replace(whole.config, checksum_algorithm=algorithm))

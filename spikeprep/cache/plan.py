@@ -5,22 +5,61 @@ deterministic shard per sequence.
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CacheError, LayoutError, SyncError, UsageError
+from ..inputs import fingerprint
 from ..inputs.files import is_utf8, require_utf8_name
+from ..inputs.layout import _sequence_folders as sequence_folders
 from ..representations.catalog import default_S, make_representation, params_of
-from ..sync import SyncFile, find_sync_files, load_sync
+from ..sync import SyncFile, find_sync_files, load_sync, parse_sync
 from .frames import FrameConfig, FrameJob, read_rgb
 from .manifest import CacheParams
 from .records import MATCH_MODES, record_nbytes
 
 #: Per-record LMDB overhead allowance (key, node header, page slack) for shard planning.
 _RECORD_OVERHEAD = 64
+
+
+@dataclass(frozen=True)
+class SyncSource:
+    """A sync.json as read for a plan: ``fingerprint`` of the bytes parsed, ``stat`` (size,
+    mtime_ns, ino) taken before reading them, at ``stat_ns`` (ns since the epoch)."""
+
+    fingerprint: dict
+    stat: dict
+    stat_ns: int
+
+
+def read_sync(path: Path) -> tuple[SyncFile, SyncSource]:
+    """Read sync.json once: parse and fingerprint the same bytes (a file rewritten while a build
+    runs can then never be fingerprinted as the windows that were built). Errors as `load_sync`."""
+    path = Path(path)
+    try:
+        taken = time.time_ns()
+        st = os.stat(path)
+        data = path.read_bytes()
+    except OSError:
+        return load_sync(path), None  # load_sync raises the usual error (missing, unreadable)
+    try:
+        text = data.decode("utf-8-sig")
+        if "\x00" in text:
+            raise ValueError("NUL")
+        raw = json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        load_sync(path)  # raises the usual error (encoding named, JSON position) on these bytes' file
+        raise SyncError("sync.json changed while it was read", path=path, found="other contents on a "
+                        "second read", expected="a sync.json that is not being rewritten",
+                        fix="wait until whatever rewrites it (build-sync, an import) has finished, then re-run") from None
+    source = SyncSource(fingerprint.hash_bytes(data),
+                        {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}, taken)
+    return parse_sync(raw, path), source
 
 
 @dataclass(frozen=True)
@@ -34,6 +73,10 @@ class SequencePlan:
     nbytes: int
     split: str
     has_sharp: bool
+    #: what sync.json was when its windows were read (`read_sync`): its fingerprint (of exactly
+    #: the bytes parsed), its stat record taken before the read, and when that stat was taken.
+    #: None (a plan made elsewhere): the build fingerprints the file on disk.
+    sync_source: "SyncSource | None" = field(default=None, compare=False)
 
     def jobs(self) -> list[FrameJob]:
         return [FrameJob.of(self.name, i, f) for i, f in enumerate(self.sync.frames)]
@@ -51,6 +94,8 @@ class BuildPlan:
     #: N of a partitioned build (``voxelize --part I/N``; shards planned per part, see
     #: `spikeprep.cache.parts`), None for a single-process plan
     parts: int | None = None
+    #: sequences of DATA_ROOT without a sync.json, left out (``--skip-unsynced``)
+    unsynced: tuple[str, ...] = ()
 
     def identity(self) -> dict:
         """What must be equal for a build to resume: params, shard size, split (and parts)."""
@@ -131,9 +176,40 @@ def split_val(syncs: list[SyncFile]) -> list[str]:
     return [s.sequence for s in syncs if s.split not in (None, "train")]
 
 
+def unsynced_sequences(data_root, synced=()) -> list[str]:
+    """Sequences of DATA_ROOT that have no ``spike/SEQ/sync.json``, sorted: folders of
+    ``blur/`` (nested levels joined with ``_``, as build-sync names them) and folders of
+    ``spike/`` holding a ``.dat`` (spike-only datasets have no blur/). ``synced``: names that
+    have one (sync.json folder names or the sequences they name)."""
+    root = Path(data_root)
+    names = set()
+    if (root / "blur").is_dir():
+        try:
+            names.update(sequence_folders(root / "blur"))
+        except LayoutError:
+            pass  # an odd blur/ (clashing nested names): build-sync reports it
+    spike = root / "spike"
+    if spike.is_dir():
+        for folder in spike.iterdir():
+            if folder.is_dir() and not folder.name.startswith(".") and \
+                    any(p.is_file() for p in folder.glob("*.dat")):
+                names.add(folder.name)
+    have = set(synced) | {p.parent.name for p in find_sync_files(root)}
+    return sorted(n for n in names if n not in have)
+
+
+def name_list(names, limit: int = 20) -> str:
+    """``a, b, c`` (at most ``limit`` names, then ``and K more``)."""
+    names = list(names)
+    more = len(names) - limit
+    return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
+
+
 def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none",
-               hot_pixels="off", val=(), shard_size: int) -> BuildPlan:
-    """Read the sync files and fix params, shapes, split and shards of a build."""
+               hot_pixels="off", val=(), shard_size: int, skip_unsynced: bool = False) -> BuildPlan:
+    """Read the sync files and fix params, shapes, split and shards of a build. Sequences of
+    DATA_ROOT without a sync.json (`unsynced_sequences`) are a LayoutError naming them, unless
+    ``skip_unsynced`` (then the plan lists them in ``unsynced``)."""
     root = Path(data_root)
     if not root.is_dir():
         raise UsageError("DATA_ROOT not found", path=root, found="no such directory",
@@ -147,7 +223,16 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
                           fix="run 'spikeprep build-sync DATA_ROOT' first")
     for p in paths:
         require_utf8_name(p.parent, LayoutError, "sequence folder")
-    syncs = [load_sync(p) for p in paths]
+    read = [read_sync(p) for p in paths]
+    syncs = [sync for sync, _ in read]
+    unsynced = tuple(unsynced_sequences(root, [s.sequence for s in syncs]))
+    if unsynced and not skip_unsynced:
+        raise LayoutError(f"{len(unsynced)} sequence{'s' if len(unsynced) > 1 else ''} of DATA_ROOT "
+                          "have no sync.json, so the cache would silently lack them", path=root / "spike",
+                          found=name_list(unsynced), expected="spike/SEQ/sync.json for every sequence "
+                          "of blur/ and spike/",
+                          fix="run 'spikeprep build-sync DATA_ROOT' (it writes the missing ones), or pass "
+                              "--skip-unsynced to build the cache without them")
     check_unique_sequences(syncs, paths)
     for s, p in zip(syncs, paths):
         _check_names(s, p)
@@ -186,6 +271,6 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
         sharps.append(sharp[0])
     shards = assign_shards(sizes, shard_size)
     seqs = tuple(SequencePlan(s.sequence, s, os.path.relpath(p, root), shard, size,
-                              "val" if s.sequence in val else "train", hs)
-                 for s, p, shard, size, hs in zip(syncs, paths, shards, sizes, sharps))
-    return BuildPlan(params, cfg, seqs, int(shard_size), tuple(sorted(set(val))))
+                              "val" if s.sequence in val else "train", hs, src)
+                 for (s, src), p, shard, size, hs in zip(read, paths, shards, sizes, sharps))
+    return BuildPlan(params, cfg, seqs, int(shard_size), tuple(sorted(set(val))), unsynced=unsynced)

@@ -20,6 +20,7 @@ from ..inputs.files import write_text_atomic
 from ..lmdb_writer import ShardWriter
 from . import stats
 from .frames import dat_sources, hot_pixel_record, sequence_hot_pixels
+from .interrupt import check_stop
 from .inputs import merge_conversions, sequence_warnings, windows_have_spikes
 from .journal import Journal, done_sequences
 from .manifest import Manifest, SequenceEntry, SpikeStats, diff_params, write_manifest
@@ -140,8 +141,13 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
     cfg = plan.config
     root = Path(cfg.data_root)
     source_stats, stats_taken_ns = stat_sources(root, source_paths(seq))  # before anything reads them
+    synced = seq.sync_source
+    if synced is not None:  # sync.json as the plan read it: the bytes the windows came from
+        source_stats[seq.sync_path] = synced.stat
+        stats_taken_ns = min(stats_taken_ns, synced.stat_ns)
     mask = sequence_hot_pixels(root, seq.sync) if plan.params.hot_pixels == "detect" else None
-    sources = dat_sources(root, seq.sync_path, seq.sync)
+    sources = dat_sources(root, seq.sync_path, seq.sync,
+                          sync_fingerprint=None if synced is None else synced.fingerprint)
     has_spikes = windows_have_spikes(root, seq.sync)
     state: dict = {}
 
@@ -156,6 +162,7 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
             for key, value in result.records:
                 yield key, value
             on_frame(sum(len(v) for _, v in result.records))
+            check_stop()  # a stop signal: at this frame boundary (the transaction is aborted)
         if mask is not None:
             key, value = hot_pixel_record(seq.name, mask, cfg)
             state["records"][key] = checksum(value, cfg.checksum_algorithm)
@@ -213,11 +220,14 @@ def with_journal_checksum(cache: Path, plan: BuildPlan, journal: str = JOURNAL_N
 
 
 def run_sequences(plan: BuildPlan, cache: Path, journal: Journal, todo, done: dict,
-                  options: RunOptions, t0: float) -> tuple[list, int, list]:
+                  options: RunOptions, t0: float, lock=None) -> tuple[list, int, list]:
     """Build the sequences ``todo`` (each one transaction, then one journal line; ``done`` gets
-    their entries); return ``([(name, frames, bytes, seconds)], map grows, input warnings)``."""
+    their entries); return ``([(name, frames, bytes, seconds)], map grows, input warnings)``.
+    ``lock``: the held `spikeprep.cache.lock.WriteLock`, checked still ours before each
+    sequence and before each journal line."""
     if not todo:
         return [], 0, []
+    check_lock = lock.check if lock is not None else (lambda: None)
     writer = ShardWriter(partial(shard_path, cache), options.initial_map_size, flush_bytes=options.flush_bytes)
     total_frames = sum(len(s.sync.frames) for s in todo)
     counters = {"frames": 0, "bytes": 0}
@@ -233,11 +243,14 @@ def run_sequences(plan: BuildPlan, cache: Path, journal: Journal, todo, done: di
                                  time.perf_counter() - t0))
 
         for seq in todo:
+            check_stop()
+            check_lock()
             label = f"{seq.name} -> {shard_name(seq.shard)}"
             report(BuildProgress(label, counters["frames"], total_frames, counters["bytes"],
                                  time.perf_counter() - t0))
             ts = time.perf_counter()
             entry = build_sequence(seq, plan, writer, runner, on_frame)
+            check_lock()  # another writer let in by a deleted lock file: stop before journaling
             journal.append(entry)
             done[seq.name] = entry
             per_sequence.append((seq.name, entry["num_frames"], entry["bytes"],

@@ -13,6 +13,10 @@ A stat record is trusted only for a file whose mtime was at least `RACY_NS` olde
 moment it was stat'ed (``stats_taken_ns`` in the journal entry): a file modified just before
 (or while) it was read could be modified again within the clock's granularity, keeping size and
 mtime, so it is always hashed again ("racy" files, as git calls them).
+
+Shards are checked too before the journal is trusted (`refresh_lost`): a done sequence whose
+shard lost its data.mdb is built again; a shard that is there but truncated or unreadable is an
+error naming it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import TYPE_CHECKING
 from ..inputs import fingerprint
 from ..errors import CacheError
 from .journal import Journal
-from .records import MANIFEST_NAME, META_INFO_NAME
+from .records import MANIFEST_NAME, META_INFO_NAME, shard_name, shard_path
 
 if TYPE_CHECKING:
     from .plan import BuildPlan
@@ -151,3 +155,66 @@ def refresh_stale(cache: Path, plan: BuildPlan, done: dict[str, dict],
     for name in (MANIFEST_NAME, META_INFO_NAME):
         (cache / name).unlink(missing_ok=True)
     return stale
+
+
+# -- shards lost since they were journaled ------------------------------------------------------
+
+def shard_problem(path: Path, nbytes: int) -> tuple[str, bool] | None:
+    """What is wrong with shard ``path`` that journaled sequences of ``nbytes`` record bytes
+    live in: ``(problem, missing)``, ``missing`` True when its data.mdb is gone (it can be
+    rebuilt in place); None when it looks whole. Cheap: a stat and the meta page."""
+    from .reader import check_shard_file
+
+    data = Path(path) / "data.mdb"
+    try:
+        size = data.stat().st_size
+    except FileNotFoundError:
+        return "its data.mdb is missing", True
+    except OSError as exc:
+        return f"its data.mdb cannot be read ({exc.strerror or exc})", False
+    if size < nbytes:
+        return f"its data.mdb holds {size} bytes, less than the {nbytes} bytes of records journaled in it", False
+    problem = check_shard_file(Path(path))
+    return None if problem is None else (problem, False)
+
+
+def refresh_lost(cache: Path, done: dict[str, dict], journal: Journal | None = None) -> dict[str, str]:
+    """Never trust the journal for a shard that is gone: done sequences whose shard lost its
+    data.mdb are invalidated (journaled, dropped from ``done``, manifest removed) so they are
+    built again; ``{name: why}``. A shard that is there but truncated or unreadable is a
+    CacheError naming it (it is not removed here)."""
+    by_shard: dict[int, list[str]] = {}
+    for name, entry in done.items():
+        by_shard.setdefault(int(entry["shard"]), []).append(name)
+    lost: dict[str, str] = {}
+    for shard, names in sorted(by_shard.items()):
+        path = shard_path(cache, shard)
+        found = shard_problem(path, sum(int(done[n].get("bytes") or 0) for n in names))
+        if found is None:
+            continue
+        problem, missing = found
+        if not missing:
+            raise CacheError("a cache shard is damaged, so sequences journaled as done are lost", path=path,
+                             found=f"{problem} (it holds {', '.join(sorted(names))})",
+                             expected="every shard the journal names, whole",
+                             fix=f"remove {path} (only sequences {', '.join(sorted(names))} of this cache "
+                                 "live there) and re-run the same command: they are rebuilt")
+        for name in names:
+            lost[name] = f"{shard_name(shard)} {problem}"
+    if not lost:
+        return {}
+    journal = journal or Journal(cache)
+    for name in sorted(lost):
+        journal.append({"kind": "invalidate", "name": name, "changed": [lost[name]]})
+        del done[name]
+    for name in (MANIFEST_NAME, META_INFO_NAME):
+        (cache / name).unlink(missing_ok=True)
+    return lost
+
+
+def describe_lost(lost: dict[str, str]) -> str:
+    """``shard-00001.lmdb its data.mdb is missing: b, c`` for messages."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in sorted(lost.items()):
+        by_reason.setdefault(why, []).append(name)
+    return "; ".join(f"{why}: {', '.join(names)}" for why, names in by_reason.items())

@@ -10,7 +10,8 @@ damaged sources):
    holds unexpected keys;
 4. ``spike_stats`` recomputed from the train sequences' spike records equals the manifest's (up
    to float rounding, `STATS_RTOL`), and ``over`` lists exactly the train sequences;
-5. with ``data_root``: every source file (sync.json, .dat, png) still has its size and hash;
+5. with ``data_root``: every sequence of DATA_ROOT is in the cache (one without a sync.json,
+   or one added since, is a problem); every source file (sync.json, .dat, png) still has its size and hash;
    a sequence that lost frames since the build (sync.json shorter, pngs missing or empty, a
    spike stream shortened) is reported once; re-computing frames from the sources (all, or
    ``sample`` frames drawn with ``seed``) gives the stored bytes (same representation, match
@@ -186,10 +187,34 @@ def _check_sources(root: Path, data_root: Path, manifest: Manifest, report: Veri
             continue
         frames_of[seq] = [(seq, i) for i in _recomputable(seq, entry, syncs[seq], rel, data_root,
                                                             lost, report)]
+    _check_complete(data_root, manifest, report)
     todo = [f for seq in sorted(frames_of) for f in frames_of[seq]]
     if sample is not None and sample < len(todo):
         todo = sorted(random.Random(seed).sample(todo, sample))
     _recompute(root, data_root, manifest, syncs, todo, report)
+
+
+def _check_complete(data_root: Path, manifest: Manifest, report: VerifyReport) -> None:
+    """A problem per sequence of DATA_ROOT that the cache lacks: one without a sync.json (never
+    built: `spikeprep.cache.plan.unsynced_sequences`) or with one but not cached."""
+    from ..sync import find_sync_files
+    from .plan import unsynced_sequences
+
+    cached = set(manifest.sequences)
+    for path in find_sync_files(data_root):
+        if path.parent.name in cached:
+            continue
+        try:
+            name = load_sync(path).sequence
+        except (SpikeprepError, OSError, UnicodeError):
+            name = path.parent.name
+        if name not in cached:
+            report.add(name, None, str(path.relative_to(data_root)),
+                       "sequence of DATA_ROOT is not in the cache: re-run 'spikeprep voxelize' to add it")
+    for name in unsynced_sequences(data_root, cached):
+        report.add(name, None, f"spike/{name}/sync.json",
+                   "sequence of DATA_ROOT is not in the cache: it has no sync.json (run 'spikeprep "
+                   "build-sync DATA_ROOT', then 'spikeprep voxelize')")
 
 
 def _check_source_files(seq: str, entry, data_root: Path, report: VerifyReport) -> set[str]:

@@ -51,9 +51,12 @@ def _parse_repr_params(pairs) -> dict:
 @click.option("--dask", metavar="SCHEDULER", default=None,
               help="Compute frames on a Dask cluster (e.g. tcp://10.0.0.5:8786); this process writes. "
                    "Needs spikeprep[dask].")
+@click.option("--skip-unsynced", is_flag=True,
+              help="Build without the sequences of DATA_ROOT that have no sync.json (named in a warning); "
+                   "without it they are an error.")
 @reports_errors
 def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, workers, val, hot_pixels, force,
-                     break_lock, part, build_missing, dask):
+                     break_lock, part, build_missing, dask, skip_unsynced):
     """Voxelize every sequence of DATA_ROOT (needs spike/SEQ/sync.json) into an LMDB cache.
 
     \b
@@ -94,7 +97,7 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
                                    match=match, shard_size=shard_size, workers=workers, val=val,
                                    hot_pixels=hot_pixels, force=force, progress=progress,
                                    break_lock=break_lock, part=part, build_missing=build_missing, dask=dask,
-                                   on_notice=lambda line: print_warnings([line]))
+                                   on_notice=lambda line: print_warnings([line]), skip_unsynced=skip_unsynced)
     stdout_console().print(tables.voxelize_table(summary))
     rebuilt = f", {len(summary.rebuilt)} rebuilt (sources changed)" if summary.rebuilt else ""
     what = f"part {part}: " if part else ""
