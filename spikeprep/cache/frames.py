@@ -30,7 +30,8 @@ from .stats import channel_histograms
 @dataclass(frozen=True)
 class FrameConfig:
     """Everything `compute_frame` needs besides the frame itself (picklable, sent to workers):
-    the cache's params, the dataset root and the native spike frame size ``(spike_h, spike_w)``."""
+    the cache's params, the dataset root and the native spike frame size ``(spike_h, spike_w)``
+    (image pixels: with ``with_head`` the files' rows hold 16 head columns more)."""
 
     data_root: str
     spike_h: int
@@ -38,6 +39,13 @@ class FrameConfig:
     params: CacheParams
     #: record checksum algorithm (`spikeprep.inputs.fingerprint`); a resumed build keeps its journal's
     checksum_algorithm: str = RECORD_CHECKSUM_ALGORITHM
+    with_head: bool = False
+
+    def open_stream(self, spike_file: str) -> SpikeStream:
+        """A stream of the dataset (DATA_ROOT-relative ``spike_file``) read as the sequences' sync.json says."""
+        return SpikeStream(filepath=Path(self.data_root) / spike_file, spike_h=self.spike_h,
+                           spike_w=self.spike_w + (16 if self.with_head else 0), strip_head=self.with_head,
+                           print_dat_detail=False)
 
     @property
     def rgb_shape(self) -> tuple[int, int, int]:
@@ -133,8 +141,7 @@ def compute_voxels(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None) -> 
     out = np.empty((cfg.spike_shape[0], cfg.spike_h, cfg.spike_w), cfg.spike_dtype)
     # a fresh memory map per frame: unmapped right after, so pages of earlier windows never
     # accumulate in this process's RSS however long the stream is
-    with SpikeStream(filepath=Path(cfg.data_root) / job.spike_file, spike_h=cfg.spike_h,
-                     spike_w=cfg.spike_w, print_dat_detail=False) as stream:
+    with cfg.open_stream(job.spike_file) as stream:
         voxels = voxelize(padded(stream.packed(job.spike_begin, job.spike_end), job), cfg.spike_h, cfg.spike_w,
                           p.S, repr=p.repr, flipud=p.flipud, out=out, **p.repr_params)
     if mask is not None:
@@ -171,8 +178,7 @@ def sequence_hot_pixels(data_root: Path, sync: SyncFile) -> np.ndarray:
     """``(h, w)`` bool hot-pixel mask of a sequence: firing rate over all of its streams."""
     total, frames = None, 0
     for rel in sync.spike_files:
-        with SpikeStream(filepath=data_root / rel, spike_h=sync.height, spike_w=sync.width,
-                         print_dat_detail=False) as stream:
+        with sync.open_stream(data_root, rel) as stream:
             rate = np.asarray(firing_rate(stream), np.float64) * len(stream)
             total = rate if total is None else total + rate
             frames += len(stream)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inputs.dat import SpikeStream
 from ..inputs.images import conversion_warnings, merge_conversions
 from ..sync import SyncFile
 
@@ -31,8 +30,7 @@ def windows_have_spikes(data_root: str | Path, sync: SyncFile) -> bool:
     root = Path(data_root)
     for rel in sync.spike_files:
         spans = [(f.spike_begin, f.spike_end) for f in sync.frames if f.spike_file == rel]
-        with SpikeStream(filepath=root / rel, spike_h=sync.height, spike_w=sync.width,
-                         print_dat_detail=False) as stream:
+        with sync.open_stream(root, rel) as stream:
             for begin, end in spans:
                 for start in range(begin, end, _CHUNK_FRAMES):
                     if np.any(stream.packed(start, min(end, start + _CHUNK_FRAMES))):

@@ -244,7 +244,7 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
     val = tuple(sorted(set(val) if val else split_val(syncs)))
     first = syncs[0]
     for s, p in zip(syncs, paths):
-        if (s.height, s.width, s.flipud) != (first.height, first.width, first.flipud):
+        if (s.height, s.width, s.flipud, s.with_head) != (first.height, first.width, first.flipud, first.with_head):
             raise CacheError("sequences disagree on spike geometry", path=p,
                              found=f"{s.height}x{s.width} flipud={s.flipud}",
                              expected=f"{first.height}x{first.width} flipud={first.flipud} "
@@ -257,7 +257,7 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
     params = CacheParams(S=S, channels=channels, repr=repr, repr_params=rparams, flipud=first.flipud,
                          match=match, hot_pixels=hot_pixels, spike_dtype=spike_dtype,
                          rgb_shape=tuple(rgb_shape), spike_shape=tuple(spike_shape))
-    cfg = FrameConfig(str(root), first.height, first.width, params)
+    cfg = FrameConfig(str(root), first.height, first.width, params, with_head=first.with_head)
     sizes, sharps = [], []
     for s, p in zip(syncs, paths):
         sharp = [f.sharp is not None for f in s.frames]

@@ -268,7 +268,7 @@ def _recomputable(seq: str, entry, sync, sync_rel: str, data_root: Path, lost: s
         mine = [i for i in frames if sync.frames[i].spike_file == rel]
         need = max((sync.frames[i].spike_end for i in mine), default=0)
         try:
-            length = count_frames(data_root / rel, sync.height, sync.width, allow_partial=True)
+            length = count_frames(data_root / rel, sync.height, sync.file_width, allow_partial=True)
         except DatError as err:
             report.add(seq, None, rel, f"spike stream cannot be read: {err}")
             short.update(mine)
@@ -298,7 +298,7 @@ def _recompute(root, data_root, manifest, syncs, todo, report) -> None:
                 if check_shard_file(root / shard_name(shard)):
                     continue  # already reported
                 envs[shard] = acquire_env(root / shard_name(shard))
-            cfg = FrameConfig(str(data_root), sync.height, sync.width, params)
+            cfg = FrameConfig(str(data_root), sync.height, sync.width, params, with_head=sync.with_head)
             mask = None
             if params.hot_pixels == "detect":
                 if seq not in masks:

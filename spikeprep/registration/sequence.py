@@ -18,7 +18,6 @@ import numpy as np
 from ..alignment.check import sample_frames
 from ..errors import LayoutError, UsageError
 from ..inputs import layout
-from ..inputs.dat import SpikeStream
 from ..inputs.images import imread
 from ..sync import load_sync, sync_path
 from .estimate import Estimate, estimate
@@ -85,8 +84,7 @@ def read_frames(data_root: str | os.PathLike, sequence: str, frames: int):
     root = Path(data_root)
     sync = load_sync(sync_path(root, sequence))
     sampled = sample_frames(len(sync.frames), frames)
-    streams = {name: SpikeStream(filepath=str(root / name), spike_h=sync.height, spike_w=sync.width,
-                                 print_dat_detail=False) for name in sync.spike_files}
+    streams = {name: sync.open_stream(root, name) for name in sync.spike_files}
     counts, lumas = [], []
     for i in sampled:
         frame = sync.frames[int(i)]
@@ -103,8 +101,7 @@ def frame_images(data_root: str | os.PathLike, sequence: str, index: int) -> tup
     root = Path(data_root)
     sync = load_sync(sync_path(root, sequence))
     frame = sync.frames[index]
-    with SpikeStream(filepath=str(root / frame.spike_file), spike_h=sync.height, spike_w=sync.width,
-                     print_dat_detail=False) as stream:
+    with sync.open_stream(root, frame.spike_file) as stream:
         spikes = stream.read(frame.spike_begin, frame.spike_end, flipud=sync.flipud)
     return spikes.sum(axis=0, dtype=np.int32).astype(np.float32), read_luma(root / frame.blur)
 

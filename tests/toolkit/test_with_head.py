@@ -103,3 +103,26 @@ def test_build_sync_records_the_head_and_readers_strip_it(tmp_path):
     stream = sync.open_stream(root, frame.spike_file)
     expected = spikecv_with_head(raw, 8, 416, frame.spike_begin, frame.spike_end - frame.spike_begin)
     assert np.array_equal(stream.read(frame.spike_begin, frame.spike_end), expected)
+
+
+def test_voxelize_and_verify_an_sps10_data_root(tmp_path):
+    """The cache of an sps10 DATA_ROOT holds 400-wide voxels equal to counts of SpikeCV's
+    with_head read, and verify --data re-derives them."""
+    import cv2
+
+    root = tmp_path / "data"
+    (root / "blur/seq").mkdir(parents=True)
+    (root / "spike/seq").mkdir(parents=True)
+    for i in range(3):
+        cv2.imwrite(str(root / f"blur/seq/{i:06d}.png"), np.full((8, 400, 3), 100 + i, np.uint8))
+    raw = sps10_file(root / "spike/seq/spikes.dat", height=8, frames=3 * 20, seed=4)
+    (root / "spike/seq/config.yaml").write_text(
+        "spike_h: 8\nspike_w: 416\nwith_head: true\nspike_rate: 20000\nframe_rate: 1000\nexposure: 1.0\n")
+    spikeprep.build_sync(root)
+    spikeprep.voxelize_dataset(root, tmp_path / "cache", S=1, repr="count", progress=False)
+    cache = spikeprep.open_cache(tmp_path / "cache")
+    sync = spikeprep.load_sync(root / "spike/seq/sync.json")
+    for i, frame in enumerate(sync.frames):
+        expected = spikecv_with_head(raw, 8, 416, frame.spike_begin, frame.spike_end - frame.spike_begin).sum(0)
+        assert np.array_equal(np.asarray(cache.read("seq", i).spike)[0], expected)
+    assert spikeprep.verify_cache(tmp_path / "cache", data_root=root).ok
