@@ -24,8 +24,9 @@ from pathlib import Path
 
 from spikeprep import DependencyError, SpikeprepError
 
+from .errors import os_error
 from .requirements import missing_train_message, missing_train_packages
-from .workers import die_with_parent
+from .workers import as_worker_error, die_with_parent
 
 
 def train_demo(cache: str | os.PathLike, out_dir: str | os.PathLike, config: str | os.PathLike,
@@ -67,9 +68,6 @@ def user_error(exc: BaseException) -> SpikeprepError | None:
     """``exc`` as the one-line error `vrt-train` would print, or None for a bug."""
     if isinstance(exc, SpikeprepError):
         return exc
-    from .errors import os_error
-    from .workers import as_worker_error
-
     err = as_worker_error(exc)
     if err is None and isinstance(exc, OSError):
         err = os_error(exc, "a file operation")
