@@ -103,7 +103,7 @@ def main(argv=None) -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     from realistic_data import make_realistic
-    from voxelize_e2e import machine
+    from machine import machine
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="voxelize_realistic_"))
     datasets = {}

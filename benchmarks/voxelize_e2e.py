@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from machine import machine  # noqa: E402
 
 
 def child(mode: str, data: Path, cache: Path, S: int) -> dict:
@@ -95,18 +95,6 @@ def run_child(mode: str, data: Path, cache: Path, S: int) -> dict:
     # wait4's ru_maxrss (KiB on Linux) is the largest of the child and its reaped workers
     result["peak_rss_mb"] = usage.ru_maxrss / 1024
     return result
-
-
-def machine() -> dict:
-    import numpy
-    cpu = "?"
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1),
-            "python": platform.python_version(), "numpy": numpy.__version__, "platform": platform.platform()}
 
 
 def main() -> None:

@@ -7,7 +7,9 @@ checkpoint and is skipped once it reached its last iteration.
 
 Training needs the ``train`` extra (torch): without it the demo stops before its first stage
 and says how to install it. Its trainer config ships inside the package (vrt_train/configs/,
-package data), so an installed wheel runs the demo as a clone does.
+package data), so an installed wheel runs the demo as a clone does. spikeprep never imports
+vrt_train: the training stage runs ``python -m vrt_train.demo`` as a child process (its progress
+on this terminal, its summary back as one JSON line).
 """
 
 from __future__ import annotations
@@ -15,15 +17,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import CacheError, ConfigError, DependencyError
+from . import errors
+from .errors import CacheError, ConfigError, DependencyError, SpikeprepError
 
 #: The demo's trainer config: package data of vrt_train (the repository's configs/ has the same file).
 DEMO_CONFIG_NAME = "demo_tiny_cpu.yaml"
+#: The ``train`` extra's modules and install command, as in vrt_train.requirements (a test keeps
+#: them equal): checked here without importing vrt_train.
+_TRAIN_MODULES = ("torch", "torchvision")
+_INSTALL_TRAIN = 'pip install "spikeprep[train]"'
 
 
 @dataclass(frozen=True)
@@ -88,48 +96,73 @@ def _training_config(config: str | os.PathLike | None) -> Path:
     Checked before the first stage: raises DependencyError when torch/torchvision are not
     installed, ConfigError when the file is missing.
     """
-    from vrt_train.requirements import INSTALL_TRAIN, TRAIN_MODULES, missing_train_packages
+    from importlib.util import find_spec
 
-    missing = missing_train_packages()
+    missing = [name for name in _TRAIN_MODULES if find_spec(name) is None]
     if missing:
         raise DependencyError("spikeprep demo trains a tiny VRT, which needs the trainer's extra",
                               found=f"{' and '.join(missing)} not installed",
-                              expected=" and ".join(TRAIN_MODULES),
-                              fix=f"Install them with: {INSTALL_TRAIN} (or run: spikeprep demo --no-train)")
-    if config is None:
-        from importlib.resources import files
-
-        config = str(files("vrt_train") / "configs" / DEMO_CONFIG_NAME)
+                              expected=" and ".join(_TRAIN_MODULES),
+                              fix=f"Install them with: {_INSTALL_TRAIN} (or run: spikeprep demo --no-train)")
+    if config is None:  # package data of vrt_train, found without importing it
+        trainer = find_spec("vrt_train")
+        package = Path(trainer.origin).parent if trainer and trainer.origin else Path("vrt_train")
+        config = package / "configs" / DEMO_CONFIG_NAME
     config = Path(config)
     if not config.is_file():
         raise ConfigError("demo training config not found", path=config, found="no such file",
                           expected=f"{DEMO_CONFIG_NAME}, shipped in vrt_train/configs/",
-                          fix=f"pass an existing trainer YAML, or reinstall ({INSTALL_TRAIN})")
+                          fix=f"pass an existing trainer YAML, or reinstall ({_INSTALL_TRAIN})")
     return config
 
 
 def _train(out: Path, cache: Path, config: Path, progress: bool) -> dict:
-    from vrt_train.config import load_config
-    from vrt_train.train import train
+    """Train in a child process, ``python -m vrt_train.demo``, into ``out/train``; returns its
+    summary (iteration, PSNR/SSIM of output and input, checkpoint paths), or raises the error
+    it reported (same message, same exit code)."""
+    command = [sys.executable, "-m", "vrt_train.demo", str(cache), str(out / "train"), "--config", str(config)]
+    if not progress:
+        command.append("--quiet")
+    # the child imports vrt_train from where this process would; its stderr (progress) is ours
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)
+    *others, last = done.stdout.splitlines() or [""]
+    reply = _reply(last)
+    if reply is None:
+        others.append(last)
+    if any(others):  # printed by something else in the child: pass it on
+        print("\n".join(others))
+    if done.returncode in (130, -2):  # Ctrl-C (the whole terminal got it): stopped quietly
+        raise KeyboardInterrupt
+    if done.returncode == 0 and reply and "summary" in reply:
+        return reply["summary"]
+    raise _child_error(reply, done.returncode)
 
-    from vrt_train.model import SpyNetWeightsWarning
 
-    cfg = load_config(config, [f"data.cache={cache}", f"out_dir={out / 'train'}"])
-    with warnings.catch_warnings():  # the demo trains from scratch on purpose: SpyNet is random
-        warnings.simplefilter("ignore", SpyNetWeightsWarning)
-        result = train(cfg, resume="auto", progress=progress)
-    if "psnr" not in result:  # training had already finished: report its last validation
-        result.update(_last_validation(out / "train" / "val.csv"))
-    return result
+def _reply(line: str) -> dict | None:
+    """The training child's JSON line, or None when ``line`` is not one."""
+    try:
+        reply = json.loads(line)
+    except ValueError:
+        return None
+    return reply if isinstance(reply, dict) else None
 
 
-def _last_validation(csv_path: Path) -> dict:
-    import csv
-
-    if not csv_path.is_file():
-        return {}
-    rows = list(csv.DictReader(csv_path.open()))
-    return {k: float(v) for k, v in rows[-1].items() if k != "iter"} if rows else {}
+def _child_error(reply: dict | None, returncode: int) -> SpikeprepError:
+    """The error the training child reported in ``reply`` (``{"error": fields}``), to raise here
+    with the child's message and exit code; a generic one when it reported none (it crashed)."""
+    fields = (reply or {}).get("error")
+    if fields is None:
+        err = SpikeprepError("the demo's training stopped", found=f"exit status {returncode}",
+                             fix="see the messages above; re-running the demo resumes it")
+    else:
+        cls = getattr(errors, fields["type"], None)
+        if not (isinstance(cls, type) and issubclass(cls, SpikeprepError)):
+            cls = SpikeprepError  # one of the trainer's own classes: same message, same exit code
+        err = cls(fields["what"], path=fields["path"], found=fields["found"], expected=fields["expected"],
+                  fix=fields["fix"])
+    err.exit_code = returncode if returncode > 0 else 1
+    return err
 
 
 def run_demo(out: str | os.PathLike = "spikeprep-demo", *, params: DemoData = DemoData(),

@@ -161,3 +161,56 @@ def test_at_most_ten_top_level_modules():
 
 def test_lmdb_writer_knows_no_cache_format():
     assert not {d for d in graph(anywhere=True)["spikeprep.lmdb_writer"] if d.startswith("spikeprep.cache")}
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Every module a file imports, anywhere (functions and ``__main__`` blocks too), as written
+    (absolute imports), plus those named by a string in ``import_module("x")``, ``__import__("x")``
+    or ``importlib.resources.files("x")`` (which imports its package)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            out.add(node.module or "")
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if func in ("import_module", "__import__", "files") and isinstance(node.args[0].value, str):
+                out.add(node.args[0].value)
+    return out
+
+
+def _circle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One import circle in ``edges`` (module -> modules it imports), or None."""
+    state: dict[str, int] = {}
+
+    def visit(node, stack):
+        state[node] = 1
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt, stack + [nxt])):
+                return found
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (found := visit(node, [node])):
+            return found
+    return None
+
+
+def test_spikeprep_never_imports_vrt_train_anywhere():
+    """Not even inside a function: the demo's training runs ``python -m vrt_train.demo`` as a
+    child process, so spikeprep works (and is checked) as a package of its own."""
+    offenders = {module_name(p): sorted(m for m in _imported_names(p) if m.split(".")[0] == "vrt_train")
+                 for p in (ROOT / "spikeprep").rglob("*.py")}
+    assert not {m: found for m, found in offenders.items() if found}
+
+
+def test_benchmarks_have_no_import_circle():
+    """benchmarks/*.py import each other as top-level modules (their folder is on sys.path)."""
+    files = {p.stem: p for p in (ROOT / "benchmarks").glob("*.py")}
+    edges = {name: {m.split(".")[0] for m in _imported_names(p)} & set(files) - {name}
+             for name, p in files.items()}
+    assert _circle(edges) is None, "import circle: " + " -> ".join(_circle(edges) or [])

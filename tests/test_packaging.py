@@ -97,3 +97,11 @@ def test_demo_trains_with_the_packaged_config_by_default(tmp_path):
     assert config == Path(str(files("vrt_train") / "configs" / DEMO_CONFIG_NAME))
     cfg = load_config(config, [f"data.cache={tmp_path / 'cache'}", f"out_dir={tmp_path / 'train'}"])
     assert cfg.out_dir == str(tmp_path / "train")
+
+
+def test_the_demo_checks_the_same_train_extra_as_the_trainer():
+    """spikeprep.demo checks for torch without importing vrt_train: its copy of the names agrees."""
+    from spikeprep import demo
+    from vrt_train import requirements
+
+    assert (demo._TRAIN_MODULES, demo._INSTALL_TRAIN) == (requirements.TRAIN_MODULES, requirements.INSTALL_TRAIN)

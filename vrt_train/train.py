@@ -2,7 +2,8 @@
 
 Read top to bottom: `train(cfg)` sets up ranks, data, model, optimiser; then one loop does
 batch -> on-device assembly/augmentation -> forward -> Charbonnier -> backward -> step, with
-validation and atomic checkpoints on rank 0. `main` is the thin CLI over `train` / `infer`.
+validation and atomic checkpoints on rank 0. What a checkpoint holds is `vrt_train.checkpoint_state`,
+what the run reports is `vrt_train.run_log`; the CLI (`python -m vrt_train`) is `vrt_train.cli`.
 
 KAIR semantics: Adam, CosineAnnealingWarmRestarts stepped every iteration, Charbonnier loss;
 parameters whose names contain any of ``fix_keys`` (SpyNet, deformable offsets) are frozen for
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import datetime
-import csv
 import os
 import time
 from contextlib import ExitStack, nullcontext
@@ -42,16 +42,17 @@ import torch.distributed as dist
 from spikeprep import ConfigError, write_text_atomic
 
 from .augment import SpikeNorm, assemble
-from .config import Config, dump_config, to_dict
+from .config import Config, dump_config
 from .data import ClipSampler, ShardDataset, ValDataset, effective_spike_norm, make_loader
 from .metrics import charbonnier
-from .telemetry import StepTelemetry, add_scalars, append_csv
+from .telemetry import StepTelemetry
 from .factory import build_model  # noqa: F401  (public: vrt_train.train.build_model)
-from .checkpoint import (atomic_save, clean_temp_files, init_weights, prepare_out_dir, rng_state,
-                         save_checkpoint)
+from .checkpoint import clean_temp_files, init_weights, prepare_out_dir
+from .checkpoint_state import TrainingState
 from .errors import Preempted
-from .guard import StepGuard, assert_finite_weights, requested_signal
-from .resume import cache_identity, check_config, pick_checkpoint, restore
+from .guard import StepGuard, requested_signal
+from .resume import check_config, pick_checkpoint, restore
+from .run_log import RunLog
 from .validate import validate
 from .workers import WorkerInit, close_loader, next_batch
 
@@ -112,7 +113,7 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
     is_main = rank == 0
     if is_main:
         prepare_out_dir(out_dir)
-    log = _Logger(out_dir, is_main, progress, t.print_every, t.tensorboard)
+    log = RunLog(out_dir, is_main, progress, t.print_every, t.tensorboard)
     for stale in clean_temp_files(out_dir) if is_main else []:
         log.print(f"removed {stale}, left by an interrupted checkpoint write")
 
@@ -171,14 +172,7 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
               f"{spike_chans}, {world} process(es), batch {per_rank}/rank, spike_norm {norm.mode}, "
               f"{len(dataset)} items/epoch, iterations {start_it}..{t.total_iter}")
 
-    def make_state(done: int) -> dict:
-        assert_finite_weights(done, model=model, ema=ema)  # never save garbage
-        return {"iter": done, "cache": cache_identity(manifest), "model": model.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "rng": rng_state(), "best_psnr": best_psnr,
-                "config": to_dict(cfg), "spike_chans": spike_chans, "world_size": world,
-                "spike_norm": dict(norm.__dict__)}
+    run_state = TrainingState(cfg, manifest, model, ema, optimizer, scheduler, scaler, spike_chans, world, norm)
 
     summary = {"iter": start_it, "checkpoint": None, "best_checkpoint": None, "out_dir": str(out_dir)}
     t0, last_val = time.time(), None
@@ -235,23 +229,20 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
                     log.val(done, last_val)
                 if last_val is not None and last_val["psnr"] > best_psnr:
                     best_psnr = last_val["psnr"]
-                    best = out_dir / "checkpoints" / "best.pt"
-                    atomic_save(make_state(done), best)
-                    write_text_atomic(best.with_suffix(".yaml"), dump_config(cfg))
-                    summary["best_checkpoint"] = str(best)
+                    summary["best_checkpoint"] = str(run_state.save_best(out_dir, done, best_psnr))
             if world > 1:
                 dist.barrier()
         if done % t.checkpoint_every == 0 or done == t.total_iter:
             saved = True
             if is_main:
-                summary["checkpoint"] = str(save_checkpoint(make_state(done), cfg, out_dir, done, t.keep_last))
+                summary["checkpoint"] = str(run_state.save(out_dir, done, best_psnr))
             if world > 1:
                 dist.barrier()
         stop = guard.stop_after(stop, resync=validated)
         if stop and done < t.total_iter:
             path = out_dir / "checkpoints" / f"iter_{done:08d}.pt"
             if is_main and not saved:
-                path = save_checkpoint(make_state(done), cfg, out_dir, done, t.keep_last)
+                path = run_state.save(out_dir, done, best_psnr)
             if world > 1:
                 dist.barrier()
             log.print(f"stop signal: checkpoint {path} written at iteration {done}")
@@ -293,89 +284,3 @@ class _Wrapper:
 
     def forward(self, x):
         return (self.ddp or self.model)(x)
-
-
-class _Logger:
-    """Rank-0 output: rich progress (it/s, loss, lr, ETA), train.log, val.csv, TensorBoard."""
-
-    def __init__(self, out_dir: Path, is_main: bool, progress: bool, print_every: int = 200,
-                 tensorboard: bool = False):
-        self.out_dir, self.on, self.show = out_dir, is_main, is_main and progress
-        self.bar = self.tb = None
-        self.last_val_iter = None
-        self.print_every, self.want_tb = print_every, tensorboard
-
-    def print(self, text: str) -> None:
-        if not self.on:
-            return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.out_dir / "train.log", "a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-        if self.show:
-            from rich.console import Console
-            (self.bar.console if self.bar else Console(stderr=True)).print(text, markup=False, highlight=False)
-
-    def start(self, total: int, start: int) -> None:
-        if self.on and self.want_tb:
-            try:  # optional: only when tensorboard is installed
-                from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(os.fspath(self.out_dir / "tb"))
-            except ImportError:
-                self.print("tensorboard is not installed: logging to train.log and val.csv only")
-        if self.show:
-            from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeRemainingColumn)
-            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[rate]:.2f} it/s loss {task.fields[loss]:.4f} "
-                                           "lr {task.fields[lr]:.2e}"), TimeRemainingColumn(),
-                                console=Console(stderr=True))
-            self.task = self.bar.add_task("train", total=total, completed=start, rate=0.0, loss=0.0, lr=0.0)
-            self.bar.start()
-        self.t0, self.it0 = time.time(), start
-
-    def step(self, done: int, lr: float, frozen: bool, stats=None) -> None:
-        """Per iteration (no device sync); ``stats`` (a `StepStats`) at print intervals."""
-        if not self.on:
-            return
-        rate = (done - self.it0) / max(time.time() - self.t0, 1e-9)
-        if self.bar:
-            self.bar.update(self.task, completed=done, rate=rate, lr=lr,
-                            **({"loss": stats.loss} if stats else {}))
-        if stats is None:
-            return
-        if self.tb:
-            add_scalars(self.tb, stats, lr)
-        append_csv(self.out_dir, stats, lr)
-        self.print(f"iter {done}: loss {stats.loss:.5f} lr {lr:.3e} {rate:.2f} it/s, {stats.line()}"
-                   f"{' (flow/deform frozen)' if frozen else ''}")
-
-    def val(self, done: int, res: dict) -> None:
-        self.last_val_iter = done
-        path = self.out_dir / "val.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as fh:
-            w = csv.writer(fh)
-            if new:
-                w.writerow(["iter", "psnr", "ssim", "psnr_input", "ssim_input"])
-            w.writerow([done] + [f"{res[k]:.4f}" for k in ("psnr", "ssim", "psnr_input", "ssim_input")])
-        if self.tb:
-            for k, v in res.items():
-                self.tb.add_scalar(f"val/{k}", v, done)
-        self.print(f"val iter {done}: PSNR {res['psnr']:.3f} dB SSIM {res['ssim']:.4f} "
-                   f"(input {res['psnr_input']:.3f} dB / {res['ssim_input']:.4f})")
-        from .curves import plot_curves
-        plot_curves(self.out_dir)
-
-    def stop(self) -> None:
-        if self.bar:
-            self.bar.stop()
-        if self.tb:
-            self.tb.close()
-
-
-
-if __name__ == "__main__":  # `python -m vrt_train.train` / `torchrun -m vrt_train.train`
-    from vrt_train.cli import main
-
-    main()

@@ -33,12 +33,19 @@ class WorkerInit:
     def __call__(self, worker_id: int) -> None:
         for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             signal.signal(s, signal.SIG_IGN)
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):  # not Linux: torch's own parent watchdog remains
-            pass
-        if os.getppid() != self.parent:  # the trainer died before the line above took effect
-            os._exit(1)
+        die_with_parent(self.parent)
+
+
+def die_with_parent(parent: int) -> None:
+    """This process gets SIGKILL when its parent (pid ``parent``) ends, however it ends (Linux
+    ``PR_SET_PDEATHSIG``; elsewhere nothing: a worker keeps torch's own parent watchdog), and
+    exits now if the parent is already gone."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
 
 
 def close_loader(batches) -> None:
