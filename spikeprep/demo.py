@@ -5,6 +5,12 @@ Every stage reuses what an earlier run finished: the dataset is kept when its pa
 match, build-sync and voxelize are idempotent/resumable, training resumes from its latest
 checkpoint and is skipped once it reached its last iteration.
 
+The demo writes only into a folder it made: a new or empty OUT gets the marker
+``OUT/.spikeprep-demo`` first, and a later run reuses (or rebuilds) ``OUT/data``, ``OUT/cache``
+and ``OUT/train`` only where the marker is. Any other non-empty OUT is refused untouched (as
+``spikeprep simulate`` refuses one without ``--force``). A demo folder from before the marker
+(only ``data``/``cache``/``train``, with the dataset's ``data/demo-params.json``) is recognised.
+
 Training needs the ``train`` extra (torch): without it the demo stops before its first stage
 and says how to install it. Its trainer config ships inside the package (vrt_train/configs/,
 package data), so an installed wheel runs the demo as a clone does. spikeprep never imports
@@ -69,6 +75,30 @@ class DemoSummary:
     stages: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+
+
+#: The file that says OUT is the demo's own (what it made may be rebuilt there).
+OWNER_MARKER = ".spikeprep-demo"
+_OWN_ENTRIES = {OWNER_MARKER, "data", "cache", "train"}
+
+
+def claim_output(out: Path) -> None:
+    """Make sure the demo may write into ``out``: create it with the marker, or find the marker
+    (or a demo folder from before it); anything else is a `UsageError` and nothing is touched."""
+    if out.exists() and not out.is_dir():
+        raise errors.UsageError("demo output is not a folder", path=out, found="a file", expected="a folder")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    legacy = set(entries) <= _OWN_ENTRIES and (out / "data" / "demo-params.json").is_file()
+    if entries and not (out / OWNER_MARKER).is_file() and not legacy:
+        raise errors.UsageError(
+            "demo output folder holds files the demo did not make", path=out,
+            found=", ".join(entries[:5]) + (" ..." if len(entries) > 5 else ""),
+            expected=f"a new or empty folder, or one an earlier demo made (it holds {OWNER_MARKER})",
+            fix="pick another folder: spikeprep demo NEW_FOLDER (nothing was changed)")
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out / OWNER_MARKER
+    if not marker.is_file():
+        marker.write_text("made by spikeprep demo: data/, cache/ and train/ here may be rebuilt\n")
 
 
 def _dir_size(path: Path) -> int:
@@ -189,7 +219,7 @@ def run_demo(out: str | os.PathLike = "spikeprep-demo", *, params: DemoData = De
         report(f"{name}: done in {summary.stages[name]:.1f} s")
         return result
 
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output(out)
     if stage("simulate", lambda: _simulate(data, params)) == "simulated":
         for derived in (cache, out / "train"):  # built from older data: start them again
             shutil.rmtree(derived, ignore_errors=True)
