@@ -39,7 +39,7 @@ from .lock import writers_note
 from .manifest import Manifest, load_manifest
 from .reader import acquire_env, check_shard_file, release_env
 from . import stats
-from .records import checksum, decode_header, decode_record, parse_key, shard_name
+from .records import META_INFO_NAME, checksum, decode_header, decode_record, parse_key, shard_name
 
 #: ``spike_stats`` agree when every value is within this of the recomputed one (float rounding).
 STATS_RTOL, STATS_ATOL = 1e-9, 1e-12
@@ -343,6 +343,33 @@ def _redetect_mask(seq, data_root, sync, cfg, env, report):
     return mask
 
 
+def _check_meta_info(root: Path, manifest: Manifest, report: VerifyReport) -> None:
+    """``meta_info.txt`` (what KAIR-style loaders list) must say exactly what the manifest says,
+    one ``SEQ NFRAMES (H,W,3) 0`` line per sequence (a consumer splits each line on whitespace)."""
+    path = root / META_INFO_NAME
+    expected = manifest.meta_info_lines()
+    try:
+        found = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        report.add(None, None, META_INFO_NAME, "meta_info.txt is missing (re-run the same voxelize command)")
+        return
+    except (OSError, UnicodeDecodeError) as exc:
+        report.add(None, None, META_INFO_NAME, f"meta_info.txt cannot be read: {exc}")
+        return
+    if found != expected:
+        differ = next(i for i in range(max(len(found), len(expected)))
+                      if i >= len(found) or i >= len(expected) or found[i] != expected[i])
+        got = found[differ] if differ < len(found) else "(no line)"
+        want = expected[differ] if differ < len(expected) else "(no line)"
+        report.add(None, None, META_INFO_NAME,
+                   f"meta_info.txt differs from the manifest at line {differ + 1}: found {got!r}, "
+                   f"expected {want!r} (re-run the same voxelize command to rewrite it)")
+    bad = [line for line in found if len(line.split()) != 4]
+    if bad:
+        report.add(None, None, META_INFO_NAME, f"meta_info.txt line {bad[0]!r} does not split into "
+                   "4 fields (SEQ NFRAMES (H,W,3) 0): a sequence name with whitespace")
+
+
 def verify_cache(cache, data_root=None, sample: int | None = None, seed: int = 0) -> VerifyReport:
     """Check a cache (see module docstring); returns a `VerifyReport` (``.ok``, ``.problems``).
 
@@ -367,6 +394,7 @@ def verify_cache(cache, data_root=None, sample: int | None = None, seed: int = 0
         report.add(None, None, "manifest.json", str(err))
         return report
     _check_records(root, manifest, report)
+    _check_meta_info(root, manifest, report)
     if data_root is not None:
         _check_sources(root, Path(data_root), manifest, report, sample, seed)
     return report
