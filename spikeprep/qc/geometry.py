@@ -38,10 +38,12 @@ MIN_ASPECT, MAX_ASPECT = 0.25, 8.0
 FRAME_TOLERANCE = 0.8
 #: Row-correlation advantage a known sensor size gets over an unknown one.
 KNOWN_BONUS = 0.02
-#: Bytes of the file the frame-size score reads (whole frames of each candidate from the start).
+#: Bytes of the file the frame-size score reads (whole frames of each candidate from the start)...
 SAMPLE_BYTES = 1 << 20
-#: Fewest sample frames a candidate frame size is scored with.
-MIN_SAMPLE_FRAMES = 8
+#: ... but at least this many frames of a large candidate (its rate noise shrinks with frames) ...
+MIN_SAMPLE_FRAMES = 64
+#: ... and never more than this.
+MAX_SAMPLE_BYTES = 32 << 20
 #: Least excess variance (in noise variances) that shows a scene: below it no frame size fits.
 MIN_STRUCTURE = 0.5
 #: Candidates kept in the ranking.
@@ -173,19 +175,15 @@ def rank_geometries(path: str | Path) -> list[Candidate]:
     if size == 0:
         raise DatError("spike file is empty", path=path, found="0 bytes",
                        expected="frames of H*W/8 bytes", fix="re-copy or re-record the file")
-    with open(path, "rb") as handle:
-        sample = np.frombuffer(handle.read(SAMPLE_BYTES), np.uint8)
     sizes = [(d, 0) for d in frame_byte_candidates(size)]
     sizes += [(h * w // 8, size % (h * w // 8)) for h, w in KNOWN_SIZES
               if size % (h * w // 8) and size // (h * w // 8) >= 2]
+    wanted = {d: min(size // d, max(MIN_SAMPLE_FRAMES, SAMPLE_BYTES // d)) * d for d, _ in sizes}
+    with open(path, "rb") as handle:
+        sample = np.frombuffer(handle.read(min(max(wanted.values(), default=0), MAX_SAMPLE_BYTES)), np.uint8)
     scored, ratios = {}, {}
-    for frame_bytes, leftover in sizes:
-        if len(sample) // frame_bytes < MIN_SAMPLE_FRAMES and size // frame_bytes >= MIN_SAMPLE_FRAMES:
-            with open(path, "rb") as handle:
-                extra = np.frombuffer(handle.read(frame_bytes * MIN_SAMPLE_FRAMES), np.uint8)
-            scored[frame_bytes], ratios[frame_bytes] = excess_variance(extra, frame_bytes)
-        else:
-            scored[frame_bytes], ratios[frame_bytes] = excess_variance(sample, frame_bytes)
+    for frame_bytes, _ in sizes:
+        scored[frame_bytes], ratios[frame_bytes] = excess_variance(sample[:wanted[frame_bytes]], frame_bytes)
     best = max(scored.values(), default=0.0)
     if best <= 0 or max(ratios.values()) < MIN_STRUCTURE:
         raise DatError("spike file fits no sensor geometry", path=path,
