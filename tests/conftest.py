@@ -26,10 +26,13 @@ def shared_data():
 
 
 def pytest_collection_modifyitems(config, items):
-    """``@pytest.mark.requires_torch``: skip (reported, with the reason) where torch is not installed."""
-    if importlib.util.find_spec("torch") is not None:
+    """``@pytest.mark.requires_torch``: skip (reported, with the reason) where the train extra
+    (torch and torchvision) is not installed. Modules that need torch to import skip themselves
+    with ``pytest.importorskip("torch")``."""
+    missing = [name for name in ("torch", "torchvision") if importlib.util.find_spec(name) is None]
+    if not missing:
         return
-    skip = pytest.mark.skip(reason="needs torch (pip install \"spikeprep[train]\")")
+    skip = pytest.mark.skip(reason=f"needs {' and '.join(missing)} (pip install \"spikeprep[train]\")")
     for item in items:
         if item.get_closest_marker("requires_torch"):
             item.add_marker(skip)

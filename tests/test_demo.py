@@ -11,6 +11,7 @@ from spikeprep.cli import main
 from spikeprep.demo import DemoData, run_demo
 
 
+@pytest.mark.requires_torch
 @pytest.mark.slow  # ~1.5 min of training on 2 cores: CI runs it in the main environment only
 def test_demo_trains_and_beats_the_blurred_input_then_reuses_everything(tmp_path):
     out = tmp_path / "demo"

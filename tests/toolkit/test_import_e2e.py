@@ -111,6 +111,7 @@ def test_ssdm_and_rsb_end_to_end(tmp_path):
 
 # -- the recipe's T, the trainer's num_frames, inference names -----------------------------------
 
+@pytest.mark.requires_torch
 def test_recipe_clip_length_reaches_the_cache_and_the_trainer(tmp_path):
     from tests.support.data_roots import make_recipe
     from vrt_train.data import ShardDataset, clip_frames
@@ -128,6 +129,7 @@ def test_recipe_clip_length_reaches_the_cache_and_the_trainer(tmp_path):
         clip_frames(cache, ["seqA"], 1)
 
 
+@pytest.mark.requires_torch
 def test_num_frames_null_errors():
     from tests.support.fakes import FakeCache
     from vrt_train.data import clip_frames
@@ -143,6 +145,7 @@ def test_num_frames_null_errors():
         clip_frames(OneFrameClips(), ["seq000"], None)
 
 
+@pytest.mark.requires_torch
 def test_inference_writes_source_frame_names(tmp_path, monkeypatch):
     import os
 

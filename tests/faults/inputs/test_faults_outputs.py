@@ -16,7 +16,6 @@ import pytest
 
 from tests.support import cache_datasets
 from tests.support.input_faults import assert_clear_error, leftovers, needs_mounts, run, small_dataset, sync_dataset
-
 from tests.support.namespaces import read_only, run_in_namespace, spikeprep_command, tmpfs
 from spikeprep.errors import OutputError
 from spikeprep.inputs.files import write_text_atomic
