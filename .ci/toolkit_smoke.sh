@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The torch-free data toolkit from a no-extras install (`pip install .`), run from outside the
-# clone so the installed wheel is what runs: torch is absent; simulate -> build-sync ->
-# voxelize -> verify -> info work through the CLI; `vrt-train` and `spikeprep demo` exit 1 with
-# the install advice; the demo's trainer config is in the wheel (package data).
-# Usage: .ci/toolkit_smoke.sh VENV   (a venv with spikeprep installed without extras)
+# The torch-free data toolkit from an install without the train extra (`pip install .[dev]`), run
+# from outside the clone so the installed wheel is what runs: torch is absent; simulate ->
+# build-sync -> voxelize -> verify -> info work through the CLI; `vrt-train` and `spikeprep demo`
+# exit 1 with the install advice; the demo's trainer config is in the wheel (package data).
+# Usage: .ci/toolkit_smoke.sh VENV   (a venv with spikeprep installed without the train extra)
 set -euo pipefail
 bin=$(cd "$1/bin" && pwd)
 cd "$(mktemp -d)"
@@ -15,8 +15,8 @@ from importlib.resources import files
 
 import spikeprep
 
-for name in ("torch", "torchvision", "dask", "pytest"):
-    assert importlib.util.find_spec(name) is None, f"{name} is importable without extras"
+for name in ("torch", "torchvision", "dask"):  # pytest may be there: .ci/run installs .[dev]
+    assert importlib.util.find_spec(name) is None, f"{name} is importable without the train/dask extras"
 assert "site-packages" in spikeprep.__file__, f"not the installed copy: {spikeprep.__file__}"
 assert (files("vrt_train") / "configs" / "demo_tiny_cpu.yaml").is_file(), "demo config not packaged"
 PY

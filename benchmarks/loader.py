@@ -7,7 +7,7 @@ one process, no workers, T=6 frames per sample, 192x192 crops:
 - kair:      decode 2 x T full png frames (blur + sharp) with cv2, then crop (KAIR's
              VideoRecurrentTrainDataset on png folders)
 - onthefly:  kair + per frame read the `.dat` file and decode its window SpikeCV-style
-             (tests/reference.py::spikecv_decode on the file bytes) + numpy bins, then crop
+             (tests/support/reference.py::spikecv_decode on the file bytes) + numpy bins, then crop
 - gather:    only the crop copies of a sample, out of already-read zero-copy LMDB record views
              (strided rows of full 720p frames: what ShardDataset does minus LMDB/header work)
 - memcpy:    copying the bytes one sample holds (2 x T RGB crops + T spike crops) between
@@ -29,8 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reference import spikecv_decode  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
+from tests.support.reference import spikecv_decode  # noqa: E402
 
 import spikeprep  # noqa: E402
 from vrt_train.data import ShardDataset  # noqa: E402

@@ -21,8 +21,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from reference import spikecv_decode, unpack_window  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
+from tests.support.reference import spikecv_decode, unpack_window  # noqa: E402
 
 from spikeprep.inputs.dat import SpikeStream, write_dat  # noqa: E402
 from spikeprep.voxel import voxelize  # noqa: E402

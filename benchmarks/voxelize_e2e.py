@@ -17,7 +17,7 @@ worker's, from ``RUSAGE_CHILDREN``). Paths:
 
 * on-the-fly (what the recipe's Dataset does per frame): re-read the whole ``.dat`` file and
   decode the window the way SpikeCV's ``get_block_spikes`` does
-  (``tests/reference.py::spikecv_decode``), numpy bin sums, ``cv2.imread`` blur and sharp;
+  (``tests/support/reference.py::spikecv_decode``), numpy bin sums, ``cv2.imread`` blur and sharp;
 * voxelize, workers 0 / 2: `spikeprep.voxelize_dataset` into a fresh cache (JIT cache warm);
 * cache read: ``open_cache(...).read(seq, i)`` of every frame plus a copy of its arrays.
 """
@@ -46,8 +46,8 @@ def child(mode: str, data: Path, cache: Path, S: int) -> dict:
     import cv2
     import numpy as np
 
-    sys.path.insert(0, str(HERE.parent / "tests"))
-    from reference import spikecv_decode
+    sys.path.insert(0, str(HERE.parent))  # the repository root: tests.support
+    from tests.support.reference import spikecv_decode
 
     import spikeprep
     from spikeprep.sync import find_sync_files, load_sync

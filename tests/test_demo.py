@@ -13,6 +13,7 @@ from spikeprep.demo import DemoData, run_demo
 from spikeprep.errors import ConfigError
 
 
+@pytest.mark.requires_torch
 @pytest.mark.slow  # ~1.5 min of training on 2 cores: CI runs it in the main environment only
 def test_demo_trains_and_beats_the_blurred_input_then_reuses_everything(tmp_path):
     out = tmp_path / "demo"

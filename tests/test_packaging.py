@@ -74,6 +74,7 @@ def test_demo_without_torch_says_how_to_install_before_writing_anything(without_
     assert not out.exists()
 
 
+@pytest.mark.requires_torch
 def test_demo_with_a_missing_config_fails_before_the_first_stage(tmp_path):
     with pytest.raises(ConfigError, match="demo training config not found"):
         run_demo(tmp_path / "demo", config=tmp_path / "nope.yaml", report=lambda _: None)
@@ -89,6 +90,7 @@ def test_packaged_trainer_configs_are_the_repository_configs():
         assert (packaged / name).read_bytes() == (ROOT / "configs" / name).read_bytes(), name
 
 
+@pytest.mark.requires_torch
 def test_demo_trains_with_the_packaged_config_by_default(tmp_path):
     from spikeprep.demo import DEMO_CONFIG_NAME, _training_config
     from vrt_train.config import load_config
