@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 #: Extras that are tooling, not runtime: validated, but not part of the floor environment.

@@ -36,11 +36,18 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from spikeprep.alignment.scores import ORIENTATIONS, orientation_targets, score_window_orientations  # noqa: E402
-from spikeprep.alignment.check import (SCALES, CheckOptions, SequenceFrames, check_sequence,  # noqa: E402
-                                 first_pass_offsets, sample_frames, scaled_windows)
-from spikeprep.inputs.dat import DatWriter, unpack_frames  # noqa: E402
 from spikeprep.alignment.build import build_sync  # noqa: E402
+from spikeprep.alignment.check import (  # noqa: E402
+    SCALES,
+    CheckOptions,
+    SequenceFrames,
+    check_sequence,
+    first_pass_offsets,
+    sample_frames,
+    scaled_windows,
+)
+from spikeprep.alignment.scores import ORIENTATIONS, orientation_targets, score_window_orientations  # noqa: E402
+from spikeprep.inputs.dat import DatWriter, unpack_frames  # noqa: E402
 
 RGB_H, RGB_W, SPIKE_H, SPIKE_W = 720, 1280, 360, 640
 SPIKE_RATE, EXPOSURE, THRESHOLD = 20000.0, 0.5, 1.0
@@ -148,7 +155,8 @@ def _target(seconds: float, cpu_seconds: float) -> str:
     wall time measures the other processes too, so the CPU time of this one is judged."""
     load = os.getloadavg()[0]
     if load > (os.cpu_count() or 1):
-        return f"{'pass' if cpu_seconds < 10 else 'FAIL'} on CPU time: load average {load:.1f} on {os.cpu_count()} cores"
+        verdict = "pass" if cpu_seconds < 10 else "FAIL"
+        return f"{verdict} on CPU time: load average {load:.1f} on {os.cpu_count()} cores"
     return "pass" if seconds < 10 else "FAIL"
 
 
@@ -179,7 +187,8 @@ def main() -> None:
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     result = {"machine": machine(), "shape": f"{RGB_H}x{RGB_W} RGB, {SPIKE_H}x{SPIKE_W} spikes",
               "frames": len(check.sampled), "window_len": check.window_len, "search": check.search,
-              "check_sync_seconds": seconds, "check_sync_cpu_seconds": cpu_seconds, "target_seconds": 10.0, "verdict": check.verdict,
+              "check_sync_seconds": seconds, "check_sync_cpu_seconds": cpu_seconds, "target_seconds": 10.0,
+              "verdict": check.verdict,
               "best_offset": check.judgement.best_offset, "score": check.judgement.score,
               "scoring": compare_scoring(root, check, args.ref_frames)}
     s = result["scoring"]

@@ -30,9 +30,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
-from tests.support.reference import spikecv_decode  # noqa: E402
-
 import spikeprep  # noqa: E402
+from tests.support.reference import spikecv_decode  # noqa: E402
 from vrt_train.data import ShardDataset  # noqa: E402
 
 T, GT, S = 6, 192, 4

@@ -102,8 +102,8 @@ def main(argv=None) -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="keep the data here (reused)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    from realistic_data import make_realistic
     from machine import machine
+    from realistic_data import make_realistic
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="voxelize_realistic_"))
     datasets = {}

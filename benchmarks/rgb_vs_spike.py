@@ -24,7 +24,6 @@ from spikeprep.demo import DEMO_CONFIG_NAME, DemoData, run_demo
 from vrt_train.config import load_config
 from vrt_train.train import train
 
-
 #: the demo's trainer config, shipped as package data (as `spikeprep demo` finds it)
 CONFIG = str(files("vrt_train") / "configs" / DEMO_CONFIG_NAME)
 

@@ -22,10 +22,9 @@ import numba
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
-from tests.support.reference import spikecv_decode, unpack_window  # noqa: E402
-
 from spikeprep.inputs.dat import SpikeStream, write_dat  # noqa: E402
 from spikeprep.voxel import voxelize  # noqa: E402
+from tests.support.reference import spikecv_decode, unpack_window  # noqa: E402
 
 HEIGHT, WIDTH, WINDOW, BINS, DENSITY = 250, 400, 1000, 8, 0.10
 

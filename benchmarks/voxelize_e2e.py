@@ -47,10 +47,9 @@ def child(mode: str, data: Path, cache: Path, S: int) -> dict:
     import numpy as np
 
     sys.path.insert(0, str(HERE.parent))  # the repository root: tests.support
-    from tests.support.reference import spikecv_decode
-
     import spikeprep
     from spikeprep.sync import find_sync_files, load_sync
+    from tests.support.reference import spikecv_decode
 
     syncs = [load_sync(p) for p in find_sync_files(data)]
     frames = sum(len(s.frames) for s in syncs)

@@ -23,8 +23,19 @@ first use.
 from importlib import import_module as _import_module
 from importlib.metadata import version as _installed_version
 
-from .errors import (CacheError, ConfigError, DatError, DependencyError, LayoutError, OutputError,
-                     SpikeprepError, SyncError, UsageError, VoxelError, WindowError)
+from .errors import (
+    CacheError,
+    ConfigError,
+    DatError,
+    DependencyError,
+    LayoutError,
+    OutputError,
+    SpikeprepError,
+    SyncError,
+    UsageError,
+    VoxelError,
+    WindowError,
+)
 
 __version__ = _installed_version("spikeprep")  # pyproject.toml is the only source
 

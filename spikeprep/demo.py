@@ -203,8 +203,8 @@ def run_demo(out: str | os.PathLike = "spikeprep-demo", *, params: DemoData = De
     ``config``: the trainer YAML (default: the packaged `DEMO_CONFIG_NAME`); unused when
     ``train`` is false, which needs no torch.
     """
-    from .cache.build import voxelize_dataset
     from .alignment.build import build_sync
+    from .cache.build import voxelize_dataset
     from .cache.verify import verify_cache
 
     config = _training_config(config) if train else None  # fail before the first stage

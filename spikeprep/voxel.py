@@ -32,10 +32,17 @@ from __future__ import annotations
 
 import numpy as np
 
-# the stage's kernels, re-exported so `spikeprep.voxel` keeps naming them
-from .representations.kernels import (JIT_DISABLED, bin_edges, count_ranges, count_ranges_kernel,  # noqa: F401
-                      ema_kernel, uint_dtype_for)
 from .representations.catalog import make_representation
+
+# the stage's kernels, re-exported so `spikeprep.voxel` keeps naming them
+from .representations.kernels import (  # noqa: F401
+    JIT_DISABLED,
+    bin_edges,
+    count_ranges,
+    count_ranges_kernel,
+    ema_kernel,
+    uint_dtype_for,
+)
 
 __all__ = ["voxelize", "JIT_DISABLED", "bin_edges", "count_ranges", "count_ranges_kernel", "ema_kernel",
            "uint_dtype_for"]

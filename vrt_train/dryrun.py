@@ -258,7 +258,8 @@ def dry_run(cfg: Config, *, model_fn=None, device=None, emit=print) -> DryRunRep
         out(f"estimated time to total_iter {t.total_iter:,}: {_duration(rep.estimate_s)} "
             f"({t.total_iter:,} steps x {rep.step.seconds:.3f} s + {n_val} validations x {val_s:.1f} s); "
             f"loader {1000 * item_s:.1f} ms/sample in one worker, ~{loader_ms:.1f} ms/step with {max(d.workers, 1)} "
-            f"worker(s){' (hidden behind the step)' if loader_ms < 1000 * rep.step.seconds else ' (SLOWER than the step)'}")
+            f"worker(s)"
+            f"{' (hidden behind the step)' if loader_ms < 1000 * rep.step.seconds else ' (SLOWER than the step)'}")
     out("no checkpoint written")
     stepper.close()
     for text in rep.lines:
@@ -308,7 +309,8 @@ def model_is_vrt(model) -> bool:
 
 def _validation_chunk(rep, cfg, model, dataset, device, spike_chans, out) -> None:
     """One validation piece (a chunk of ``num_frame_testing`` frames, one tile) measured."""
-    from .tiles import BUDGET as VAL_BUDGET, choose_tile, resolve_tiles
+    from .tiles import BUDGET as VAL_BUDGET
+    from .tiles import choose_tile, resolve_tiles
     from .validate import _run_padded, _starts, model_multiples
     v = cfg.val
     val = ValDataset(dataset.items.cache, cfg.data.num_frames_val, cfg.data.use_spike)

@@ -41,8 +41,7 @@ class RunLog:
                 self.print("tensorboard is not installed: logging to train.log and val.csv only")
         if self.show:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
             self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.fields[rate]:.2f} it/s loss {task.fields[loss]:.4f} "
                                            "lr {task.fields[lr]:.2e}"), TimeRemainingColumn(),

@@ -42,20 +42,19 @@ import torch.distributed as dist
 from spikeprep import ConfigError, write_text_atomic
 
 from .augment import SpikeNorm, assemble
-from .config import Config, dump_config
-from .data import ClipSampler, ShardDataset, ValDataset, effective_spike_norm, make_loader
-from .metrics import charbonnier
-from .telemetry import StepTelemetry
-from .factory import build_model  # noqa: F401  (public: vrt_train.train.build_model)
 from .checkpoint import clean_temp_files, init_weights, prepare_out_dir
 from .checkpoint_state import TrainingState
+from .config import Config, dump_config
+from .data import ClipSampler, ShardDataset, ValDataset, effective_spike_norm, make_loader
 from .errors import Preempted
+from .factory import build_model  # noqa: F401  (public: vrt_train.train.build_model)
 from .guard import StepGuard, requested_signal
+from .metrics import charbonnier
 from .resume import check_config, pick_checkpoint, restore
 from .run_log import RunLog
+from .telemetry import StepTelemetry
 from .validate import validate
 from .workers import WorkerInit, close_loader, next_batch
-
 
 # -- setup ------------------------------------------------------------------------------------
 

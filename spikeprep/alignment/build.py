@@ -15,14 +15,14 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..inputs import layout
-from ..inputs.images import check_image_sizes
-from . import windows
-from ..inputs.dat import count_frames
 from ..errors import ConfigError, SyncError, UsageError, WindowError
+from ..inputs import layout
+from ..inputs.dat import count_frames
 from ..inputs.files import ensure_real_dir, remove_stale_partial
+from ..inputs.images import check_image_sizes
 from ..inputs.sequence_config import SequenceConfig, Timing, load_config
 from ..sync import FrameWindow, SyncFile, check_order, dump_sync, load_sync, save_sync, sync_path
+from . import windows
 
 TIMESTAMPS_NAME = "timestamps.txt"
 
@@ -342,7 +342,8 @@ def _check_windows(frames: tuple[FrameWindow, ...], lengths: dict[str, int], spi
             raise WindowError(f"frame {i} ({Path(frame.blur).name}) has a window outside its spike stream",
                               path=frame.spike_file, found=f"[{frame.spike_begin}, {frame.spike_end})",
                               expected=f"inside [0, {n}) (the stream's length)",
-                              fix="check the timing/offset, window_shift or the timestamps; the stream may be truncated")
+                              fix="check the timing/offset, window_shift or the timestamps; "
+                                  "the stream may be truncated")
         if frame.length <= 0:
             raise WindowError(f"frame {i} ({Path(frame.blur).name}) has an empty spike window",
                               path=frame.spike_file, found=f"[{frame.spike_begin}, {frame.spike_end})",

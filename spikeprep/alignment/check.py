@@ -19,12 +19,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..inputs import layout
-from .scores import ORIENTATIONS, score_window_orientations
 from ..errors import ConfigError, LayoutError, UsageError
+from ..inputs import layout
 from ..inputs.images import imread
 from ..inputs.sequence_config import load_config
 from ..sync import SyncFile, load_sync, sync_path
+from .scores import ORIENTATIONS, score_window_orientations
 from .verdict import Judgement, judge
 
 #: Window-length scales tried about the window centre (exposure check, at offset 0).

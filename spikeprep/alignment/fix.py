@@ -23,12 +23,12 @@ from pathlib import Path
 
 import yaml
 
-from .check import SequenceCheck
 from ..errors import SpikeprepError
 from ..inputs.files import output_error, write_text_atomic
 from ..inputs.sequence_config import load_config, parse_config
 from ..sync import load_sync, sync_path
 from .build import SyncOptions, build_sync
+from .check import SequenceCheck
 
 #: DATA_ROOT/spike/LOCK_NAME: the file --fix runs lock (`fix_lock`).
 LOCK_NAME = ".check-sync-fix.lock"

@@ -26,9 +26,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..inputs.dat import unpack_frames
 from ..errors import UsageError, WindowError
-from ..representations.kernels import _BLOCK_BYTES, _BYTE, _MAX_FLUSH_FRAMES, _jit, add_frame_block, check_packed, prange
+from ..inputs.dat import unpack_frames
+from ..representations.kernels import (
+    _BLOCK_BYTES,
+    _BYTE,
+    _MAX_FLUSH_FRAMES,
+    _jit,
+    add_frame_block,
+    check_packed,
+    prange,
+)
 
 ORIENTATIONS = ("as-is", "flipud", "fliplr", "rot180")
 
@@ -84,8 +92,9 @@ def prefix_counts_kernel(flat, frame_bytes, bounds, out):
     frame indices in ``[0, L]``; out: ``(M, H*W)`` int32, filled with ``out[m, p]`` = spikes of
     stored pixel ``p`` (``8*j + k``: bit k of byte j) in frames ``[bounds[0], bounds[m])``.
     Each thread owns 512 bytes of the frame: byte-lane SWAR counters
-    (`spikeprep.representations.kernels.add_frame_block`, as `count_ranges_kernel` uses them), drained into a block-local int32 total every 255
-    frames and at every bound, where the total is copied out (a contiguous 16 KiB row piece).
+    (`spikeprep.representations.kernels.add_frame_block`, as `count_ranges_kernel` uses them),
+    drained into a block-local int32 total every 255 frames and at every bound, where the total
+    is copied out (a contiguous 16 KiB row piece).
     Unchecked: callers validate (see `window_count_images`).
     """
     n_blocks = (frame_bytes + _BLOCK_BYTES - 1) // _BLOCK_BYTES

@@ -29,8 +29,15 @@ from .lock import acquire_write_lock
 from .plan import BuildPlan, name_list, plan_build
 from .runner import RunOptions
 from .safety import check_locations, check_resumable, check_wipe
-from .sequences import (BuildSummary, ProgressCallback, finish, prepare_cache, run_sequences,
-                        summarize, with_journal_checksum)
+from .sequences import (
+    BuildSummary,
+    ProgressCallback,
+    finish,
+    prepare_cache,
+    run_sequences,
+    summarize,
+    with_journal_checksum,
+)
 from .staleness import describe as describe_stale
 from .staleness import describe_lost, refresh_lost, refresh_stale
 

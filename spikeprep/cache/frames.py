@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..errors import DatError, LayoutError
 from ..inputs import fingerprint
 from ..inputs.dat import SpikeStream
-from ..errors import DatError, LayoutError
 from ..inputs.images import read_image
 from ..representations.hot_pixels import detect_hot_pixels, firing_rate, repair_hot_pixels
 from ..sync import SyncFile

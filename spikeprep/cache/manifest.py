@@ -33,8 +33,16 @@ import numpy as np
 
 from ..errors import CacheError
 from ..inputs.files import write_text_atomic
-from .records import (FORMAT, FORMAT_VERSION, JOURNAL_NAME, MANIFEST_NAME, MATCH_MODES, frame_key,
-                      hot_pixels_key, record_checksum_algorithm)
+from .records import (
+    FORMAT,
+    FORMAT_VERSION,
+    JOURNAL_NAME,
+    MANIFEST_NAME,
+    MATCH_MODES,
+    frame_key,
+    hot_pixels_key,
+    record_checksum_algorithm,
+)
 
 MANIFEST_VERSION = 2
 SPLITS = ("train", "val")

@@ -41,8 +41,8 @@ from pathlib import Path
 from ..errors import CacheError, UsageError
 from ..inputs.files import write_text_atomic
 from ..parts import Part, balanced_partition, parse_part
-from .journal import Journal, done_sequences
 from .interrupt import check_stop, stop_on_signals
+from .journal import Journal, done_sequences
 from .lock import acquire_write_lock, lock_files
 from .manifest import diff_params
 from .plan import BuildPlan, assign_shards
@@ -404,7 +404,8 @@ def _refuse_stale(cache: Path, parts: Split, states: list[PartState], build_miss
             found.append(f"part {state.part}: {describe_stale(stale)}")
     if found:
         raise CacheError("cannot complete the cache: sources changed since parts built them", path=cache,
-                         found="; ".join(found[:5]) + (f"; and {len(found) - 5} more parts" if len(found) > 5 else ""), expected="sources as they were when the parts read them",
+                         found="; ".join(found[:5]) + (f"; and {len(found) - 5} more parts" if len(found) > 5 else ""),
+                         expected="sources as they were when the parts read them",
                          fix="re-run those parts with --part I/N (they rebuild what changed), or pass "
                              "--build-missing to rebuild here")
 
@@ -419,7 +420,8 @@ def _merge(cache: Path, whole: BuildPlan, count: int) -> tuple[BuildPlan, dict]:
         done.update(done_sequences(entries))
     if len(algorithms) > 1:
         raise CacheError("parts were built with different record checksums (different spikeprep "
-                         "versions)", path=cache, found=", ".join(f"{a}: parts {ranges(v)}" for a, v in algorithms.items()),
+                         "versions)", path=cache,
+                         found=", ".join(f"{a}: parts {ranges(v)}" for a, v in algorithms.items()),
                          expected="one algorithm", fix="rebuild the older parts with this spikeprep")
     algorithm = next(iter(algorithms))
     whole = dataclasses.replace(whole, config=dataclasses.replace(whole.config, checksum_algorithm=algorithm))

@@ -56,7 +56,8 @@ def read_sync(path: Path) -> tuple[SyncFile, SyncSource]:
         load_sync(path)  # raises the usual error (encoding named, JSON position) on these bytes' file
         raise SyncError("sync.json changed while it was read", path=path, found="other contents on a "
                         "second read", expected="a sync.json that is not being rewritten",
-                        fix="wait until whatever rewrites it (build-sync, an import) has finished, then re-run") from None
+                        fix="wait until whatever rewrites it (build-sync, an import) has finished, "
+                            "then re-run") from None
     source = SyncSource(fingerprint.hash_bytes(data),
                         {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ino": st.st_ino}, taken)
     return parse_sync(raw, path), source

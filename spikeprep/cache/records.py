@@ -25,7 +25,8 @@ Header fields: ``magic`` = b"SPKC", ``version`` = FORMAT_VERSION, ``dtype_code``
 ``[begin, end)`` of a spike record; -1 for other records).
 
 Checksums: `checksum` (`spikeprep.inputs.fingerprint`: xxh3_128 for new caches, blake2b for caches
-built before 0.2; the algorithm is named first in the manifest's ``record_checksum``) over the whole LMDB value (header + payload). The manifest's schema is
+built before 0.2; the algorithm is named first in the manifest's ``record_checksum``) over the
+whole LMDB value (header + payload). The manifest's schema is
 `spikeprep.cache.manifest`.
 """
 
@@ -38,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inputs import fingerprint
 from ..errors import CacheError
+from ..inputs import fingerprint
 
 FORMAT = "spikeprep.cache"
 FORMAT_VERSION = 1

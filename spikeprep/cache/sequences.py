@@ -20,13 +20,21 @@ from ..inputs.files import write_text_atomic
 from ..lmdb_writer import ShardWriter
 from . import stats
 from .frames import dat_sources, hot_pixel_record, sequence_hot_pixels
-from .interrupt import check_stop
 from .inputs import merge_conversions, sequence_warnings, windows_have_spikes
+from .interrupt import check_stop
 from .journal import Journal, done_sequences
 from .manifest import Manifest, SequenceEntry, SpikeStats, diff_params, write_manifest
 from .plan import BuildPlan
-from .records import (FORMAT, FORMAT_VERSION, JOURNAL_NAME, META_INFO_NAME, RECORD_CHECKSUMS,
-                      checksum, shard_name, shard_path)
+from .records import (
+    FORMAT,
+    FORMAT_VERSION,
+    JOURNAL_NAME,
+    META_INFO_NAME,
+    RECORD_CHECKSUMS,
+    checksum,
+    shard_name,
+    shard_path,
+)
 from .runner import FrameRunner, RunOptions
 from .safety import is_empty, wipe_cache
 from .staleness import plan_changed_error, source_paths, stat_sources

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..inputs import fingerprint
 from ..errors import CacheError
+from ..inputs import fingerprint
 from .journal import Journal
 from .records import MANIFEST_NAME, META_INFO_NAME, shard_name, shard_path
 

@@ -30,15 +30,15 @@ from pathlib import Path
 import lmdb
 import numpy as np
 
+from ..errors import CacheError, DatError, SpikeprepError, UsageError
 from ..inputs import fingerprint
 from ..inputs.dat import count_frames
-from ..errors import CacheError, DatError, SpikeprepError, UsageError
 from ..sync import load_sync
+from . import stats
 from .frames import FrameConfig, FrameJob, compute_frame, hot_pixel_record, sequence_hot_pixels
 from .lock import writers_note
 from .manifest import Manifest, load_manifest
 from .reader import acquire_env, check_shard_file, release_env
-from . import stats
 from .records import META_INFO_NAME, checksum, decode_header, decode_record, parse_key, shard_name
 
 #: ``spike_stats`` agree when every value is within this of the recomputed one (float rounding).

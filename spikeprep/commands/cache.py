@@ -9,6 +9,7 @@ import click
 from ..report import tables
 from .common import console, print_warnings, reports_errors, stdout_console
 
+
 def _parse_repr_params(pairs) -> dict:
     import yaml
 
@@ -36,11 +37,13 @@ def _parse_repr_params(pairs) -> dict:
 @click.option("--workers", type=int, default=0, show_default=True,
               help="Worker processes (0/1: in-process; N >= 2: N workers compute frames, "
                    "this process writes).")
-@click.option("--val", multiple=True, metavar="SEQ", help="Validation sequence (repeatable): excluded from spike_stats.")
+@click.option("--val", multiple=True, metavar="SEQ",
+              help="Validation sequence (repeatable): excluded from spike_stats.")
 @click.option("--hot-pixels", type=click.Choice(["off", "detect"]), default="off", show_default=True,
               help="detect: find stuck pixels per sequence, repair voxels, store the mask.")
 @click.option("--force", is_flag=True,
-              help="Wipe a CACHE built with other parameters and rebuild (only a spikeprep cache holding nothing else).")
+              help="Wipe a CACHE built with other parameters and rebuild "
+                   "(only a spikeprep cache holding nothing else).")
 @click.option("--break-lock", is_flag=True,
               help="Remove a write lock held from another host (only when no process there writes CACHE).")
 @click.option("--part", metavar="I/N", default=None,
@@ -112,7 +115,8 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
 @click.argument("cache", type=click.Path(path_type=str))
 @click.option("--data", "data_root", type=click.Path(path_type=str), metavar="DATA_ROOT",
               help="Also check source fingerprints and re-voxelize frames from DATA_ROOT.")
-@click.option("--sample", type=int, default=None, metavar="N", help="With --data: re-voxelize N random frames, not all.")
+@click.option("--sample", type=int, default=None, metavar="N",
+              help="With --data: re-voxelize N random frames, not all.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --sample.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report on stdout.")
 @reports_errors

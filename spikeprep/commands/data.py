@@ -9,6 +9,7 @@ import click
 from ..report import tables
 from .common import console, print_warnings, reports_errors, stdout_console
 
+
 @click.command("build-sync")
 @click.argument("data_root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--sequence", "sequences", multiple=True, metavar="SEQ", help="Only this sequence (repeatable).")
@@ -17,7 +18,8 @@ from .common import console, print_warnings, reports_errors, stdout_console
 @click.option("--exposure", type=float, help="Exposure as a fraction of the frame interval, (0, 1].")
 @click.option("--offset", type=float, help="Seconds from spike frame 0 to frame 0's exposure start.")
 @click.option("--timestamps", metavar="FILE",
-              help="Timestamps file (absolute, or a name inside spike/SEQ/); default spike/SEQ/timestamps.txt if present.")
+              help="Timestamps file (absolute, or a name inside spike/SEQ/); "
+                   "default spike/SEQ/timestamps.txt if present.")
 @click.option("--timestamp-unit", type=click.Choice(["spikes", "seconds"]),
               help="Unit of the timestamps (default: the file's '# unit:' line, else spikes).")
 @click.option("--window-spikes", type=int, metavar="N",
@@ -71,7 +73,8 @@ def build_sync_command(data_root, sequences, spike_rate, frame_rate, exposure, o
 @click.option("--json", "as_json", is_flag=True, help="Print {\"sequences\": {SEQ: {...}}} on stdout.")
 @click.option("--preview", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
               help="Write contact sheets and a score-vs-offset plot per sequence into DIR.")
-@click.option("--fix", is_flag=True, help="Write offsets (window_shift) and flipud into config.yaml, rebuild sync.json.")
+@click.option("--fix", is_flag=True,
+              help="Write offsets (window_shift) and flipud into config.yaml, rebuild sync.json.")
 @reports_errors
 def check_sync_command(data_root, sequences, search, frames, as_json, preview, fix):
     """Check each sequence's frame/spike alignment from the data: the spike count of every
@@ -122,9 +125,11 @@ def _size(text):
 @click.argument("data_root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--sequence", "sequences", multiple=True, metavar="SEQ", help="Only this sequence (repeatable).")
 @click.option("--split", "splits", multiple=True, metavar="SPLIT", help="Only this split, e.g. train (repeatable).")
-@click.option("--blur", type=click.Choice(["gamma", "linear"]), help="spk-gopro: blur_gamma (default, the loader's) or blur.")
+@click.option("--blur", type=click.Choice(["gamma", "linear"]),
+              help="spk-gopro: blur_gamma (default, the loader's) or blur.")
 @click.option("--pad", type=click.Choice(["ones", "zeros", "skip"]),
-              help="x4k: windows past the stream's ends are padded with ones (default, the loader's), zeros, or skipped.")
+              help="x4k: windows past the stream's ends are padded with ones (default, the loader's), "
+                   "zeros, or skipped.")
 @click.option("--spike-full", is_flag=True, help="s-sdm: use the 720x1280 spike_full/ folder.")
 @click.option("--margins", nargs=2, type=int, metavar="LO HI", help="rsb: window [LO, L-HI) instead of the centred 97.")
 @click.option("--spike-size", metavar="HxW", help="Override the preset's spike frame size.")

@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import spk_gopro, ssdm, svrt, x4k
-from .base import ImportOptions, ImportPlan, check_unique, select
 from ..errors import LayoutError, UsageError
 from ..inputs.layout import check_name_length, check_sequence_name, suggested_name
+from . import spk_gopro, ssdm, svrt, x4k
+from .base import ImportOptions, ImportPlan, check_unique, select
 
 PRESETS = {
     "spk-gopro": spk_gopro.plan,

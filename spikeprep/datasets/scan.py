@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..inputs.dat import count_frames
 from ..errors import LayoutError, SyncError
+from ..inputs.dat import count_frames
 from ..inputs.images import IMAGE_SUFFIXES, image_size, list_images
 
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..alignment.windows import centred_window
+from ..errors import LayoutError, UsageError
 from .base import FramePlan, ImportOptions, ImportPlan, SequencePlan, reject_options
 from .scan import images, one_size, pick_spike_size, require_all, require_dir, stream_length, subdirs
-from ..errors import LayoutError, UsageError
-from ..alignment.windows import centred_window
 
 NAME = "spk-gopro"
 SPIKE_SIZE = (360, 640)

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..alignment.windows import centred_window
+from ..errors import LayoutError
 from .base import FramePlan, ImportOptions, ImportPlan, SequencePlan, join_name, reject_options
 from .scan import images, leaf_sequences, one_size, pick_spike_size, require_all, stream_length, subdirs
-from ..errors import LayoutError
-from ..alignment.windows import centred_window
 
 WINDOW = 97          # train_deblur.py: cal_tfp(spike, len//2, 97)
 DESIGN_LENGTH = 137  # spike_simulate.py: 20 + 97 + 20

@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from ..errors import LayoutError
+from ..inputs.sequence_config import parse_config, read_raw
 from .base import ImportOptions, ImportPlan, reject_options
 from .scan import find_dir, images, require_dir, subdirs
 from .spk_gopro import per_frame_sequence
-from ..errors import LayoutError
-from ..inputs.sequence_config import parse_config, read_raw
 
 NAME = "s-vrt"
 DEFAULT_SPIKE_SIZE = (360, 640)  # S-VRT's DEFAULT_SPIKE_CONFIG and the dataset's spike_h/spike_w defaults

@@ -1,7 +1,8 @@
 """Turning an `ImportPlan` into DATA_ROOT: links to SOURCE's files, config.yaml, sync.json.
 
 Only DATA_ROOT is written, never through a link into SOURCE (`check_not_into_source`: a
-DATA_ROOT/spike, a blur/SEQ linked into the download is refused). Big files are symlinks (absolute, to SOURCE); config.yaml,
+DATA_ROOT/spike, a blur/SEQ linked into the download is refused). Big files are symlinks
+(absolute, to SOURCE); config.yaml,
 sync.json and ``import.json`` (what was imported from where, with a fingerprint of the
 source files) are real files. Re-importing the same SOURCE is idempotent ("unchanged"); a
 sequence whose source files changed, or whose DATA_ROOT folders hold something else, is only
@@ -18,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from .base import ImportPlan, SequencePlan
 from ..errors import LayoutError, UsageError
 from ..inputs.files import write_text_atomic
 from ..sync import FrameWindow, SyncFile, dump_sync
+from .base import ImportPlan, SequencePlan
 
 RECORD = "import.json"
 RECORD_FORMAT = "spikeprep.import"

@@ -18,10 +18,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .base import (PAD_VALUES, FramePlan, ImportOptions, ImportPlan, SequencePlan, join_name, padded_window,
-                   reject_options)
-from .scan import images, leaf_sequences, one_size, pick_spike_size, require_all, stream_length, subdirs
 from ..errors import LayoutError, UsageError
+from .base import (
+    PAD_VALUES,
+    FramePlan,
+    ImportOptions,
+    ImportPlan,
+    SequencePlan,
+    join_name,
+    padded_window,
+    reject_options,
+)
+from .scan import images, leaf_sequences, one_size, pick_spike_size, require_all, stream_length, subdirs
 
 NAME = "x4k"
 SPIKE_SIZE = {"train": (384, 384), "val": (256, 256)}

@@ -30,8 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import fingerprint
 from ..errors import LayoutError
+from . import fingerprint
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Image files every stage reads as frames.
@@ -101,7 +101,7 @@ def decode_rgb(data: bytes, path: Path) -> tuple[np.ndarray, str | None]:
 
 
 def _last_line(exc: Exception) -> str:
-    lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return lines[-1][-160:] if lines else type(exc).__name__
 
 

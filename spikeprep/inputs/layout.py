@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LayoutError
-from .images import list_images
 from .files import is_utf8, require_utf8_name
+from .images import list_images
 
 STREAM_NAME = "spikes.dat"
 #: Names a sequence's one continuous stream may have (X4K's downloads call it ``spike.dat``).

@@ -18,8 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import UsageError, VoxelError
-from .kernels import (bin_edges, check_out, check_packed, count_ranges, ema_kernel,
-                    uint_dtype_for)
+from .kernels import bin_edges, check_out, check_packed, count_ranges, ema_kernel, uint_dtype_for
 
 
 def _check_frames(rep, n_frames: int) -> None:

@@ -11,7 +11,8 @@ thread owns a block of 512 bytes (4096 pixels) and, frame after frame, loads its
 little-endian uint64 words; for bit ``k`` it adds ``(word >> k) & 0x0101010101010101`` into
 accumulator ``k`` of that word, counting 8 pixels at once, one per byte lane. Lane ``b`` of
 accumulator ``k`` of word ``w`` is byte ``j = j0 + 8w + b`` of the frame (``j0``: the block's
-first byte), pixel ``8j + k`` in stored (bottom-up, row-major) order. A lane holds at most 255, so accumulators are flushed into the
+first byte), pixel ``8j + k`` in stored (bottom-up, row-major) order. A lane holds at most 255,
+so accumulators are flushed into the
 wide output every 255 frames and at the end of each counted range. Working on the flat frame
 rather than on rows means rows need not be whole bytes: with ``W % 8 != 0`` a byte straddles
 two rows, which only the flush (pixel -> row, column) has to know, and that runs once per 255

@@ -10,8 +10,15 @@ from ..errors import LayoutError
 from ..inputs.images import image_size, list_images
 from .output import prepare, refuse_overlap
 from .scenes import FrameSequenceScene
-from .spikes import (DEFAULT_THRESHOLD, ProgressCallback, SimulationSummary, SpikeParams,
-                     progress_counter, require, write_sequence)
+from .spikes import (
+    DEFAULT_THRESHOLD,
+    ProgressCallback,
+    SimulationSummary,
+    SpikeParams,
+    progress_counter,
+    require,
+    write_sequence,
+)
 from .synthetic import sequence_rng
 
 

@@ -11,8 +11,15 @@ import numpy as np
 
 from .output import prepare
 from .scenes import SyntheticScene, random_scene
-from .spikes import (DEFAULT_THRESHOLD, ProgressCallback, SimulationSummary, SpikeParams,
-                     progress_counter, require, write_sequence)
+from .spikes import (
+    DEFAULT_THRESHOLD,
+    ProgressCallback,
+    SimulationSummary,
+    SpikeParams,
+    progress_counter,
+    require,
+    write_sequence,
+)
 
 _MIN_SCENE_SIDE_PX = 16
 

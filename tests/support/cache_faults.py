@@ -15,10 +15,10 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests.support.paths import REPO
 from spikeprep.cache.lock import LOCK_DIR
 from spikeprep.cache.reader import acquire_env, release_env
 from spikeprep.cli import main
+from tests.support.paths import REPO
 
 ROOT = REPO
 S = 4

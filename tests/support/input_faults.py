@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.support import cache_datasets
-from tests.support import data_roots
-from tests.support.namespaces import mount_supported
 from spikeprep.cli import main
+from tests.support import cache_datasets, data_roots
+from tests.support.namespaces import mount_supported
 
 LEFTOVER_SUFFIXES = (".partial", ".tmp")
 
@@ -35,7 +34,7 @@ def leftovers(*roots) -> list[Path]:
 def assert_clear_error(result, code: int, *words):
     """Exit ``code``, one ``error:`` line naming found/expected, no traceback, and ``words``."""
     assert result.exit_code == code, result.output
-    line = next(l for l in result.output.splitlines() if l.startswith("error: "))
+    line = next(ln for ln in result.output.splitlines() if ln.startswith("error: "))
     assert "found" in line and "expected" in line, line
     for word in words:
         assert word in line, (word, line)

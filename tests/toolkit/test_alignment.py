@@ -3,20 +3,28 @@ orientation of the three real streams."""
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tests.support.paths import REAL_STEMS
 from spikeprep import SpikeStream
-from spikeprep.alignment.scores import (ORIENTATIONS, best_orientation, correlation, orientation_targets,
-                                 oriented, reference_scores, score_orientations, score_window_orientations,
-                                 score_windows)
-from spikeprep.inputs.dat import pack_frames
-from spikeprep.errors import UsageError, WindowError
+from spikeprep.alignment.scores import (
+    ORIENTATIONS,
+    best_orientation,
+    correlation,
+    orientation_targets,
+    oriented,
+    reference_scores,
+    score_orientations,
+    score_window_orientations,
+    score_windows,
+)
 from spikeprep.alignment.verdict import MIN_GAIN, compare, judge
+from spikeprep.errors import UsageError, WindowError
+from spikeprep.inputs.dat import pack_frames
+from tests.support.paths import REAL_STEMS
 
 SETTINGS = settings(max_examples=30, deadline=None)
 

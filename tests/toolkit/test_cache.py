@@ -14,16 +14,15 @@ import lmdb
 import numpy as np
 import pytest
 
-from tests.support.fault_injection import run_killed
-from tests.support.reference import spikecv_decode
-from tests.support.cache_datasets import all_records, make_dataset, manifest_without_time
-
 import spikeprep
 from spikeprep.cache.manifest import params_hash
 from spikeprep.cache.records import HEADER_SIZE, checksum, decode_record
 from spikeprep.errors import CacheError
 from spikeprep.lmdb_writer import ShardWriter
 from spikeprep.sync import load_sync
+from tests.support.cache_datasets import all_records, make_dataset, manifest_without_time
+from tests.support.fault_injection import run_killed
+from tests.support.reference import spikecv_decode
 
 S = 4
 

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 import spikeprep
 from spikeprep.cli import main
-from spikeprep.inputs.dat import SpikeStream, write_dat
 from spikeprep.errors import ConfigError
+from spikeprep.inputs.dat import SpikeStream, write_dat
 from spikeprep.inputs.sequence_config import load_config
 from spikeprep.sync import load_sync
 

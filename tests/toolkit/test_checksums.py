@@ -9,16 +9,14 @@ import json
 import pytest
 import xxhash
 
-from tests.support.cache_datasets import make_dataset
-from tests.support.fault_injection import run_killed
-from tests.support.cache_datasets import all_records
-
-from tests.support.paths import REPO
 import spikeprep
-from spikeprep.inputs import fingerprint
 from spikeprep.cache.manifest import load_manifest
 from spikeprep.cache.records import record_checksum_algorithm
 from spikeprep.errors import CacheError
+from spikeprep.inputs import fingerprint
+from tests.support.cache_datasets import all_records, make_dataset
+from tests.support.fault_injection import run_killed
+from tests.support.paths import REPO
 
 ROOT = REPO
 OLD_DESCRIPTION = "blake2b-128 hex of the whole LMDB value (header + payload)"

@@ -14,12 +14,10 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from tests.support.cache_datasets import make_dataset
-from tests.support.cache_datasets import all_records, manifest_without_time
-
-from tests.support.paths import REPO
 import spikeprep
 from spikeprep.errors import UsageError
+from tests.support.cache_datasets import all_records, make_dataset, manifest_without_time
+from tests.support.paths import REPO
 
 ROOT = REPO
 
@@ -61,7 +59,8 @@ def cluster(tmp_path_factory):
         for i in range(2):
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1", "--nworkers", "1",
-                 "--no-dashboard", "--no-nanny", "--memory-limit", "0", "--name", f"w{i}", "--local-directory", str(logs)],
+                 "--no-dashboard", "--no-nanny", "--memory-limit", "0", "--name", f"w{i}",
+                 "--local-directory", str(logs)],
                 stdout=open(logs / f"worker{i}.log", "w"), **quiet))
         with Client(address, timeout="60s", set_as_default=False) as client:
             client.wait_for_workers(2, timeout=90)

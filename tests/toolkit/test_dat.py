@@ -9,14 +9,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tests.support.paths import REAL_STEMS
 from spikeprep import SpikeStream, write_dat
-from spikeprep.inputs.dat import count_frames, pack_frames
 from spikeprep.errors import DatError, UsageError, WindowError
+from spikeprep.inputs.dat import count_frames, pack_frames
+from tests.support.paths import REAL_STEMS
 from tests.support.reference import spikecv_decode, spikecv_matrix
-
 
 
 def open_stream(path, h, w, **kw):

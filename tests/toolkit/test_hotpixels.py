@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spikeprep.inputs.dat import SpikeStream, write_dat
 from spikeprep.errors import UsageError
+from spikeprep.inputs.dat import SpikeStream, write_dat
 from spikeprep.representations.hot_pixels import detect_hot_pixels, firing_rate, repair_hot_pixels
 
 

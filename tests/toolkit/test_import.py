@@ -12,9 +12,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tests.support import replicas
 from spikeprep import SpikeStream, load_sync
 from spikeprep.cli import main
+from tests.support import replicas
 
 
 def run(*args):
@@ -28,8 +28,8 @@ def imported(root: Path) -> dict:
 
 def fed(root: Path, frame, h: int, w: int) -> np.ndarray:
     """What our sync.json says the network sees for a frame: the window with its padding."""
-    core = SpikeStream(filepath=root / frame.spike_file, spike_h=h, spike_w=w, print_dat_detail=False).get_block_spikes(frame.spike_begin,
-                                                                       frame.spike_end - frame.spike_begin)
+    stream = SpikeStream(filepath=root / frame.spike_file, spike_h=h, spike_w=w, print_dat_detail=False)
+    core = stream.get_block_spikes(frame.spike_begin, frame.spike_end - frame.spike_begin)
     pad = lambda k: np.full((k, h, w), frame.pad_value, np.uint8)  # noqa: E731
     return np.concatenate([pad(frame.pad_before), core.astype(np.uint8), pad(frame.pad_after)])
 
@@ -352,7 +352,8 @@ def test_x4k_pre_cut_files_are_used_whole(tmp_path):
     result = run("import", "x4k", src, tmp_path / "data", "--spike-size", "8x8")
     assert result.exit_code == 0, result.output
     frame = imported(tmp_path / "data")["002_clip"].frames[0]
-    assert (frame.name, frame.spike_file, frame.spike_begin, frame.spike_end) == ("0010", "spike/002_clip/0010.dat", 0, 65)
+    assert (frame.name, frame.spike_file, frame.spike_begin, frame.spike_end) == \
+        ("0010", "spike/002_clip/0010.dat", 0, 65)
 
 
 def test_replace_refuses_foreign_files_and_bad_records(tmp_path):

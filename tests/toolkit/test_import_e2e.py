@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.support import replicas
 from spikeprep import open_cache
 from spikeprep.cli import main
+from tests.support import replicas
 
 
 def run(*args):
@@ -113,9 +113,9 @@ def test_ssdm_and_rsb_end_to_end(tmp_path):
 
 @pytest.mark.requires_torch
 def test_recipe_clip_length_reaches_the_cache_and_the_trainer(tmp_path):
+    from spikeprep import ConfigError
     from tests.support.data_roots import make_recipe
     from vrt_train.data import ShardDataset, clip_frames
-    from spikeprep import ConfigError
 
     make_recipe(tmp_path / "data", frames=4, T=3)
     assert run("build-sync", tmp_path / "data").exit_code == 0
@@ -131,9 +131,9 @@ def test_recipe_clip_length_reaches_the_cache_and_the_trainer(tmp_path):
 
 @pytest.mark.requires_torch
 def test_num_frames_null_errors():
+    from spikeprep import ConfigError
     from tests.support.fakes import FakeCache
     from vrt_train.data import clip_frames
-    from spikeprep import ConfigError
 
     class OneFrameClips(FakeCache):
         def clip_length(self, seq):
@@ -150,9 +150,11 @@ def test_inference_writes_source_frame_names(tmp_path, monkeypatch):
     import os
 
     import cv2
+
     import vrt_train.data as data
     from tests.support.fakes import FakeCache
-    from tests.support.tiny_train import TinyNet, run as train_run, small_cfg
+    from tests.support.tiny_train import TinyNet, small_cfg
+    from tests.support.tiny_train import run as train_run
     from vrt_train.infer import infer
 
     class Named(FakeCache):

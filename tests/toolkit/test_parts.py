@@ -11,16 +11,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tests.support.cache_datasets import make_dataset
-from tests.support.fault_injection import run_killed
-
-from tests.support.paths import REPO
 import spikeprep
 from spikeprep.cache.reader import acquire_env, release_env
 from spikeprep.errors import CacheError, LockError, UsageError
 from spikeprep.parts import Part, balanced_partition, parse_part
+from tests.support.cache_datasets import make_dataset
+from tests.support.fault_injection import run_killed
+from tests.support.paths import REPO
 
 ROOT = REPO
 S = 4
@@ -259,7 +259,8 @@ FAKE_SBATCH = textwrap.dedent('''
     env = dict(os.environ, SLURM_JOB_ID=str(job))
     log = lambda name: open(os.path.join(os.environ["FAKE_SLURM_LOGS"], name), "w")
     if wrap:
-        rc = subprocess.run(["bash", "-c", wrap], env=env, stdout=log(f"{job}.log"), stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(["bash", "-c", wrap], env=env, stdout=log(f"{job}.log"),
+                            stderr=subprocess.STDOUT).returncode
     else:
         text = open(script).read()
         array = array or re.search(r"^#SBATCH --array=(\\S+)", text, re.M).group(1)

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from spikeprep import SpikeStream, simulate_dataset
 from spikeprep.cli import main
 from spikeprep.errors import LayoutError, UsageError
-from spikeprep.simulate.scenes import luma
 from spikeprep.inputs.sequence_config import Timing, load_config
 from spikeprep.simulate import simulate_from_frames, synthetic_scene
+from spikeprep.simulate.scenes import luma
 
 FRAMES, SPF = 6, 40
 

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.support.paths import REPO
 from spikeprep.errors import UsageError
 from spikeprep.simulate import simulate_dataset, simulate_from_frames
+from tests.support.paths import REPO
 
 ROOT = REPO
 OPTS = dict(images_per_frame=4, spikes_per_frame=8)

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support import replicas
 from spikeprep import voxelize
 from spikeprep.errors import UsageError, VoxelError
+from tests.support import replicas
 
 
 def packed_of(spikes: np.ndarray) -> np.ndarray:
@@ -18,7 +18,8 @@ def packed_of(spikes: np.ndarray) -> np.ndarray:
 
 
 @settings(max_examples=40, deadline=None)
-@given(L=st.integers(41, 140), S=st.integers(1, 9), hw=st.integers(0, 20), p=st.floats(0.0, 1.0), seed=st.integers(0, 99))
+@given(L=st.integers(41, 140), S=st.integers(1, 9), hw=st.integers(0, 20), p=st.floats(0.0, 1.0),
+       seed=st.integers(0, 99))
 def test_matches_svrt_within_one_grey_level(L, S, hw, p, seed):
     if L <= 2 * hw:
         return

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tests.support.cache_datasets import make_dataset
-
 import spikeprep
 from spikeprep.cache.records import HEADER_SIZE
 from spikeprep.cli import main
+from tests.support.cache_datasets import make_dataset
 
 
 @pytest.fixture(scope="module")

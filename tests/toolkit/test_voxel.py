@@ -8,15 +8,14 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spikeprep import voxelize
 from spikeprep.errors import UsageError, VoxelError
 from spikeprep.representations.catalog import REPRESENTATIONS, make_representation
 from spikeprep.voxel import bin_edges, count_ranges_kernel, ema_kernel
-
-from tests.support.reference import (bins_reference, ema_reference, spikecv_decode, temporal4_reference,
-                                     tfp_reference)
+from tests.support.reference import bins_reference, ema_reference, spikecv_decode, temporal4_reference, tfp_reference
 
 SETTINGS = settings(max_examples=25, deadline=None)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pickle
 
 import pytest
+
 pytest.importorskip("torch", reason="the trainer tests need torch (pip install \"spikeprep[train]\")")
 
 import torch
 
-from tests.support.fakes import FakeCache
 from spikeprep import ConfigError
+from tests.support.fakes import FakeCache
 from vrt_train.augment import SpikeNorm, assemble, geometric
 from vrt_train.config import AugmentConfig
 from vrt_train.data import ClipSampler, ShardDataset, ValDataset, make_loader, window_divisor_fn

@@ -9,10 +9,11 @@ import pytest
 
 from spikeprep import ConfigError
 from tests.support.fakes import FakeCache
+
 pytest.importorskip("torch", reason="the trainer tests need torch (pip install \"spikeprep[train]\")")
 
-from tests.support.tiny_train import TinyNet, small_cfg
 from tests.support.paths import CONFIGS
+from tests.support.tiny_train import TinyNet, small_cfg
 from vrt_train import dryrun
 from vrt_train.config import replace
 from vrt_train.memory import Measured
@@ -68,8 +69,9 @@ def test_cpu_step_that_does_not_fit_is_not_run_and_fitting_settings_are_named(tm
 
 
 def test_cli_dry_run_exit_codes(tmp_path, monkeypatch, capsys):
-    from vrt_train import cli
     import yaml
+
+    from vrt_train import cli
     from vrt_train.config import to_dict
     cfg = small_cfg(tmp_path, None)
     path = tmp_path / "c.yaml"
@@ -102,9 +104,11 @@ def real_cache(tmp_path_factory):
 @pytest.mark.slow
 def test_real_tiny_vrt_dry_run_and_checkpointing_suggestion(real_cache, tmp_path, monkeypatch):
     import warnings
+
     import vrt_train.data as data
     from vrt_train.config import load_config
-    monkeypatch.setattr(data, "open_any", lambda c: __import__("spikeprep").open_cache(c) if isinstance(c, (str, os.PathLike)) else c)
+    monkeypatch.setattr(data, "open_any",
+                        lambda c: __import__("spikeprep").open_cache(c) if isinstance(c, (str, os.PathLike)) else c)
     cfg = load_config(CONFIG, [f"data.cache={real_cache}", f"out_dir={tmp_path / 'run'}", "data.gt_size=48",
                                "data.num_frames_val=3"])
     with warnings.catch_warnings():

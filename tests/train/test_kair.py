@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+
 pytest.importorskip("torch", reason="the trainer tests need torch (pip install \"spikeprep[train]\")")
 
 import torch
@@ -161,6 +162,7 @@ def test_real_cache_crops_match_its_records(tmp_path, monkeypatch):
 def test_readme_network_factory_lines_build_a_vrt_that_takes_the_samples(monkeypatch, single_thread):
     """The README's define_G branch on a KAIR-parsed netG (KAIR adds scale; init keys present)."""
     import warnings
+
     from vrt_train.config import load_config
     from vrt_train.model import VRT as net
     cache = FakeCache(size=64, n_frames=4)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
+
 pytest.importorskip("torch", reason="the trainer tests need torch (pip install \"spikeprep[train]\")")
 
 import torch

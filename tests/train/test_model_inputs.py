@@ -5,14 +5,14 @@ from __future__ import annotations
 import warnings
 
 import pytest
+
 pytest.importorskip("torch", reason="the trainer tests need torch (pip install \"spikeprep[train]\")")
 
 import torch
 
+from tests.support.tiny_vrt import TINY, build, clip
 from vrt_train.model import VRT, InputShapeError, SpyNetWeightsWarning
 from vrt_train.model.flow import SpyNet
-
-from tests.support.tiny_vrt import TINY, build, clip
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

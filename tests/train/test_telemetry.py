@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 pytest.importorskip("torch", reason="the trainer tests need torch (pip install \"spikeprep[train]\")")
 
 import torch
@@ -20,8 +21,8 @@ from vrt_train import memory, telemetry, tiles
 from vrt_train import train as train_mod
 from vrt_train.config import ValConfig
 from vrt_train.curves import plot_curves, read_rows
-from vrt_train.validate import _run_padded
 from vrt_train.telemetry import StepTelemetry
+from vrt_train.validate import _run_padded
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 pytest.importorskip("torch", reason="the trainer tests need torch (pip install \"spikeprep[train]\")")
 
 import torch
@@ -15,13 +16,12 @@ import yaml
 
 from spikeprep import ConfigError
 from tests.support.fakes import FakeCache
-from tests.support.paths import REPO
+from tests.support.paths import CONFIGS, REPO
 from tests.support.tiny_train import TinyNet, run, small_cfg
-from tests.support.paths import CONFIGS
 from vrt_train import train as train_mod
-from vrt_train.config import config_from_dict, load_config, replace
 from vrt_train.checkpoint import list_checkpoints
 from vrt_train.cli import main
+from vrt_train.config import config_from_dict, load_config, replace
 
 
 @pytest.fixture(autouse=True)

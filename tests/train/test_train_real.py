@@ -8,6 +8,7 @@ import warnings
 import cv2
 import numpy as np
 import pytest
+
 pytest.importorskip("torch", reason="the trainer tests need torch (pip install \"spikeprep[train]\")")
 
 import torch
@@ -15,9 +16,9 @@ import torch
 import spikeprep
 from tests.support.paths import CONFIGS
 from vrt_train.augment import SpikeNorm, assemble
-from vrt_train.data import ShardDataset, ValDataset
 from vrt_train.checkpoint import list_checkpoints
 from vrt_train.cli import main
+from vrt_train.data import ShardDataset, ValDataset
 
 CONFIG = CONFIGS / "demo_tiny_cpu.yaml"
 

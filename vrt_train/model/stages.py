@@ -15,15 +15,29 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .alignment import FlowGuidedDeformConv, align_neighbours
-from .attention import (WindowAttention, effective_window, merge_windows, padded_size,
-                        partition_windows, shifted_window_mask)
-from .layers import (ChannelsToSpaceLast, GEGLUMlp, SpaceToChannelsLast, ToChannelsFirst,
-                     ToChannelsLast, along_channels, drop_path_or_identity)
+from .attention import (
+    WindowAttention,
+    effective_window,
+    merge_windows,
+    padded_size,
+    partition_windows,
+    shifted_window_mask,
+)
+from .layers import (
+    ChannelsToSpaceLast,
+    GEGLUMlp,
+    SpaceToChannelsLast,
+    ToChannelsFirst,
+    ToChannelsLast,
+    along_channels,
+    drop_path_or_identity,
+)
 
 NormFactory = Callable[[int], nn.Module]
 
 
-def _maybe_checkpointed(function: Callable[..., torch.Tensor], enabled: bool, *args: torch.Tensor | None) -> torch.Tensor:
+def _maybe_checkpointed(function: Callable[..., torch.Tensor], enabled: bool,
+                        *args: torch.Tensor | None) -> torch.Tensor:
     """Run ``function(*args)``, recomputing it in the backward pass instead of storing
     activations when ``enabled`` (gradient checkpointing)."""
     if enabled:

@@ -17,13 +17,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cache_faults import (ROOT, S, descendants, invoke, records, running, set_offset, tree, verifies,
-                                        voxelize_args)
-from tests.support.fault_injection import run_killed, start_paused
 import spikeprep
 import spikeprep.errors
 from spikeprep.cache.lock import LOCK_DIR, lock_files
-
+from tests.support.cache_faults import (
+    ROOT,
+    S,
+    descendants,
+    invoke,
+    records,
+    running,
+    set_offset,
+    tree,
+    verifies,
+    voxelize_args,
+)
+from tests.support.fault_injection import run_killed, start_paused
 
 # -- 1: --force deletes only what spikeprep wrote --------------------------------------------------
 
@@ -219,10 +228,10 @@ def test_crash_during_a_rebuild_then_sources_reverted_is_not_already_done(copy, 
 
 
 def test_cheap_precheck_skips_unchanged_files_and_rehashes_the_rest(copy, monkeypatch):
-    from spikeprep.inputs import fingerprint
     from spikeprep.cache import staleness
     from spikeprep.cache.journal import Journal, done_sequences
     from spikeprep.cache.plan import plan_build
+    from spikeprep.inputs import fingerprint
 
     data, cache = copy
     past = time.time_ns() - 3600 * 10**9

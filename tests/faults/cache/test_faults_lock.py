@@ -10,17 +10,25 @@ import os
 import signal
 import socket
 import time
+
 import pytest
 from click.testing import CliRunner
 
-from tests.support.cache_faults import (ROOT, dead_pid, hold_lock, invoke, records, spikeprep_cli, verifies,
-                                        voxelize_args, write_lock_file)
-from tests.support.fault_injection import run_killed, start_paused
-from spikeprep.cache.lock import (LOCK_DIR, LockHolder, acquire_write_lock, live_holders,
-                                  lock_files, process_start_ticks)
+from spikeprep.cache.lock import LOCK_DIR, LockHolder, acquire_write_lock, live_holders, lock_files, process_start_ticks
 from spikeprep.cli import main
 from spikeprep.errors import LockError
-
+from tests.support.cache_faults import (
+    ROOT,
+    dead_pid,
+    hold_lock,
+    invoke,
+    records,
+    spikeprep_cli,
+    verifies,
+    voxelize_args,
+    write_lock_file,
+)
+from tests.support.fault_injection import run_killed, start_paused
 
 # -- the write lock (library level) ---------------------------------------------------------------
 

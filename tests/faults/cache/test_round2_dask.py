@@ -86,7 +86,7 @@ def voxelize(*args, cwd=ROOT, timeout=180) -> subprocess.CompletedProcess:
 
 
 def one_error_line(stderr: str) -> bool:
-    return "Traceback" not in stderr and len([l for l in stderr.splitlines() if l.startswith("error:")]) == 1
+    return "Traceback" not in stderr and len([ln for ln in stderr.splitlines() if ln.startswith("error:")]) == 1
 
 
 def test_malformed_and_unreachable_addresses_are_one_error_line(tmp_path):

@@ -5,11 +5,9 @@ survive and that nothing is left over."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.support.input_faults import assert_clear_error, leftovers, rename_bytes, run, small_dataset, sync_dataset
-
 
 # -- config.yaml and build-sync flags -----------------------------------------------------------
 
@@ -28,8 +26,8 @@ def test_bad_config_numbers(tmp_path, key, value, words):
     data = sync_dataset(tmp_path)
     cfg = data / "spike/seqA/config.yaml"
     cfg.write_text(cfg.read_text() + f"{key}: {value}\n" if key not in cfg.read_text() else
-                   "\n".join(l if not l.startswith(f"{key}:") else f"{key}: {value}"
-                             for l in cfg.read_text().splitlines()) + "\n")
+                   "\n".join(ln if not ln.startswith(f"{key}:") else f"{key}: {value}"
+                             for ln in cfg.read_text().splitlines()) + "\n")
     assert_clear_error(run("build-sync", data), 1, words)
     assert not (data / "spike/seqA/sync.json").exists() and leftovers(data) == []
 

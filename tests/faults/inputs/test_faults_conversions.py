@@ -13,16 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.support.input_faults import assert_clear_error, leftovers, run, small_dataset
-
 import spikeprep
 from spikeprep.errors import LayoutError
-
+from tests.support.input_faults import assert_clear_error, leftovers, run, small_dataset
 
 # -- conversions: never silent -------------------------------------------------------------------
 
 def warnings_of(result) -> list[str]:
-    return [l for l in result.output.splitlines() if l.startswith("warning:")]
+    return [ln for ln in result.output.splitlines() if ln.startswith("warning:")]
 
 
 def voxelize(data, cache):

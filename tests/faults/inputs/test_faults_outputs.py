@@ -14,12 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
+from spikeprep.errors import OutputError
+from spikeprep.inputs.files import write_text_atomic
 from tests.support import cache_datasets
 from tests.support.input_faults import assert_clear_error, leftovers, needs_mounts, run, small_dataset, sync_dataset
 from tests.support.namespaces import read_only, run_in_namespace, spikeprep_command, tmpfs
-from spikeprep.errors import OutputError
-from spikeprep.inputs.files import write_text_atomic
-
 
 # -- read-only folders and a full disk ----------------------------------------------------------
 
@@ -42,7 +41,7 @@ def test_build_sync_into_read_only_data_root(tmp_path):
     data = sync_dataset(tmp_path / "data")
     done = run_in_namespace(f"{read_only(data)} && {spikeprep_command('build-sync', data)}")
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    line = next(l for l in done.stderr.splitlines() if l.startswith("error:"))
+    line = next(ln for ln in done.stderr.splitlines() if ln.startswith("error:"))
     assert "cannot write sync.json" in line and "EROFS" in line and "read-only" in line
     assert str(data / "spike/seqA/sync.json") in line
     assert leftovers(data) == [] and not (data / "spike/seqA/sync.json").exists()
@@ -68,7 +67,7 @@ def test_voxelize_into_read_only_cache_parent(tmp_path):
     done = run_in_namespace(f"{read_only(parent)} && "
                             f"{spikeprep_command('voxelize', data, parent / 'cache', '--S', 4)}")
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    line = next(l for l in done.stderr.splitlines() if l.startswith("error:"))
+    line = next(ln for ln in done.stderr.splitlines() if ln.startswith("error:"))
     assert "EROFS" in line and str(parent / "cache") in line and "expected" in line
     assert list(parent.iterdir()) == []
 
@@ -95,7 +94,7 @@ def test_disk_full_during_voxelize_then_resume(tmp_path):
     first_err = (out / "1.err").read_text()
     assert (out / "1.rc").read_text().strip() == "1", first_err
     assert "Traceback" not in first_err
-    line = next(l for l in first_err.splitlines() if l.startswith("error:"))
+    line = next(ln for ln in first_err.splitlines() if ln.startswith("error:"))
     assert "cannot write the LMDB shard" in line and "bytes free" in line and "re-run the same command" in line
     assert (out / "leftovers").read_text() == ""
     assert "manifest.json" not in (out / "ls").read_text()
@@ -115,11 +114,11 @@ def test_simulate_non_finite_flags(tmp_path, flag, value):
 def test_simulate_onto_a_full_disk(tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
-    done = run_in_namespace(f"{tmpfs(disk, '100k')} && "
-                            f"{spikeprep_command('simulate', disk / 'out', '--frames', 4, '--height', 64, '--width', 64)}"
+    simulate = spikeprep_command("simulate", disk / "out", "--frames", 4, "--height", 64, "--width", 64)
+    done = run_in_namespace(f"{tmpfs(disk, '100k')} && {simulate}"
                             f"; echo rc=$? ; find {disk} -name '*.partial'")
     assert "rc=1" in done.stdout and "Traceback" not in done.stderr
-    line = next(l for l in done.stderr.splitlines() if l.startswith("error:"))
+    line = next(ln for ln in done.stderr.splitlines() if ln.startswith("error:"))
     assert "ENOSPC" in line and "free disk space" in line
     assert ".partial" not in done.stdout.split("rc=1")[1]
 

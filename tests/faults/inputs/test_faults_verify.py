@@ -12,11 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import spikeprep
 from tests.support import cache_datasets
 from tests.support.input_faults import assert_clear_error, run
-
-import spikeprep
-
 
 # -- verify: damaged sources and a doctored manifest ---------------------------------------------
 

@@ -17,17 +17,27 @@ pytest.importorskip("torch", reason="the trainer tests need torch (pip install \
 import torch
 from torch import nn
 
-from tests.support.train_faults import (ROOT, RUNNER, runner_env, in_private_mounts, assert_one_line_error,
-                                        assert_same_weights, cli, fake_cache, load, raw_cfg, write_cfg)
 import vrt_train.data as data
 from spikeprep.errors import ConfigError
 from tests.support.fakes import FakeCache
 from tests.support.tiny_train import TinyNet
+from tests.support.train_faults import (
+    ROOT,
+    RUNNER,
+    assert_one_line_error,
+    assert_same_weights,
+    cli,
+    fake_cache,
+    in_private_mounts,
+    load,
+    raw_cfg,
+    runner_env,
+    write_cfg,
+)
 from vrt_train.checkpoint import list_checkpoints
 from vrt_train.config import config_from_dict
-from vrt_train.guard import StepGuard, assert_finite_weights
 from vrt_train.errors import TrainingDiverged
-
+from vrt_train.guard import StepGuard, assert_finite_weights
 
 # -- 1. diverging runs --------------------------------------------------------------------------
 

@@ -15,11 +15,21 @@ import pytest
 
 pytest.importorskip("torch", reason="the trainer tests need torch (pip install \"spikeprep[train]\")")
 
-from tests.support.train_faults import (ROOT, alive, free_port, spawn_runner, stop_runner, wait_for, workers_gone,
-                                        assert_one_line_error, assert_same_weights, load, write_cfg)
+from tests.support.train_faults import (
+    ROOT,
+    alive,
+    assert_one_line_error,
+    assert_same_weights,
+    free_port,
+    load,
+    spawn_runner,
+    stop_runner,
+    wait_for,
+    workers_gone,
+    write_cfg,
+)
 from vrt_train.checkpoint import list_checkpoints
 from vrt_train.guard import stop_on_signals
-
 
 # -- 2./3. preemption and orphans (real signals to a subprocess) ---------------------------------
 
