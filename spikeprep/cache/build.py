@@ -58,14 +58,15 @@ def parse_size(text) -> int:
 def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None, match="none",
                      shard_size=DEFAULT_SHARD_SIZE, workers=0, val=(), hot_pixels="off", force=False,
                      progress: bool | ProgressCallback = True, initial_map_size=DEFAULT_INITIAL_MAP_SIZE, part=None,
-                     build_missing=False, dask=None, break_lock=False, on_notice=None,
+                     build_missing=False, dask=None, break_lock=False, on_notice=None, hot_pixel_list=None,
                      skip_unsynced=False) -> BuildSummary:
     """Build (or resume) the LMDB voxel cache of DATA_ROOT in CACHE; return a `BuildSummary`.
 
     S: voxel channels parameter (None: the representation's default); repr/repr_params: see
     `spikeprep.representations.catalog`; match: "none" | "rgb" | "spike" (see `spikeprep.cache.plan.stored_shapes`);
     shard_size: bytes or "4G"; workers: processes (0/1: in-process); val: validation sequences
-    (excluded from spike_stats); hot_pixels: "off" | "detect"; force: wipe an existing CACHE
+    (excluded from spike_stats); hot_pixels: "off" | "detect" (``hot_pixel_list``: the JSON of
+    ``spikeprep qc`` whose hot pixels are repaired instead, `spikeprep.cache.hot_list`); force: wipe an existing CACHE
     (only a spikeprep cache, and only the entries spikeprep writes: `spikeprep.cache.safety`);
     break_lock: remove write locks held from other hosts (`spikeprep.cache.lock`); on_notice:
     called with each line for the user as it happens (also kept in ``summary.notices``).
@@ -87,7 +88,7 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
         raise UsageError("--workers must be >= 0", found=workers, expected="0, 1, 2, ...")
     plan = plan_build(data_root, S=S, repr=repr, repr_params=repr_params, match=match,
                       hot_pixels=hot_pixels, val=tuple(val), shard_size=parse_size(shard_size),
-                      skip_unsynced=skip_unsynced)
+                      skip_unsynced=skip_unsynced, hot_pixel_list=hot_pixel_list)
     cache = Path(cache)
     check_locations(cache, Path(data_root))
     options = RunOptions(workers=int(workers), progress=progress, initial_map_size=initial_map_size,

@@ -22,6 +22,7 @@ from ..inputs.images import read_image
 from ..representations.hot_pixels import detect_hot_pixels, firing_rate, repair_hot_pixels
 from ..sync import SyncFile
 from ..voxel import voxelize
+from .hot_list import mask_of
 from .manifest import CacheParams
 from .records import RECORD_CHECKSUM_ALGORITHM, checksum, encode_record, frame_key, hot_pixels_key
 from .stats import channel_histograms
@@ -184,6 +185,16 @@ def sequence_hot_pixels(data_root: Path, sync: SyncFile) -> np.ndarray:
             frames += len(stream)
     mask = np.asarray(detect_hot_pixels(total / max(frames, 1)), bool)
     return mask if sync.flipud else np.ascontiguousarray(mask[::-1])  # firing_rate is flipud=True
+
+
+def sequence_mask(data_root: Path, sync: SyncFile, params: CacheParams) -> np.ndarray | None:
+    """A sequence's ``(h, w)`` repair mask: detected (``detect``), from qc's list (``list``), or
+    None (``off``)."""
+    if params.hot_pixels == "detect":
+        return sequence_hot_pixels(data_root, sync)
+    if params.hot_pixels == "list":
+        return mask_of(params.hot_pixel_list.get(sync.sequence, []), (sync.height, sync.width))
+    return None
 
 
 def hot_pixel_record(sequence: str, mask: np.ndarray, cfg: FrameConfig) -> tuple[str, bytes]:

@@ -46,7 +46,7 @@ from .records import (
 
 MANIFEST_VERSION = 2
 SPLITS = ("train", "val")
-HOT_PIXEL_MODES = ("off", "detect")
+HOT_PIXEL_MODES = ("off", "detect", "list")
 
 
 def canonical_json(obj) -> str:
@@ -192,6 +192,11 @@ class CacheParams(_Record):
     spike_dtype: str = _spec(lambda v, w, p: np.dtype(v).name, expected="a numpy dtype name")
     rgb_shape: tuple = _spec(_shape)
     spike_shape: tuple = _spec(_shape)
+    #: ``hot_pixels: list``: each sequence's repaired pixels ``[[row, col], ...]`` (from
+    #: ``spikeprep qc``); left out of the JSON otherwise, so older params keep their hash
+    hot_pixel_list: dict = _spec(lambda v, w, p: {str(k): [list(map(int, px)) for px in v[k]] for k in v},
+                                 expected="an object of [row, col] lists", default_factory=dict,
+                                 omit_default=True)
 
     @property
     def hash(self) -> str:
@@ -263,7 +268,7 @@ class SequenceEntry(_Record):
             if self.has_sharp:
                 out[frame_key(sequence, i, "sharp")] = (rgb, np.dtype("u1"))
             out[frame_key(sequence, i, "spike")] = (spike, sdtype)
-        if params.hot_pixels == "detect":
+        if params.hot_pixels != "off":
             out[hot_pixels_key(sequence)] = (spike[1:], np.dtype("u1"))
         return out
 

@@ -19,6 +19,7 @@ from ..inputs.files import is_utf8, require_utf8_name
 from ..inputs.layout import _sequence_folders as sequence_folders
 from ..representations.catalog import default_S, make_representation, params_of
 from ..sync import SyncFile, find_sync_files, load_sync, parse_sync
+from . import hot_list
 from .frames import FrameConfig, FrameJob, read_rgb
 from .manifest import CacheParams
 from .records import MATCH_MODES, record_nbytes
@@ -207,7 +208,8 @@ def name_list(names, limit: int = 20) -> str:
 
 
 def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none",
-               hot_pixels="off", val=(), shard_size: int, skip_unsynced: bool = False) -> BuildPlan:
+               hot_pixels="off", val=(), shard_size: int, skip_unsynced: bool = False,
+               hot_pixel_list=None) -> BuildPlan:
     """Read the sync files and fix params, shapes, split and shards of a build. Sequences of
     DATA_ROOT without a sync.json (`unsynced_sequences`) are a LayoutError naming them, unless
     ``skip_unsynced`` (then the plan lists them in ``unsynced``)."""
@@ -215,8 +217,11 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
     if not root.is_dir():
         raise UsageError("DATA_ROOT not found", path=root, found="no such directory",
                          expected="a dataset root with blur/, sharp/, spike/")
-    if hot_pixels not in ("off", "detect"):
-        raise UsageError("unknown --hot-pixels mode", found=hot_pixels, expected="off | detect")
+    if hot_pixel_list is not None:
+        hot_pixels = "list"
+    if hot_pixels not in ("off", "detect", "list") or (hot_pixels == "list" and hot_pixel_list is None):
+        raise UsageError("unknown --hot-pixels mode", found=hot_pixels,
+                         expected="off | detect (or --hot-pixel-list QC.json)")
     paths = find_sync_files(root)
     if not paths:
         raise LayoutError("no sync.json files under DATA_ROOT", path=root / "spike",
@@ -255,9 +260,14 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
     spike_dtype = np.dtype(rep.dtype_for(max_len)).name
     rgb_native = _image_shape(root / first.frames[0].blur)
     rgb_shape, spike_shape = stored_shapes(rgb_native, (first.height, first.width), channels, match)
+    listed = {}
+    if hot_pixels == "list":
+        qc = hot_list.read_qc_lists(hot_pixel_list)
+        listed = hot_list.sequence_lists(qc, {s.sequence: s.spike_files for s in syncs},
+                                         (first.height, first.width), hot_pixel_list)
     params = CacheParams(S=S, channels=channels, repr=repr, repr_params=rparams, flipud=first.flipud,
                          match=match, hot_pixels=hot_pixels, spike_dtype=spike_dtype,
-                         rgb_shape=tuple(rgb_shape), spike_shape=tuple(spike_shape))
+                         rgb_shape=tuple(rgb_shape), spike_shape=tuple(spike_shape), hot_pixel_list=listed)
     cfg = FrameConfig(str(root), first.height, first.width, params, with_head=first.with_head)
     sizes, sharps = [], []
     for s, p in zip(syncs, paths):

@@ -206,7 +206,7 @@ class Cache:
 
     def hot_pixels(self, seq: str) -> np.ndarray | None:
         """``(h, w)`` bool mask of the pixels repaired in ``seq`` (None with ``--hot-pixels off``)."""
-        if self.params.hot_pixels != "detect":
+        if self.params.hot_pixels == "off":
             self._entry(seq)
             return None
         txn = self._txn(self._entry(seq).shard)

@@ -19,7 +19,7 @@ from ..errors import CacheError
 from ..inputs.files import write_text_atomic
 from ..lmdb_writer import ShardWriter
 from . import stats
-from .frames import dat_sources, hot_pixel_record, sequence_hot_pixels
+from .frames import dat_sources, hot_pixel_record, sequence_mask
 from .inputs import merge_conversions, sequence_warnings, windows_have_spikes
 from .interrupt import check_stop
 from .journal import Journal, done_sequences
@@ -153,7 +153,7 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
     if synced is not None:  # sync.json as the plan read it: the bytes the windows came from
         source_stats[seq.sync_path] = synced.stat
         stats_taken_ns = min(stats_taken_ns, synced.stat_ns)
-    mask = sequence_hot_pixels(root, seq.sync) if plan.params.hot_pixels == "detect" else None
+    mask = sequence_mask(root, seq.sync, plan.params)
     sources = dat_sources(root, seq.sync_path, seq.sync,
                           sync_fingerprint=None if synced is None else synced.fingerprint)
     has_spikes = windows_have_spikes(root, seq.sync)
@@ -183,7 +183,7 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
         _, h, w = cfg.spike_shape
         rate = stats.voxel_sum(state["hists"], float_dtype) / (state["spike_frames"] * h * w)
     hot = ({"mode": "off", "count": None} if mask is None else
-           {"mode": "detect", "count": int(mask.sum()), "fraction": float(mask.mean())})
+           {"mode": plan.params.hot_pixels, "count": int(mask.sum()), "fraction": float(mask.mean())})
     entry = SequenceEntry(shard=seq.shard, num_frames=len(seq.sync.frames), split=seq.split,
                           has_sharp=seq.has_sharp,
                           sources=dict(sorted({**sources, **state["sources"]}.items())),

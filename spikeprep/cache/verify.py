@@ -35,7 +35,7 @@ from ..inputs import fingerprint
 from ..inputs.dat import count_frames
 from ..sync import load_sync
 from . import stats
-from .frames import FrameConfig, FrameJob, compute_frame, hot_pixel_record, sequence_hot_pixels
+from .frames import FrameConfig, FrameJob, compute_frame, hot_pixel_record, sequence_mask
 from .lock import writers_note
 from .manifest import Manifest, load_manifest
 from .reader import acquire_env, check_shard_file, release_env
@@ -300,7 +300,7 @@ def _recompute(root, data_root, manifest, syncs, todo, report) -> None:
                 envs[shard] = acquire_env(root / shard_name(shard))
             cfg = FrameConfig(str(data_root), sync.height, sync.width, params, with_head=sync.with_head)
             mask = None
-            if params.hot_pixels == "detect":
+            if params.hot_pixels != "off":
                 if seq not in masks:
                     masks[seq] = _redetect_mask(seq, data_root, sync, cfg, envs[shard], report)
                 if masks[seq] is None:
@@ -331,7 +331,7 @@ def _redetect_mask(seq, data_root, sync, cfg, env, report):
     """Detect a sequence's hot pixels from its streams again and compare with the stored mask;
     None (reported) when the streams cannot be read."""
     try:
-        mask = sequence_hot_pixels(data_root, sync)
+        mask = sequence_mask(data_root, sync, cfg.params)
     except SpikeprepError as err:
         report.add(seq, None, None, f"cannot re-detect hot pixels: {err}")
         return None

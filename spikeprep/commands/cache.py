@@ -41,6 +41,8 @@ def _parse_repr_params(pairs) -> dict:
               help="Validation sequence (repeatable): excluded from spike_stats.")
 @click.option("--hot-pixels", type=click.Choice(["off", "detect"]), default="off", show_default=True,
               help="detect: find stuck pixels per sequence, repair voxels, store the mask.")
+@click.option("--hot-pixel-list", type=click.Path(dir_okay=False, path_type=str), metavar="QC.json",
+              help="Repair the hot pixels 'spikeprep qc DATA_ROOT --json' listed (instead of detecting them).")
 @click.option("--force", is_flag=True,
               help="Wipe a CACHE built with other parameters and rebuild "
                    "(only a spikeprep cache holding nothing else).")
@@ -58,7 +60,8 @@ def _parse_repr_params(pairs) -> dict:
               help="Build without the sequences of DATA_ROOT that have no sync.json (named in a warning); "
                    "without it they are an error.")
 @reports_errors
-def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, workers, val, hot_pixels, force,
+def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, workers, val, hot_pixels,
+                     hot_pixel_list, force,
                      break_lock, part, build_missing, dask, skip_unsynced):
     """Voxelize every sequence of DATA_ROOT (needs spike/SEQ/sync.json) into an LMDB cache.
 
@@ -98,7 +101,8 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
     with voxelize_bar(console.is_terminal) as progress:
         summary = voxelize_dataset(data_root, cache, S=S, repr=repr_, repr_params=_parse_repr_params(repr_param),
                                    match=match, shard_size=shard_size, workers=workers, val=val,
-                                   hot_pixels=hot_pixels, force=force, progress=progress,
+                                   hot_pixels=hot_pixels, hot_pixel_list=hot_pixel_list, force=force,
+                                   progress=progress,
                                    break_lock=break_lock, part=part, build_missing=build_missing, dask=dask,
                                    on_notice=lambda line: print_warnings([line]), skip_unsynced=skip_unsynced)
     stdout_console().print(tables.voxelize_table(summary))

@@ -150,7 +150,8 @@ def _check(dat: Path, report: CaptureReport) -> None:
     if not len(stream):
         raise DatError("spike file holds no frame", path=dat, found="0 frames",
                        expected=f">= 1 frame of {frame_nbytes(geometry.height, geometry.width)} bytes")
-    rate = firing_rate(stream)  # image orientation (rows top-down)
+    rate = firing_rate(stream)  # rows top-down, as read with flipud (firing_rate always flips)
+    rate = rate if geometry.flipud else np.ascontiguousarray(rate[::-1])
     report.rate = rate
     if geometry.source == "config":
         report.geometry = _check_config_geometry(dat, geometry, rate, report)
