@@ -107,13 +107,6 @@ class FrameResult:
     conversions: dict = field(default_factory=dict)  # kind -> DATA_ROOT-relative png (spikeprep.inputs.images)
 
 
-def read_rgb(path: Path) -> tuple[np.ndarray, dict]:
-    """A png as ``(H, W, 3)`` uint8 RGB plus its fingerprint (one read of the bytes); see
-    `spikeprep.inputs.images` for how non-RGB pngs are converted."""
-    image, fingerprint, _ = read_image(path)
-    return image, fingerprint
-
-
 def match_rgb(image: np.ndarray, cfg: FrameConfig, path) -> np.ndarray:
     """Resize to the stored RGB shape (``--match spike``: INTER_AREA); check the shape."""
     h, w, _ = cfg.rgb_shape

@@ -16,11 +16,12 @@ import numpy as np
 from ..errors import CacheError, LayoutError, SyncError, UsageError
 from ..inputs import fingerprint
 from ..inputs.files import is_utf8, require_utf8_name
+from ..inputs.images import read_image
 from ..inputs.layout import _sequence_folders as sequence_folders
 from ..representations.catalog import default_S, make_representation, params_of
 from ..sync import SyncFile, find_sync_files, load_sync, parse_sync
 from . import hot_list
-from .frames import FrameConfig, FrameJob, read_rgb
+from .frames import FrameConfig, FrameJob
 from .manifest import CacheParams
 from .records import MATCH_MODES, record_nbytes
 
@@ -106,7 +107,8 @@ class BuildPlan:
 
 
 def _image_shape(path: Path) -> tuple[int, int, int]:
-    image, _ = read_rgb(path)
+    """``(H, W, 3)`` of a frame as it will be stored (decoded, converted to RGB)."""
+    image, _, _ = read_image(path)
     return image.shape
 
 
