@@ -35,6 +35,7 @@ class TrainingState:
     spike_chans: int  # spike input channels of the model (the cache's S; 0 for RGB only)
     world: int  # number of processes the run trains with
     norm: SpikeNorm
+    val_is_test: bool = False  # validation (which selects best.pt) runs on a test split
 
     def snapshot(self, done: int, best_psnr: float) -> dict:
         """The checkpoint after ``done`` iterations; raises `TrainingDiverged` rather than
@@ -45,7 +46,7 @@ class TrainingState:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng_state(), "best_psnr": best_psnr,
                 "config": to_dict(self.cfg), "spike_chans": self.spike_chans, "world_size": self.world,
-                "spike_norm": dict(self.norm.__dict__)}
+                "spike_norm": dict(self.norm.__dict__), "val_is_test": self.val_is_test}
 
     def save(self, out_dir: Path, done: int, best_psnr: float) -> Path:
         """``out_dir/checkpoints/iter_<done>.pt`` (+ its config YAML), keeping the last

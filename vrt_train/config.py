@@ -6,8 +6,10 @@ dataclasses below: unknown keys and wrong types raise `spikeprep.errors.ConfigEr
 dotted key. ``netG`` is passed to ``VRT(**netG)`` as it is (VRT checks its own keywords);
 ``spike_chans`` is filled in by the trainer from the cache manifest (``data.use_spike``).
 
-Defaults are KAIR's ``006_train_vrt_videodeblurring_gopro`` numbers, except the batch, which is
-GLOBAL here (split over ranks), where KAIR reads it per GPU.
+Defaults are KAIR's ``006_train_vrt_videodeblurring_gopro`` numbers. ``data.batch_size`` is
+the GLOBAL batch (split over ranks): KAIR's json says ``dataloader_batch_size: 8`` and, when
+distributed, divides it by the number of GPUs (8 GPUs: 1 clip per GPU, 8 clips per step in
+total), so 8 here is KAIR's batch; 64 would be 8x KAIR's.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class DataConfig:
     samples_per_epoch: Optional[int] = None   # None: one item per valid clip start
     spike_norm: str = "window"      # window | quantile | standardize | none
     num_frames_val: Optional[int] = None      # None: whole validation sequences
+    val_from_train: int = 0         # N > 0: validate on the last N training sequences (sorted
+                                    # by name, held out of training) instead of the cache's val
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -186,6 +190,8 @@ def _check(cfg: Config, source) -> None:
                        ("train.val_every", t.val_every)]:
         if value < 1:
             bad(key, value, ">= 1")
+    if d.val_from_train < 0:
+        bad("data.val_from_train", d.val_from_train, ">= 0")
     if d.workers < 0 or t.fix_iter < 0:
         bad("data.workers / train.fix_iter", (d.workers, t.fix_iter), ">= 0")
     if len(t.betas) != 2:

@@ -191,8 +191,10 @@ class ShardDataset(Dataset):
     """
 
     def __init__(self, cache, num_frames: int = 6, gt_size: int = 192, split: str = "train",
-                 seed: int = 0, samples_per_epoch: int | None = None, use_spike: bool = True):
+                 seed: int = 0, samples_per_epoch: int | None = None, use_spike: bool = True,
+                 exclude=()):
         self.items = _CacheItems(cache, split, use_spike)
+        self.items.seqs = [s for s in self.items.seqs if s not in set(exclude)]  # data.val_from_train
         num_frames = clip_frames(self.items.cache, self.items.seqs, num_frames)
         self.num_frames, self.gt_size, self.seed = num_frames, gt_size, seed
         self.samples_per_epoch = samples_per_epoch
@@ -231,11 +233,14 @@ class ShardDataset(Dataset):
 class ValDataset(Dataset):
     """Whole ``split`` sequences (None: all) or their first ``num_frames`` frames, uncropped.
 
-    With ``need_sharp=False`` (inference) frames without a sharp image get a zero ``H``."""
+    With ``need_sharp=False`` (inference) frames without a sharp image get a zero ``H``;
+    ``sequences`` (a list) replaces the split's sequences (``data.val_from_train``)."""
 
     def __init__(self, cache, num_frames: int | None = None, use_spike: bool = True, split: str | None = "val",
-                 need_sharp: bool = True):
-        self.items = _CacheItems(cache, split, use_spike)
+                 need_sharp: bool = True, sequences=None):
+        self.items = _CacheItems(cache, split if sequences is None else None, use_spike)
+        if sequences is not None:
+            self.items.seqs = list(sequences)
         self.need_sharp = need_sharp
         self.num_frames = num_frames
         self.rgb_hw = tuple(self.items.params.rgb_shape[:2])

@@ -33,26 +33,28 @@ def _voxelize_like_training(data_root: Path, cfg: Config, into: Path, progress: 
     return into
 
 
-def infer(cfg: Config, cache, out_dir, checkpoint=None, progress: bool = True, model_fn=None) -> list[Path]:
+def infer(cfg: Config, cache, out_dir, checkpoint=None, progress: bool = True, model_fn=None,
+          options=None) -> list[Path]:
     """Restore every sequence of ``cache`` with the chunk/tile inference; write pngs under out_dir.
 
     cache: a spikeprep cache, or a DATA_ROOT with spike/SEQ/sync.json (sharp frames optional),
     voxelized into a temporary cache (removed afterwards) with the training cache's parameters.
     checkpoint: a trainer checkpoint (EMA weights when it has them), default the latest in
     ``cfg.out_dir``; its stored spike normalisation (training statistics) is reused.
+    options: `vrt_train.outputs.OutputOptions` (pngs, and ``OUT/SEQ.mp4`` with ``video``).
     """
     from spikeprep import is_cache
 
     if not isinstance(cache, (str, os.PathLike)):  # an opened Cache
-        return _infer_cache(cfg, cache, out_dir, checkpoint, progress, model_fn)
+        return _infer_cache(cfg, cache, out_dir, checkpoint, progress, model_fn, options)
     source = Path(cache)
     if is_cache(source) or not (source / "spike").is_dir():
-        return _infer_cache(cfg, source, out_dir, checkpoint, progress, model_fn)
+        return _infer_cache(cfg, source, out_dir, checkpoint, progress, model_fn, options)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".infer-cache-", dir=out_dir))
     try:
         _voxelize_like_training(source, cfg, scratch / "cache", progress)
-        return _infer_cache(cfg, scratch / "cache", out_dir, checkpoint, progress, model_fn)
+        return _infer_cache(cfg, scratch / "cache", out_dir, checkpoint, progress, model_fn, options)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -64,7 +66,7 @@ class _Quiet:
         print(text, file=sys.stderr)
 
 
-def _infer_cache(cfg: Config, cache, out_dir, checkpoint, progress: bool, model_fn) -> list[Path]:
+def _infer_cache(cfg: Config, cache, out_dir, checkpoint, progress: bool, model_fn, options=None) -> list[Path]:
     path, state = pick_checkpoint(checkpoint or "auto", cfg.out_dir, _Quiet())
     if state is None:
         raise ConfigError("no checkpoint to run inference with", path=Path(cfg.out_dir) / "checkpoints",
@@ -83,7 +85,7 @@ def _infer_cache(cfg: Config, cache, out_dir, checkpoint, progress: bool, model_
     model.to(device)
     norm = SpikeNorm(**{k: tuple(v) if isinstance(v, (list, tuple)) else v
                         for k, v in state["spike_norm"].items()})
-    written = infer_to_png(model, dataset, cfg.val, norm, device, out_dir, spike_chans > 0)
+    written = infer_to_png(model, dataset, cfg.val, norm, device, out_dir, spike_chans > 0, options)
     if progress:
-        print(f"wrote {len(written)} frames of {len(dataset)} sequences to {out_dir}", file=sys.stderr)
+        print(f"wrote {len(written)} files for {len(dataset)} sequences to {out_dir}", file=sys.stderr)
     return written

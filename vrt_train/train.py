@@ -41,6 +41,7 @@ import torch.distributed as dist
 
 from spikeprep import ConfigError, write_text_atomic
 
+from . import data as data_mod
 from .augment import SpikeNorm, assemble
 from .checkpoint import clean_temp_files, init_weights, prepare_out_dir
 from .checkpoint_state import TrainingState
@@ -52,6 +53,7 @@ from .guard import StepGuard, requested_signal
 from .metrics import charbonnier
 from .resume import check_config, pick_checkpoint, restore
 from .run_log import RunLog
+from .selection import TEST_SPLIT_WARNING, validation_plan
 from .telemetry import StepTelemetry
 from .validate import validate
 from .workers import WorkerInit, close_loader, next_batch
@@ -116,10 +118,15 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
     for stale in clean_temp_files(out_dir) if is_main else []:
         log.print(f"removed {stale}, left by an interrupted checkpoint write")
 
-    dataset = ShardDataset(d.cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike)
+    cache = data_mod.open_any(d.cache)  # through the module: tests replace the reader
+    val_seqs, held, val_is_test = validation_plan(cache, d.val_from_train)
+    dataset = ShardDataset(cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike,
+                           exclude=held)
     manifest = dataset.items.manifest
     norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, d.spike_norm))
-    val_set = ValDataset(dataset.items.cache, d.num_frames_val, d.use_spike)
+    val_set = ValDataset(dataset.items.cache, d.num_frames_val, d.use_spike, sequences=val_seqs)
+    if val_is_test:
+        log.print(TEST_SPLIT_WARNING.format(seqs=", ".join(val_set.items.seqs)))
     spike_chans = dataset.items.channels if d.use_spike else 0
 
     torch.manual_seed(cfg.seed)
@@ -171,7 +178,8 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
               f"{spike_chans}, {world} process(es), batch {per_rank}/rank, spike_norm {norm.mode}, "
               f"{len(dataset)} items/epoch, iterations {start_it}..{t.total_iter}")
 
-    run_state = TrainingState(cfg, manifest, model, ema, optimizer, scheduler, scaler, spike_chans, world, norm)
+    run_state = TrainingState(cfg, manifest, model, ema, optimizer, scheduler, scaler, spike_chans, world, norm,
+                              val_is_test)
 
     summary = {"iter": start_it, "checkpoint": None, "best_checkpoint": None, "out_dir": str(out_dir)}
     t0, last_val = time.time(), None

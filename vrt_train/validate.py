@@ -10,11 +10,9 @@ is padded (flip padding, as KAIR) to the sizes the model accepts and the output 
 
 from __future__ import annotations
 
-import os
 import weakref
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -184,21 +182,28 @@ def _validate(model, dataset, val_cfg, norm, device, use_spike: bool) -> dict:
 
 
 @torch.no_grad()
-def infer_to_png(model, dataset, val_cfg, norm, device, out_dir, use_spike: bool) -> list[Path]:
+def restore_sequence(model, dataset, index: int, val_cfg, norm, device, use_spike: bool):
+    """``(item, output, target)`` of sequence ``index`` of ``dataset`` (a `ValDataset`):
+    output and target ``(T, 3, H, W)`` float64 in [0, 255] with uint8 values (KAIR ``tensor2uint``)."""
+    item = dataset[index]
+    L, H = assemble(_batched(item), "cpu", norm, None, use_spike=use_spike)
+    return item, to_uint8(infer_video(model, L, val_cfg, device)[0]), to_uint8(H[0])
+
+
+@torch.no_grad()
+def infer_to_png(model, dataset, val_cfg, norm, device, out_dir, use_spike: bool, options=None) -> list[Path]:
     """Restore every sequence of ``dataset`` (a `ValDataset`); write ``OUT/SEQ/<name>.png`` under
-    each frame's source name from the cache manifest (``000000``-style when it has none)."""
+    each frame's source name from the cache manifest (``000000``-style when it has none), and
+    ``OUT/SEQ.mp4`` when ``options`` (`vrt_train.outputs.OutputOptions`) asks for video."""
+    from .outputs import OutputOptions, SequenceSink
+
     model.eval()
     written = []
     for i in range(len(dataset)):
-        item = dataset[i]
-        L, _ = assemble(_batched(item), "cpu", norm, None, use_spike=use_spike)
-        out = to_uint8(infer_video(model, L, val_cfg, device)[0]).to(torch.uint8)
-        folder = Path(out_dir) / item["seq"]
-        folder.mkdir(parents=True, exist_ok=True)
-        for frame, img in zip(item["frames"].tolist(), out):
-            path = folder / f"{dataset.items.cache.frame_name(item['seq'], frame)}.png"
-            bgr = np.ascontiguousarray(img.permute(1, 2, 0).numpy()[:, :, ::-1])
-            if not cv2.imwrite(os.fspath(path), bgr):
-                raise OSError(f"could not write {path}")
-            written.append(path)
+        item, out, _ = restore_sequence(model, dataset, i, val_cfg, norm, device, use_spike)
+        with SequenceSink(out_dir, item["seq"], options or OutputOptions()) as sink:
+            for frame, img, blurred in zip(item["frames"].tolist(), out, item["L_rgb"]):
+                sink.write(dataset.items.cache.frame_name(item["seq"], frame),
+                           img.permute(1, 2, 0).numpy().astype(np.uint8), blurred.numpy())
+        written += sink.written
     return written

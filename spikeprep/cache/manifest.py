@@ -301,6 +301,9 @@ class Manifest(_Record):
     version: int = FORMAT_VERSION
     manifest_version: int = MANIFEST_VERSION
     params_hash: str = ""
+    #: what ``spikeprep import`` recorded in DATA_ROOT/import.json for this cache's sequences
+    #: (`import_record`); JSON key ``import``, left out when DATA_ROOT had no import.json
+    import_record: dict | None = _spec(key="import", omit_default=True, default=None)
 
     def __post_init__(self):
         if not self.params_hash:
@@ -308,10 +311,10 @@ class Manifest(_Record):
 
     @classmethod
     def new(cls, params: CacheParams, sequences: dict, spike_stats: SpikeStats, shards,
-            spikeprep_version: str, record_checksum: str) -> "Manifest":
+            spikeprep_version: str, record_checksum: str, import_record: dict | None = None) -> "Manifest":
         return cls(params, dict(sorted(sequences.items())), spike_stats, tuple(shards),
                    spikeprep_version, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                   record_checksum)
+                   record_checksum, import_record=import_record)
 
     def to_dict(self) -> dict:
         out = super().to_dict()
@@ -367,7 +370,27 @@ def manifest_from_dict(raw, path=None) -> Manifest:
           repr(shards), "a list of shard folder names", path)
     return Manifest(params, sequences, stats, tuple(shards),
                     str(raw.get("spikeprep_version", "")), str(raw.get("created", "")),
-                    str(raw.get("record_checksum", "")), params_hash=raw["params_hash"])
+                    str(raw.get("record_checksum", "")), params_hash=raw["params_hash"],
+                    import_record=check_import_record(raw.get("import"), path))
+
+
+#: keys of one sequence in the manifest's optional ``import`` key (from DATA_ROOT/import.json,
+#: plus ``blur_folder``: the source folder the blurred frames were linked from, e.g. blur_gamma)
+IMPORT_SEQUENCE_KEYS = ("preset", "source", "split", "frames", "fingerprint")
+
+
+def check_import_record(raw, path=None) -> dict | None:
+    """The optional top-level ``import`` key: None, or ``{"format", "version", "sequences":
+    {SEQ: {preset, source, split, frames, fingerprint[, blur_folder]}}}``; CacheError otherwise."""
+    if raw is None:
+        return None
+    _need(isinstance(raw, dict) and isinstance(raw.get("sequences"), dict), "import has no sequences",
+          type(raw).__name__, 'an object with "sequences"', path)
+    for name, entry in raw["sequences"].items():
+        missing = [k for k in IMPORT_SEQUENCE_KEYS if not isinstance(entry, dict) or k not in entry]
+        _need(not missing, f"import.sequences[{name!r}] incomplete", f"missing {', '.join(missing)}",
+              ", ".join(IMPORT_SEQUENCE_KEYS), path)
+    return raw
 
 
 def load_manifest(cache: str | os.PathLike) -> Manifest:

@@ -5,6 +5,7 @@ run a list of sequences, and assemble the manifest from the journal."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -215,7 +216,37 @@ def assemble_manifest(plan: BuildPlan, done: dict[str, dict]) -> Manifest:
                              else "float16-rounded value histograms")
     shards = sorted({shard_name(e.shard) for e in sequences.values()})
     return Manifest.new(plan.params, sequences, SpikeStats.from_dict(spike_stats, "spike_stats"),
-                        shards, version("spikeprep"), RECORD_CHECKSUMS[plan.config.checksum_algorithm])
+                        shards, version("spikeprep"), RECORD_CHECKSUMS[plan.config.checksum_algorithm],
+                        import_record=import_record(Path(plan.config.data_root), plan, sorted(done)))
+
+
+def import_record(data_root: Path, plan: BuildPlan, names) -> dict | None:
+    """The manifest's optional ``import`` key: DATA_ROOT/import.json (``spikeprep import``)
+    limited to the cache's sequences ``names``, each with ``blur_folder``, the name of the
+    source folder its first blurred frame links into (spk-gopro: ``blur_gamma`` or ``blur``);
+    None when DATA_ROOT has no import.json or it is unreadable (the build does not depend on it)."""
+    import json
+
+    try:
+        record = json.loads((data_root / "import.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("sequences"), dict):
+        return None
+    syncs = {s.name: s.sync for s in plan.sequences}
+    sequences = {}
+    for name in names:
+        entry = record["sequences"].get(name)
+        if not isinstance(entry, dict):
+            continue
+        entry = dict(entry)
+        frames = syncs[name].frames if name in syncs else ()
+        if frames and (data_root / frames[0].blur).is_symlink():
+            entry["blur_folder"] = Path(os.path.realpath(data_root / frames[0].blur)).parent.name
+        sequences[name] = entry
+    if not sequences:
+        return None
+    return {"format": record.get("format"), "version": record.get("version"), "sequences": sequences}
 
 
 def with_journal_checksum(cache: Path, plan: BuildPlan, journal: str = JOURNAL_NAME) -> BuildPlan:
