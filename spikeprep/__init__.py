@@ -7,6 +7,8 @@ The public API, by pipeline stage (everything `vrt_train`, the tests and the ben
 * public datasets: `import_dataset`, `ImportOptions` (``spikeprep import PRESET SOURCE DATA_ROOT``)
 * alignment: `build_sync`, `SyncOptions`, `load_sync`, `SyncFile`; checking it from the data:
   `check_sync` (`CheckOptions`), `score_orientations` (one window against one image)
+* raw captures: `qc_paths` (``spikeprep qc``: geometry, hot/dead pixels, frames)
+* a rig's registration: `register` (``spikeprep register``), `Registration`
 * voxels: `voxelize` (one window), `make_representation`, `REPRESENTATIONS`
 * the cache: `voxelize_dataset` (build), `open_cache` -> `Cache` (read, ``cache.manifest`` is a
   `Manifest` with `CacheParams`, `SequenceEntry`, `SpikeStats`), `is_cache`, `verify_cache`,
@@ -55,6 +57,8 @@ _WHERE = {
     "write_text_atomic": ".inputs.files",
     "REPRESENTATIONS": ".representations.catalog", "make_representation": ".representations.catalog",
     "simulate_dataset": ".simulate",
+    "qc_paths": ".qc",
+    "Registration": ".registration", "register": ".registration",
     "SyncFile": ".sync", "load_sync": ".sync",
     "SyncOptions": ".alignment.build", "build_sync": ".alignment.build",
     "voxelize": ".voxel",
@@ -86,6 +90,7 @@ __all__ = [
     "simulate_dataset",
     "import_dataset", "ImportOptions",
     "build_sync", "SyncOptions", "load_sync", "SyncFile", "check_sync", "CheckOptions", "score_orientations",
+    "qc_paths", "register", "Registration",
     "voxelize", "make_representation", "REPRESENTATIONS",
     "voxelize_dataset", "open_cache", "Cache", "Sample", "Manifest", "CacheParams", "SequenceEntry",
     "SpikeStats", "is_cache", "verify_cache", "cache_info",
