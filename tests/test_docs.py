@@ -7,23 +7,14 @@ Torch-free: `spikeprep.cli` imports no torch.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import click
 import pytest
 
 from spikeprep.cli import main as spikeprep_cli
+from tests.support.paths import REPO
 
-
-def _repo_root() -> Path:
-    """The folder holding pyproject.toml, above this file (tests may move into subfolders)."""
-    for folder in Path(__file__).resolve().parents:
-        if (folder / "pyproject.toml").is_file():
-            return folder
-    raise FileNotFoundError(f"no pyproject.toml above {__file__}")
-
-
-ROOT = _repo_root()
+ROOT = REPO
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 README_MAX_LINES = 200

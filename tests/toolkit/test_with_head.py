@@ -80,9 +80,8 @@ def test_config_with_head(tmp_path):
         parse_config({"spike_h": 250, "spike_w": 416, "with_head": "yes"})
 
 
-def test_build_sync_records_the_head_and_readers_strip_it(tmp_path):
-    """A DATA_ROOT of an sps10 camera: sync.json keeps the file's row width (416) and says
-    ``with_head``; every reader then sees 400-wide frames, equal to SpikeCV's with_head read."""
+def sps10_data_root(tmp_path, seed: int):
+    """A DATA_ROOT of an sps10 camera: 3 blur frames 8x400, a 416-wide stream of 60 frames."""
     import cv2
 
     root = tmp_path / "data"
@@ -90,11 +89,18 @@ def test_build_sync_records_the_head_and_readers_strip_it(tmp_path):
     (root / "spike/seq").mkdir(parents=True)
     for i in range(3):
         cv2.imwrite(str(root / f"blur/seq/{i:06d}.png"), np.full((8, 400, 3), 100 + i, np.uint8))
-    raw = sps10_file(root / "spike/seq/spikes.dat", height=8, frames=3 * 20, seed=3)
+    raw = sps10_file(root / "spike/seq/spikes.dat", height=8, frames=3 * 20, seed=seed)
     (root / "spike/seq/config.yaml").write_text(
         "spike_h: 8\nspike_w: 416\nflipud: true\nwith_head: true\n"
         "spike_rate: 20000\nframe_rate: 1000\nexposure: 1.0\n")
     spikeprep.build_sync(root)
+    return root, raw
+
+
+def test_build_sync_records_the_head_and_readers_strip_it(tmp_path):
+    """A DATA_ROOT of an sps10 camera: sync.json keeps the file's row width (416) and says
+    ``with_head``; every reader then sees 400-wide frames, equal to SpikeCV's with_head read."""
+    root, raw = sps10_data_root(tmp_path, seed=3)
     written = json.loads((root / "spike/seq/sync.json").read_text())
     assert written["spike"] == {"height": 8, "width": 416, "flipud": True, "with_head": True}
     sync = spikeprep.load_sync(root / "spike/seq/sync.json")
@@ -108,17 +114,7 @@ def test_build_sync_records_the_head_and_readers_strip_it(tmp_path):
 def test_voxelize_and_verify_an_sps10_data_root(tmp_path):
     """The cache of an sps10 DATA_ROOT holds 400-wide voxels equal to counts of SpikeCV's
     with_head read, and verify --data re-derives them."""
-    import cv2
-
-    root = tmp_path / "data"
-    (root / "blur/seq").mkdir(parents=True)
-    (root / "spike/seq").mkdir(parents=True)
-    for i in range(3):
-        cv2.imwrite(str(root / f"blur/seq/{i:06d}.png"), np.full((8, 400, 3), 100 + i, np.uint8))
-    raw = sps10_file(root / "spike/seq/spikes.dat", height=8, frames=3 * 20, seed=4)
-    (root / "spike/seq/config.yaml").write_text(
-        "spike_h: 8\nspike_w: 416\nwith_head: true\nspike_rate: 20000\nframe_rate: 1000\nexposure: 1.0\n")
-    spikeprep.build_sync(root)
+    root, raw = sps10_data_root(tmp_path, seed=4)
     spikeprep.voxelize_dataset(root, tmp_path / "cache", S=1, repr="count", progress=False)
     cache = spikeprep.open_cache(tmp_path / "cache")
     sync = spikeprep.load_sync(root / "spike/seq/sync.json")
