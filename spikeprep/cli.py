@@ -26,8 +26,8 @@ def main(verbose: bool) -> None:
       spikeprep simulate OUT            make a synthetic dataset (or convert high-fps frames)
       spikeprep import PRESET SRC DATA_ROOT
                                         link a public dataset (spk-gopro, s-vrt, s-sdm, x4k, rsb)
-      spikeprep build-sync DATA_ROOT    write spike/SEQ/sync.json: spike window per RGB frame
       spikeprep qc PATH...              check raw captures: geometry, hot/dead pixels, frames
+      spikeprep build-sync DATA_ROOT    write spike/SEQ/sync.json: spike window per RGB frame
       spikeprep check-sync DATA_ROOT    check the windows against the frames (offset, flips)
       spikeprep register DATA_ROOT      measure the spike view's place in the RGB frame (3x3 matrix)
       spikeprep voxelize DATA_ROOT CACHE --S 8
