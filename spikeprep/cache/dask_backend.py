@@ -71,8 +71,11 @@ def _client(address: str, timeout: str = f"{CONNECT_TIMEOUT_S}s"):
 
 def _quiet_distributed() -> dict:
     """Silence distributed's loggers (each lost connection is logged with a traceback; the build
-    reports one error instead); their previous levels."""
-    names = ["distributed"] + [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
+    reports one error instead) and asyncio's (distributed's event loop reports a gather it
+    abandoned on a lost cluster as "Task exception was never retrieved", with a traceback);
+    their previous levels."""
+    names = ["distributed", "asyncio"] + [n for n in logging.root.manager.loggerDict
+                                           if n.startswith("distributed.")]
     levels = {}
     for name in names:
         logger = logging.getLogger(name)

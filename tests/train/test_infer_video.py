@@ -18,10 +18,11 @@ pytest.importorskip("torch", reason="the trainer tests need torch (pip install \
 
 
 import spikeprep
+from tests.support.paths import CONFIGS
 from vrt_train.cli import main
 from vrt_train.outputs import OutputOptions, SequenceSink
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo_tiny_cpu.yaml"
+CONFIG = CONFIGS / "demo_tiny_cpu.yaml"
 SIZE = 48
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,10 +21,11 @@ pytest.importorskip("torch", reason="the trainer tests need torch (pip install \
 import torch
 
 import spikeprep
+from tests.support.paths import CONFIGS
 from vrt_train.cli import main
 from vrt_train.config import load_config
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo_tiny_cpu.yaml"
+CONFIG = CONFIGS / "demo_tiny_cpu.yaml"
 SIZE = 48
 VAL = ("seq002", "seqx00")  # 4 and 6 frames
 
