@@ -259,6 +259,7 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
     summary.update(iter=t.total_iter, seconds=time.time() - t0, skipped_steps=guard.skipped, **(last_val or {}))
     if own_pg:
         net.ddp = None  # release DDP's reducer while the group exists (torch 2.4 hangs otherwise)
+        dist.barrier()  # every rank done with the group before any rank tears it down
         dist.destroy_process_group()
     return summary
 

@@ -152,6 +152,7 @@ def test_infer_writes_pngs(tmp_path):
     assert img.shape == (32, 32, 3)
 
 
+@pytest.mark.slow  # torch 2.4.1 (the floor) hangs now and then in gloo's destroy_process_group
 def test_torchrun_two_processes_gloo(tmp_path):
     """DDP on CPU (gloo) across the unfreeze at fix_iter, via torchrun."""
     script = tmp_path / "ddp.py"
