@@ -43,6 +43,7 @@ def test_changed_demo_data_rebuilds_what_was_derived_from_it(tmp_path):
     assert "seq002" in (tmp_path / "cache" / "meta_info.txt").read_text()
 
 
+@pytest.mark.requires_torch
 def test_the_training_child_reports_its_error_as_the_same_one_line_error(tmp_path):
     """The demo trains in a child process (`python -m vrt_train.demo`): an error there comes
     back with the message and exit code it has in-process."""
