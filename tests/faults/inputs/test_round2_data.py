@@ -4,7 +4,6 @@ sequence names that break meta_info.txt or the file-name limit are refused up fr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import threading
@@ -19,6 +18,7 @@ from click.testing import CliRunner
 import spikeprep
 from spikeprep.cli import main
 from spikeprep.sync import load_sync
+from tests.support.replicas import tree_hash
 
 RNG = np.random.default_rng(25)
 
@@ -46,19 +46,6 @@ def x4k_source(root: Path, clips: dict[tuple[str, str], list[str]], n_full: int 
             write_image(root / f"{split}_fullRGB" / group / clip / f"{name}.png")
         random_dat(root / f"{split}_spike_2xds" / group / clip / "spike.dat", n_full)
     return root
-
-
-def tree_hash(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if path.is_symlink():
-            digest.update(f"L {rel} {path.readlink()}\n".encode())
-        elif path.is_file():
-            digest.update(f"F {rel} ".encode() + path.read_bytes() + b"\n")
-        else:
-            digest.update(f"D {rel}\n".encode())
-    return digest.hexdigest()
 
 
 def timing_root(root: Path, name: str = "seq", frames: int = 3, spf: int = 10) -> Path:
