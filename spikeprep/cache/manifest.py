@@ -11,6 +11,13 @@ have their own ``FORMAT_VERSION`` (`spikeprep.cache.records`), stored as ``versi
 * version 1 (no ``manifest_version`` key): ``params.repr_params`` repeated ``repr`` and ``S``.
 * version 2: ``repr_params`` holds only the representation's own parameters; source
   fingerprints and record checksums name their hash algorithm (`spikeprep.inputs.fingerprint`).
+* version 3 (one design for registration, representations, spike-only data and imports): optional
+  ``params.storage`` (``bitpacked`` raw windows), ``params.more_representations`` (several
+  representations, records ``spike.NAME``), ``params.has_blur`` (false: spike-only data),
+  ``params.registration`` (the crop and resampling of registered rigs), per sequence
+  ``registration`` (its matrix and crop box), ``representation_stats`` and a validated
+  ``import``. Every new key is left out while it has its default, so a cache that uses none of them
+  has the params (and hash) version 2 gave it: version 1 and 2 caches open, verify and resume.
 
 Adding a field is one line in the dataclass that owns it: give it a default, and `to_dict` leaves
 it out while it equals that default, so the params hash of caches written before it is unchanged.
@@ -39,12 +46,17 @@ from .records import (
     JOURNAL_NAME,
     MANIFEST_NAME,
     MATCH_MODES,
+    STORAGES,
     frame_key,
     hot_pixels_key,
     record_checksum_algorithm,
+    spike_kind,
+    stored_shape,
 )
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
+#: every manifest version this code reads (older ones are upgraded in memory on load)
+READABLE_MANIFEST_VERSIONS = (1, 2, 3)
 SPLITS = ("train", "val")
 HOT_PIXEL_MODES = ("off", "detect", "list")
 
@@ -163,6 +175,27 @@ def _numbers(value, where, path) -> tuple:
     return tuple(_number(v, f"{where}[{i}]", path) for i, v in enumerate(value))
 
 
+def _box(value, where, path) -> tuple:
+    _need(isinstance(value, (list, tuple)) and len(value) == 4 and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value) and value[0] < value[2]
+        and value[1] < value[3], where, repr(value), "[x0, y0, x1, y1] integers with x0 < x1, y0 < y1", path)
+    return tuple(value)
+
+
+def _size(value, where, path) -> tuple:
+    _need(isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value), where, repr(value),
+        "[height, width], positive integers", path)
+    return tuple(value)
+
+
+def _matrix(value, where, path) -> tuple:
+    ok = isinstance(value, (list, tuple)) and len(value) == 3 and all(
+        isinstance(row, (list, tuple)) and len(row) == 3 for row in value)
+    _need(ok, where, repr(value), "a 3x3 list of finite numbers", path)
+    return tuple(_numbers(row, f"{where}[{i}]", path) for i, row in enumerate(value))
+
+
 def _spec(convert=None, expected=None, key=None, **kw):
     metadata = {"convert": convert, "expected": expected} if convert else {}
     if key is not None:
@@ -173,6 +206,77 @@ def _spec(convert=None, expected=None, key=None, **kw):
 
 
 # -- params -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReprSpec(_Record):
+    """One stored spike representation (manifest version 3): its name, what computes it and how its
+    records look. ``shape`` is the logical ``(C, h, w)`` array the reader returns; the record holds
+    `stored_shape` (``bitpacked``: the last axis packed 8 per byte). The cache's first
+    representation is described by the params' top-level fields and stored as ``SEQ/NNNNNN/spike``;
+    each further one (``CacheParams.more_representations``) as ``SEQ/NNNNNN/spike.NAME``."""
+
+    name: str = _spec(lambda v, w, p: _name(v, w, p))
+    repr: str = _spec(lambda v, w, p: str(v))
+    S: int = _spec(_int)
+    repr_params: dict = _spec(lambda v, w, p: dict(v), expected="an object")
+    channels: int = _spec(_int)
+    spike_dtype: str = _spec(lambda v, w, p: np.dtype(v).name, expected="a numpy dtype name")
+    spike_shape: tuple = _spec(_shape)
+    storage: str = _spec(_choice(STORAGES), default="array", omit_default=True)
+    #: True for the cache's first representation (record kind ``spike``; not written to JSON)
+    first: bool = field(default=False, compare=False, repr=False)
+
+    @property
+    def kind(self) -> str:
+        """The record kind: ``spike`` (the first representation) or ``spike.NAME``."""
+        return spike_kind(None if self.first else self.name)
+
+    @property
+    def record_shape(self) -> tuple[int, ...]:
+        """The shape in the record's header (`stored_shape`)."""
+        return stored_shape(self.spike_shape, self.storage)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.spike_dtype)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in super().to_dict().items() if k != "first"}
+
+    def representation(self):
+        """The `spikeprep.representations.catalog` object that computes it."""
+        from ..representations.catalog import make_representation
+        return make_representation(self.repr, self.S, **self.repr_params)
+
+
+def _name(value, where, path) -> str:
+    _need(isinstance(value, str) and value and all(c.isalnum() or c in "-_:" for c in value), where,
+          repr(value), "a representation name (letters, digits, '-', '_', ':')", path)
+    return value
+
+
+@dataclass(frozen=True)
+class RegistrationParams(_Record):
+    """How a registered cache was cropped and resampled (manifest version 3).
+
+    ``crop``: ``[height, width]`` in RGB pixels, the one box size cut from every sequence's overlap
+    (each sequence's box: `SequenceEntry.registration`); ``resample``: the interpolation that put
+    spike values onto the crop's grid (``--match rgb``) or the RGB crop onto the spike grid
+    (``--match spike``); ``dtype``: the float dtype of resampled representations (``spike_dtype``
+    of each; bit-exact ones are never resampled)."""
+
+    crop: tuple = _spec(_size)
+    resample: str = _spec(lambda v, w, p: str(v))
+    dtype: str = _spec(lambda v, w, p: np.dtype(v).name, expected="a numpy float dtype name")
+
+
+def _registration_params(value, where, path):
+    return None if value is None else RegistrationParams.from_dict(value, where, path)
+
+
+def _more_representations(value, where, path) -> tuple:
+    _need(isinstance(value, (list, tuple)), where, repr(value), "a list of representations", path)
+    return tuple(ReprSpec.from_dict(v, f"{where}[{i}]", path) for i, v in enumerate(value))
 
 @dataclass(frozen=True)
 class CacheParams(_Record):
@@ -197,6 +301,33 @@ class CacheParams(_Record):
     hot_pixel_list: dict = _spec(lambda v, w, p: {str(k): [list(map(int, px)) for px in v[k]] for k in v},
                                  expected="an object of [row, col] lists", default_factory=dict,
                                  omit_default=True)
+    #: how the first representation's records hold its array (``bitpacked``: raw windows)
+    storage: str = _spec(_choice(STORAGES), default="array", omit_default=True)
+    #: the representations after the first, in ``--repr`` order (records ``spike.NAME``)
+    more_representations: tuple = _spec(_more_representations, expected="a list of representations",
+                                        default=(), omit_default=True)
+    #: False for spike-only data (no ``blur`` records; ``rgb_shape`` is then the GT's shape)
+    has_blur: bool = _spec(lambda v, w, p: bool(v), default=True, omit_default=True)
+    #: registered rigs: the crop size and resampling (None: spikes and RGB share one view)
+    registration: RegistrationParams | None = _spec(_registration_params, expected="an object or null",
+                                                    default=None, omit_default=True)
+
+    def representations(self) -> tuple[ReprSpec, ...]:
+        """Every stored representation, first one first (`ReprSpec`)."""
+        first = ReprSpec(name=self.repr, repr=self.repr, S=self.S, repr_params=dict(self.repr_params),
+                         channels=self.channels, spike_dtype=self.spike_dtype,
+                         spike_shape=tuple(self.spike_shape), storage=self.storage, first=True)
+        return (first, *self.more_representations)
+
+    def representation_named(self, name: str) -> ReprSpec:
+        """The `ReprSpec` called ``name``; CacheError listing the cache's names otherwise."""
+        specs = {spec.name: spec for spec in self.representations()}
+        if name not in specs:
+            raise CacheError("the cache has no such spike representation", found=repr(name),
+                             expected=" | ".join(specs),
+                             fix="pick one of the cache's names, or add it: 'spikeprep voxelize DATA_ROOT "
+                                 f"CACHE --add-repr {name}'")
+        return specs[name]
 
     @property
     def hash(self) -> str:
@@ -217,6 +348,19 @@ def _params_v1_to_v2(raw: dict) -> dict:
 
 
 # -- sequences --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SequenceRegistration(_Record):
+    """A registered sequence's map and crop (manifest version 3). ``matrix``: 3x3, spike pixel
+    ``(x, y, 1)`` (image orientation, pixel centres at integers) -> full-size RGB pixel;
+    ``overlap``: the largest RGB box ``[x0, y0, x1, y1)`` both cameras see; ``crop_box``: the box
+    of the cache's one crop size (``params.registration.crop``) cut from it."""
+
+    model: str = _spec(_choice(("similarity", "affine", "homography")))
+    matrix: tuple = _spec(_matrix, expected="3x3 numbers")
+    overlap: tuple = _spec(_box)
+    crop_box: tuple = _spec(_box)
+
 
 @dataclass(frozen=True)
 class SequenceEntry(_Record):
@@ -254,22 +398,30 @@ class SequenceEntry(_Record):
                           omit_default=True)
     frame_names: tuple = _spec(lambda v, w, p: tuple(str(x) for x in v), expected="a list of names",
                                default=(), omit_default=True)
+    #: registered rigs (manifest version 3): ``{"model", "matrix", "overlap", "crop_box"}``, the
+    #: sync.json registration and the RGB box ``[x0, y0, x1, y1)`` cut for the cache
+    registration: SequenceRegistration | None = _spec(
+        lambda v, w, p: None if v is None else SequenceRegistration.from_dict(v, w, p),
+        expected="an object or null", default=None, omit_default=True)
 
     def frame_name(self, index: int) -> str:
         """Frame ``index``'s source name (``000000``-style when the manifest has none)."""
         return self.frame_names[index] if index < len(self.frame_names) else f"{index:06d}"
 
     def expected_records(self, params: CacheParams, sequence: str) -> dict[str, tuple[tuple, np.dtype]]:
-        """``{key: (shape, dtype)}`` of every record this entry promises."""
-        rgb, spike, sdtype = params.rgb_shape, params.spike_shape, np.dtype(params.spike_dtype)
+        """``{key: (shape, dtype)}`` of every record this entry promises (record shapes: bit-packed
+        representations as stored)."""
+        rgb, specs = params.rgb_shape, params.representations()
         out = {}
         for i in range(self.num_frames):
-            out[frame_key(sequence, i, "blur")] = (rgb, np.dtype("u1"))
+            if params.has_blur:
+                out[frame_key(sequence, i, "blur")] = (rgb, np.dtype("u1"))
             if self.has_sharp:
                 out[frame_key(sequence, i, "sharp")] = (rgb, np.dtype("u1"))
-            out[frame_key(sequence, i, "spike")] = (spike, sdtype)
+            for spec in specs:
+                out[frame_key(sequence, i, spec.kind)] = (spec.record_shape, spec.dtype)
         if params.hot_pixels != "off":
-            out[hot_pixels_key(sequence)] = (spike[1:], np.dtype("u1"))
+            out[hot_pixels_key(sequence)] = (params.spike_shape[1:], np.dtype("u1"))
         return out
 
 
@@ -304,6 +456,9 @@ class Manifest(_Record):
     #: what ``spikeprep import`` recorded in DATA_ROOT/import.json for this cache's sequences
     #: (`import_record`); JSON key ``import``, left out when DATA_ROOT had no import.json
     import_record: dict | None = _spec(key="import", omit_default=True, default=None)
+    #: per-channel statistics of each further representation (name -> `SpikeStats`); the first
+    #: representation's are ``spike_stats``. Left out while empty.
+    representation_stats: dict = _spec(omit_default=True, default_factory=dict)
 
     def __post_init__(self):
         if not self.params_hash:
@@ -311,15 +466,24 @@ class Manifest(_Record):
 
     @classmethod
     def new(cls, params: CacheParams, sequences: dict, spike_stats: SpikeStats, shards,
-            spikeprep_version: str, record_checksum: str, import_record: dict | None = None) -> "Manifest":
+            spikeprep_version: str, record_checksum: str, import_record: dict | None = None,
+            representation_stats: dict | None = None) -> "Manifest":
         return cls(params, dict(sorted(sequences.items())), spike_stats, tuple(shards),
                    spikeprep_version, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                   record_checksum, import_record=import_record)
+                   record_checksum, import_record=import_record,
+                   representation_stats=dict(sorted((representation_stats or {}).items())))
 
     def to_dict(self) -> dict:
         out = super().to_dict()
         out["sequences"] = {name: e.to_dict() for name, e in self.sequences.items()}
         return out
+
+    def stats_of(self, name: str | None = None) -> SpikeStats:
+        """The `SpikeStats` of representation ``name`` (None or the first's name: ``spike_stats``)."""
+        if name is None or name == self.params.repr:
+            return self.spike_stats
+        self.params.representation_named(name)
+        return self.representation_stats.get(name, SpikeStats())
 
     @cached_property
     def _json(self) -> dict:
@@ -349,8 +513,8 @@ def manifest_from_dict(raw, path=None) -> Manifest:
     _need(raw.get("version") == FORMAT_VERSION, "unsupported record format version",
           raw.get("version"), FORMAT_VERSION, path)
     version = raw.get("manifest_version", 1)
-    _need(version in (1, MANIFEST_VERSION), "unsupported manifest version", version,
-          f"1 or {MANIFEST_VERSION}", path)
+    _need(version in READABLE_MANIFEST_VERSIONS, "unsupported manifest version", version,
+          " or ".join(map(str, READABLE_MANIFEST_VERSIONS)) + " (a newer spikeprep wrote it: upgrade)", path)
     stored = raw.get("params")
     _need(isinstance(stored, dict), "params missing", type(stored).__name__, "an object", path)
     _need(raw.get("params_hash") == params_hash(stored), "params_hash does not match params",
@@ -368,10 +532,18 @@ def manifest_from_dict(raw, path=None) -> Manifest:
     shards = raw.get("shards", [])
     _need(isinstance(shards, list) and all(isinstance(x, str) for x in shards), "shards",
           repr(shards), "a list of shard folder names", path)
+    names = [spec.name for spec in params.representations()]
+    _need(len(set(names)) == len(names), "params name a representation twice", repr(names),
+          "distinct names", path)
+    more = raw.get("representation_stats", {})
+    _need(isinstance(more, dict) and set(more) <= set(names[1:]), "representation_stats",
+          repr(sorted(more) if isinstance(more, dict) else more), f"names among {names[1:]}", path)
     return Manifest(params, sequences, stats, tuple(shards),
                     str(raw.get("spikeprep_version", "")), str(raw.get("created", "")),
                     str(raw.get("record_checksum", "")), params_hash=raw["params_hash"],
-                    import_record=check_import_record(raw.get("import"), path))
+                    import_record=check_import_record(raw.get("import"), path),
+                    representation_stats={n: SpikeStats.from_dict(v, f"representation_stats.{n}", path)
+                                          for n, v in sorted(more.items())})
 
 
 #: keys of one sequence in the manifest's optional ``import`` key (from DATA_ROOT/import.json,

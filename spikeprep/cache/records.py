@@ -83,6 +83,32 @@ _CODE_OF = {dtype: code for code, dtype in DTYPE_CODES.items()}
 RECORD_KINDS = ("blur", "sharp", "spike")
 HOT_PIXELS = "hot_pixels"
 MATCH_MODES = ("none", "rgb", "spike")
+#: How a representation's array is stored (manifest version 3): ``array`` as it is; ``bitpacked``
+#: 0/1 values packed 8 per byte along the last axis, bit order little (`pack_bits`).
+STORAGES = ("array", "bitpacked")
+
+
+def spike_kind(name: str | None = None) -> str:
+    """The record kind of a spike representation: ``spike`` for the cache's first one (``name``
+    None), ``spike.NAME`` for each further one (manifest version 3, several representations)."""
+    return "spike" if name is None else f"spike.{name}"
+
+
+def pack_bits(bits: np.ndarray) -> np.ndarray:
+    """``(..., w)`` 0/1 uint8 -> ``(..., ceil(w/8))`` uint8, 8 pixels per byte along the last axis,
+    bit order little (pixel ``8*j + b`` is bit ``b`` of byte ``j``: the ``.dat`` files' order)."""
+    return np.packbits(np.asarray(bits, np.uint8), axis=-1, bitorder="little")
+
+
+def unpack_bits(packed: np.ndarray, width: int) -> np.ndarray:
+    """Inverse of `pack_bits`: ``(..., ceil(w/8))`` uint8 -> ``(..., width)`` 0/1 uint8."""
+    return np.unpackbits(np.asarray(packed, np.uint8), axis=-1, count=width, bitorder="little")
+
+
+def stored_shape(shape, storage: str) -> tuple[int, ...]:
+    """The record's array shape for a representation of logical ``shape`` stored as ``storage``."""
+    shape = tuple(int(v) for v in shape)
+    return shape if storage == "array" else (*shape[:-1], -(-shape[-1] // 8))
 
 
 def shard_name(index: int) -> str:

@@ -141,7 +141,7 @@ def test_manifest_contents(built):
                       "flipud": True, "match": "none", "hot_pixels": "off", "spike_dtype": "uint8",
                       "rgb_shape": [32, 48, 3], "spike_shape": [S, 32, 48]}
     assert manifest["format"] == "spikeprep.cache" and manifest["version"] == 1
-    assert manifest["manifest_version"] == 2
+    assert manifest["manifest_version"] == 3
     assert manifest["params_hash"] == params_hash(params)
     records = all_records(cache_dir)
     for seq, entry in manifest["sequences"].items():
