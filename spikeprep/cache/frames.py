@@ -21,10 +21,9 @@ from ..inputs.dat import SpikeStream
 from ..inputs.images import read_image
 from ..representations.hot_pixels import detect_hot_pixels, firing_rate, repair_hot_pixels
 from ..sync import SyncFile
-from ..voxel import voxelize
 from .hot_list import mask_of
-from .manifest import CacheParams
-from .records import RECORD_CHECKSUM_ALGORITHM, checksum, encode_record, frame_key, hot_pixels_key
+from .manifest import CacheParams, ReprSpec
+from .records import RECORD_CHECKSUM_ALGORITHM, checksum, encode_record, frame_key, hot_pixels_key, pack_bits
 from .stats import channel_histograms
 
 
@@ -129,23 +128,31 @@ def match_spike(voxels: np.ndarray, cfg: FrameConfig) -> np.ndarray:
     return out
 
 
-def compute_voxels(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None) -> np.ndarray:
-    """The stored ``(C, h, w)`` voxels of one frame: voxelize, repair hot pixels, match size."""
-    p = cfg.params
-    out = np.empty((cfg.spike_shape[0], cfg.spike_h, cfg.spike_w), cfg.spike_dtype)
+def window_of(stream: SpikeStream, job: FrameJob, rep) -> np.ndarray:
+    """``(L, h*w/8)`` packed spike frames the representation ``rep`` computes from: the job's
+    window with its padding frames (a view of the open ``stream`` where there is no padding)."""
+    return padded(stream.packed(job.spike_begin, job.spike_end), job)
+
+
+def compute_voxels(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None,
+                   spec: ReprSpec | None = None) -> np.ndarray:
+    """The stored ``(C, h, w)`` array of one frame for representation ``spec`` (None: the cache's
+    first): compute, repair hot pixels, match size."""
+    spec = spec or cfg.params.representations()[0]
+    rep = spec.representation()
+    out = np.empty((spec.channels, cfg.spike_h, cfg.spike_w), spec.dtype)
     # a fresh memory map per frame: unmapped right after, so pages of earlier windows never
     # accumulate in this process's RSS however long the stream is
     with cfg.open_stream(job.spike_file) as stream:
-        voxels = voxelize(padded(stream.packed(job.spike_begin, job.spike_end), job), cfg.spike_h, cfg.spike_w,
-                          p.S, repr=p.repr, flipud=p.flipud, out=out, **p.repr_params)
+        voxels = rep.compute(window_of(stream, job, rep), cfg.spike_h, cfg.spike_w, flipud=cfg.params.flipud,
+                             out=out)
     if mask is not None:
         voxels = repair_hot_pixels(voxels, mask)
-    return match_spike(np.asarray(voxels, cfg.spike_dtype), cfg)
+    return match_spike(np.asarray(voxels, spec.dtype), cfg)
 
 
-def compute_frame(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None = None,
-                  with_stats: bool = True) -> FrameResult:
-    """Encode one frame's records (blur, sharp, spike), their checksums, png fingerprints, stats."""
+def rgb_records(job: FrameJob, cfg: FrameConfig) -> tuple[list, dict, dict]:
+    """``(records, png fingerprints, conversions)`` of the frame's blur and sharp images."""
     root = Path(cfg.data_root)
     records, sources, conversions = [], {}, {}
     for kind, rel in (("blur", job.blur), ("sharp", job.sharp)):
@@ -157,13 +164,26 @@ def compute_frame(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None = Non
             conversions.setdefault(conversion, rel)
         records.append((frame_key(job.sequence, job.index, kind),
                         encode_record(match_rgb(image, cfg, root / rel))))
-    voxels = compute_voxels(job, cfg, mask)
-    records.append((frame_key(job.sequence, job.index, "spike"),
-                    encode_record(voxels, job.spike_begin, job.spike_end)))
+    return records, sources, conversions
+
+
+def spike_record(job: FrameJob, spec: ReprSpec, array: np.ndarray) -> tuple[str, bytes]:
+    """``(key, value)`` of one representation's record (bit-packed when its storage says so)."""
+    stored = pack_bits(array) if spec.storage == "bitpacked" else array
+    return frame_key(job.sequence, job.index, spec.kind), encode_record(stored, job.spike_begin, job.spike_end)
+
+
+def compute_frame(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None = None,
+                  with_stats: bool = True) -> FrameResult:
+    """Encode one frame's records (blur, sharp, spike), their checksums, png fingerprints, stats
+    (channel histograms of the first representation)."""
+    records, sources, conversions = rgb_records(job, cfg)
+    spec = cfg.params.representations()[0]
+    voxels = compute_voxels(job, cfg, mask, spec)
+    records.append(spike_record(job, spec, voxels))
     hists = channel_histograms(voxels) if with_stats else []
     return FrameResult(job.index, records, {k: checksum(v, cfg.checksum_algorithm) for k, v in records},
                        sources, hists, job.window_len, conversions)
-
 
 
 # -- per sequence ---------------------------------------------------------------------------
