@@ -23,6 +23,7 @@ from ..inputs.images import check_image_sizes
 from ..inputs.sequence_config import SequenceConfig, Timing, load_config
 from ..sync import FrameWindow, SyncFile, check_order, dump_sync, load_sync, save_sync, sync_path
 from . import windows
+from .spike_only import derive_spike_only, spike_only_names
 
 TIMESTAMPS_NAME = "timestamps.txt"
 
@@ -339,13 +340,13 @@ def _check_windows(frames: tuple[FrameWindow, ...], lengths: dict[str, int], spi
     for i, frame in enumerate(frames):
         n = lengths[frame.spike_file]
         if frame.spike_begin < 0 or frame.spike_end > n:
-            raise WindowError(f"frame {i} ({Path(frame.blur).name}) has a window outside its spike stream",
+            raise WindowError(f"frame {i} ({frame.source_name}) has a window outside its spike stream",
                               path=frame.spike_file, found=f"[{frame.spike_begin}, {frame.spike_end})",
                               expected=f"inside [0, {n}) (the stream's length)",
                               fix="check the timing/offset, window_shift or the timestamps; "
                                   "the stream may be truncated")
         if frame.length <= 0:
-            raise WindowError(f"frame {i} ({Path(frame.blur).name}) has an empty spike window",
+            raise WindowError(f"frame {i} ({frame.source_name}) has an empty spike window",
                               path=frame.spike_file, found=f"[{frame.spike_begin}, {frame.spike_end})",
                               expected="spike_end > spike_begin", fix="check the exposure and timestamps")
     check_order(frames, spike_dir / "sync.json")
@@ -360,10 +361,16 @@ def build_sync(data_root: str | os.PathLike, options: SyncOptions = SyncOptions(
     ("kept") unless ``force``. With ``dry_run`` nothing is written. Every sequence is validated
     before anything is written, so a bad sequence leaves all files untouched.
     """
-    sources = layout.discover(data_root, sequences)
+    only = [n for n in spike_only_names(data_root) if not sequences or n in sequences]
+    rest = tuple(s for s in sequences if s not in only)
+    root = Path(data_root)
+    has_rgb = (root / "blur").is_dir() or layout.is_recipe_layout(root)
+    sources = layout.discover(data_root, rest) if rest or not (sequences or (only and not has_rgb)) else []
     check_names(data_root, sources)
     check_configs(data_root, sources)
     reports = [derive_sequence(data_root, s, options) for s in sources]
+    reports += [derive_spike_only(data_root, name, options) for name in only]
+    reports.sort(key=lambda r: r.sync.sequence)
     if dry_run:
         return reports
     return [_write(data_root, r, force) for r in reports]
