@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import SyncError, UsageError
 from ..inputs.dat import count_frames
 from ..inputs.sequence_config import load_config
-from ..sync import find_sync_files, load_sync
+from ..sync import SyncFile, find_sync_files, load_sync
 
 
 def spike_only_names(data_root: str | os.PathLike) -> list[str]:
@@ -42,11 +42,9 @@ def refuse_spike_only(data_root: str | os.PathLike, sequences: tuple[str, ...], 
                              "loader); 'spikeprep verify CACHE --data DATA_ROOT' checks their cache")
 
 
-def derive_spike_only(data_root: str | os.PathLike, name: str, options):
-    """The `SequenceReport` of a spike-only sequence: its import's windows, moved by the change of
-    config.yaml's ``window_shift``, inside the streams and in order."""
-    from .build import SequenceReport, _check_windows
-
+def spike_only_windows(data_root: str | os.PathLike, name: str, options) -> tuple[SyncFile, dict[str, int]]:
+    """A spike-only sequence's sync and its streams' lengths: the import's windows moved by the
+    change of config.yaml's ``window_shift`` (the caller validates them against the lengths)."""
     root = Path(data_root)
     spike_dir = root / "spike" / name
     if options.window_source:
@@ -60,10 +58,9 @@ def derive_spike_only(data_root: str | os.PathLike, name: str, options):
     move = config.window_shift - int(previous.source.get("window_shift") or 0)
     frames = tuple(replace(f, spike_begin=f.spike_begin + move, spike_end=f.spike_end + move)
                    for f in previous.frames)
-    _check_windows(frames, lengths, spike_dir)
     info = {k: v for k, v in previous.source.items() if k != "window_shift"}
     if config.window_shift:
         info["window_shift"] = config.window_shift
     sync = replace(previous, height=config.spike_h, width=config.image_width, flipud=config.flipud,
                    frames=frames, source=info, with_head=config.with_head)
-    return SequenceReport(sync, "import", lengths)
+    return sync, lengths

@@ -192,3 +192,29 @@ def test_check_sync_refuses_spike_only_data(tmp_path):
     assert run("import", "spike-zoo", src, data, "--split", "train", "--spike-size", f"{H}x{W}").exit_code == 0
     result = run("check-sync", data)
     assert result.exit_code == 2 and "spike-only" in result.output
+
+
+def test_build_sync_keeps_and_shifts_spike_only_windows(tmp_path):
+    src = fake_zoo(tmp_path / "src", "train", {"a": 60, "b": 60})
+    data = tmp_path / "data"
+    assert run("import", "spike-zoo", src, data, "--split", "train", "--spike-size", f"{H}x{W}").exit_code == 0
+    config = data / "spike/a/config.yaml"
+    config.write_text(config.read_text() + "window_shift: 3\n")
+    result = run("build-sync", data, "--force")
+    assert result.exit_code == 0, result.output
+    frame = json.loads((data / "spike/a/sync.json").read_text())["frames"][0]
+    assert (frame["spike_begin"], frame["spike_end"], frame["blur"]) == (13, 54, None)
+    config.write_text(config.read_text().replace("window_shift: 3", "window_shift: 30"))
+    result = run("build-sync", data, "--force")
+    assert result.exit_code == 1 and "outside its spike stream" in result.output
+    result = run("build-sync", data, "--window-spikes", "5", "--sequence", "b")
+    assert result.exit_code == 2 and "keep the windows" in result.output
+
+
+def test_voxelize_names_a_spike_only_sequence_without_sync_json(tmp_path):
+    src = fake_zoo(tmp_path / "src", "train", {"a": 60, "b": 60})
+    data = tmp_path / "data"
+    assert run("import", "spike-zoo", src, data, "--split", "train", "--spike-size", f"{H}x{W}").exit_code == 0
+    (data / "spike/b/sync.json").unlink()
+    result = run("voxelize", data, tmp_path / "cache", "--repr", "count")
+    assert result.exit_code == 1 and "have no sync.json" in result.output and "b" in result.output
