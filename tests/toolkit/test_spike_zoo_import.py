@@ -97,8 +97,9 @@ def test_fake_tree_end_to_end_and_corrupted_gt_is_detected(tmp_path):
         np.testing.assert_array_equal(s.spike, decode_dat(src / f"train/spike/{name}.dat", H, W)[b:e])
         assert s.blur is None and (s.spike_begin, s.spike_end) == (b, e)
         np.testing.assert_array_equal(s.sharp[:, :, 0], cv2.imread(str(src / f"train/gt/{name}.png"), 0))
-    info = run("info", cache)
-    assert "spike-only" in info.output
+    info = run("info", cache, "--preview", tmp_path / "previews")
+    assert info.exit_code == 0 and "spike-only" in info.output
+    assert (tmp_path / "previews/x_sheet.png").is_file()
     gt = src / "train/gt/x.png"
     cv2.imwrite(str(gt), 255 - cv2.imread(str(gt), 0))
     result = run("verify", cache, "--data", data)

@@ -70,6 +70,9 @@ def test_fake_scene_end_to_end(tmp_path):
         np.testing.assert_array_equal(s.spike[0], bits[b:e].sum(axis=0))
     assert c.num_frames("ball") == 1 and c.read("ball", 0).spike_begin == 2
     assert (cache / "meta_info.txt").read_text().splitlines()[0] == f"ball 1 ({H},{W},1) 0"
+    result = run("info", cache, "--preview", tmp_path / "previews")
+    assert result.exit_code == 0 and "spike-only" in result.output, result.output
+    assert (tmp_path / "previews/classA_car_sheet.png").is_file()
 
 
 def test_window_flag_and_errors(tmp_path):
