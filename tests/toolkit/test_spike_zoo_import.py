@@ -138,8 +138,9 @@ def test_real_spike_reds_streams(tmp_path, split):
             np.testing.assert_array_equal(s.spike[0], bits[b:e].sum(axis=0))
         png = cv2.imread(str(REAL / "gt" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
         np.testing.assert_array_equal(s.sharp, png[:, :, None])
-        count = np.asarray(s.spike, np.float64).sum(axis=0)  # orientation: the count looks like the GT
-        assert np.corrcoef(count.ravel(), png.ravel())[0, 1] > 0.9
+        if split == "train":  # orientation: the 41-frame count around the GT's instant looks like it
+            count = np.asarray(s.spike, np.float64).sum(axis=0)
+            assert np.corrcoef(count.ravel(), png.ravel())[0, 1] > 0.9
 
 
 # -- errors -----------------------------------------------------------------------------------
