@@ -17,6 +17,8 @@ Added fields (written only when they carry information, so older files stay vali
 - ``spike.with_head`` (true for SpikeCV's sps10 layout: ``spike.width`` is then the file's row
   width, 416, and columns 400..415 are the camera's head, not image: readers drop them, so the
   image is ``width - 16`` wide; `SyncFile.width` is that image width);
+- per frame ``blur: null`` (spike-only data, no RGB input: every frame of the sequence then has
+  none; ``sharp`` is the ground truth, or null too for real recordings without one);
 - per frame ``name`` (the frame's name in the source dataset, e.g. ``"000047"``) and the
   padding ``pad_before``/``pad_after`` (spike frames of ``pad_value``, 0 or 1, that the
   window has before/after the core ``[spike_begin, spike_end)``, which always lies inside the
@@ -41,9 +43,12 @@ SYNC_NAME = "sync.json"
 
 @dataclass(frozen=True)
 class FrameWindow:
-    """One RGB frame and its spike window ``[spike_begin, spike_end)`` in ``spike_file``."""
+    """One RGB frame and its spike window ``[spike_begin, spike_end)`` in ``spike_file``.
 
-    blur: str
+    ``blur`` is None for spike-only data (a frame that is a spike window, with a GT image as
+    ``sharp`` or with neither; sync.json then says ``"blur": null``)."""
+
+    blur: str | None
     sharp: str | None
     spike_file: str
     spike_begin: int
@@ -60,8 +65,11 @@ class FrameWindow:
 
     @property
     def source_name(self) -> str:
-        """The frame's name in the source dataset: ``name``, else the blur file's stem."""
-        return self.name if self.name is not None else Path(self.blur).stem
+        """The frame's name in the source dataset: ``name``, else the blur file's stem (spike-only:
+        the sharp file's, else the spike file's)."""
+        if self.name is not None:
+            return self.name
+        return Path(self.blur or self.sharp or self.spike_file).stem
 
     def to_dict(self) -> dict:
         out = {"blur": self.blur, "sharp": self.sharp, "spike_file": self.spike_file,
@@ -121,6 +129,11 @@ class SyncFile:
         return out
 
     @property
+    def spike_only(self) -> bool:
+        """True for spike-only data: no frame has a blur (RGB input) image."""
+        return all(f.blur is None for f in self.frames)
+
+    @property
     def spike_files(self) -> list[str]:
         """Distinct spike files, in order of first use."""
         return list(dict.fromkeys(f.spike_file for f in self.frames))
@@ -149,9 +162,11 @@ def _is_int(value) -> bool:
 def _parse_frame(raw, index: int, path) -> FrameWindow:
     where = f"frames[{index}]"
     _require(isinstance(raw, dict), f"{where} is not an object", path, type(raw).__name__, "an object")
-    for key in ("blur", "spike_file"):
-        _require(isinstance(raw.get(key), str), f"{where}.{key} is missing or not a string", path,
-                 raw.get(key), "a path relative to DATA_ROOT")
+    _require(isinstance(raw.get("spike_file"), str), f"{where}.spike_file is missing or not a string", path,
+             raw.get("spike_file"), "a path relative to DATA_ROOT")
+    _require("blur" in raw and (raw["blur"] is None or isinstance(raw["blur"], str)),
+             f"{where}.blur is missing or not a string", path, raw.get("blur"),
+             "a path relative to DATA_ROOT (null: spike-only data)")
     sharp = raw.get("sharp")
     _require(sharp is None or isinstance(sharp, str), f"{where}.sharp must be a path or null", path,
              sharp, "a string or null")
@@ -188,6 +203,9 @@ def parse_sync(raw: object, path: str | os.PathLike | None = None) -> SyncFile:
              frames_raw if not isinstance(frames_raw, list) else "[]", "a non-empty list")
     frames = tuple(_parse_frame(f, i, path) for i, f in enumerate(frames_raw))
     check_order(frames, path)
+    blurs = [f.blur is None for f in frames]
+    _require(all(blurs) or not any(blurs), "some frames have a blur image and some do not", path,
+             f"{sum(blurs)} of {len(frames)} with \"blur\": null", "all (spike-only data) or none")
     split, clip = raw.get("split"), raw.get("T")
     _require(split is None or (isinstance(split, str) and split), "sync.json 'split' must be a name", path,
              split, 'e.g. "train" or "test"')

@@ -23,6 +23,7 @@ from ..inputs.images import check_image_sizes
 from ..inputs.sequence_config import SequenceConfig, Timing, load_config
 from ..sync import FrameWindow, SyncFile, check_order, dump_sync, load_sync, save_sync, sync_path
 from . import windows
+from .spike_only import spike_only_names, spike_only_windows
 
 TIMESTAMPS_NAME = "timestamps.txt"
 
@@ -335,17 +336,22 @@ def _windows(root: Path, source, mode: str, config: SequenceConfig, options: Syn
     return windows.timing_windows(len(source.blur), timing)
 
 
+def _label(frame: FrameWindow) -> str:
+    """A frame in messages: its blur file's name (spike-only data: its source name)."""
+    return Path(frame.blur).name if frame.blur else frame.source_name
+
+
 def _check_windows(frames: tuple[FrameWindow, ...], lengths: dict[str, int], spike_dir: Path) -> None:
     for i, frame in enumerate(frames):
         n = lengths[frame.spike_file]
         if frame.spike_begin < 0 or frame.spike_end > n:
-            raise WindowError(f"frame {i} ({Path(frame.blur).name}) has a window outside its spike stream",
+            raise WindowError(f"frame {i} ({_label(frame)}) has a window outside its spike stream",
                               path=frame.spike_file, found=f"[{frame.spike_begin}, {frame.spike_end})",
                               expected=f"inside [0, {n}) (the stream's length)",
                               fix="check the timing/offset, window_shift or the timestamps; "
                                   "the stream may be truncated")
         if frame.length <= 0:
-            raise WindowError(f"frame {i} ({Path(frame.blur).name}) has an empty spike window",
+            raise WindowError(f"frame {i} ({_label(frame)}) has an empty spike window",
                               path=frame.spike_file, found=f"[{frame.spike_begin}, {frame.spike_end})",
                               expected="spike_end > spike_begin", fix="check the exposure and timestamps")
     check_order(frames, spike_dir / "sync.json")
@@ -360,13 +366,26 @@ def build_sync(data_root: str | os.PathLike, options: SyncOptions = SyncOptions(
     ("kept") unless ``force``. With ``dry_run`` nothing is written. Every sequence is validated
     before anything is written, so a bad sequence leaves all files untouched.
     """
-    sources = layout.discover(data_root, sequences)
+    only = [n for n in spike_only_names(data_root) if not sequences or n in sequences]
+    rest = tuple(s for s in sequences if s not in only)
+    root = Path(data_root)
+    has_rgb = (root / "blur").is_dir() or layout.is_recipe_layout(root)
+    sources = layout.discover(data_root, rest) if rest or not (sequences or (only and not has_rgb)) else []
     check_names(data_root, sources)
     check_configs(data_root, sources)
     reports = [derive_sequence(data_root, s, options) for s in sources]
+    reports += [_spike_only_sequence(root, name, options) for name in only]
+    reports.sort(key=lambda r: r.sync.sequence)
     if dry_run:
         return reports
     return [_write(data_root, r, force) for r in reports]
+
+
+def _spike_only_sequence(root: Path, name: str, options: SyncOptions) -> SequenceReport:
+    """A spike-only sequence (sync.json ``"blur": null``): its import's windows, validated."""
+    sync, lengths = spike_only_windows(root, name, options)
+    _check_windows(sync.frames, lengths, root / "spike" / name)
+    return SequenceReport(sync, "import", lengths)
 
 
 def _write(data_root, report: SequenceReport, force: bool) -> SequenceReport:

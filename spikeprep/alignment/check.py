@@ -236,7 +236,12 @@ def _spike_rate(root: Path, sync: SyncFile) -> float | None:
 
 def check_sync(data_root: str | os.PathLike, sequences: tuple[str, ...] = (),
                options: CheckOptions = CheckOptions()) -> list[SequenceCheck]:
-    """`check_sequence` for every sequence of DATA_ROOT (or those named), sorted by name."""
+    """`check_sequence` for every sequence of DATA_ROOT (or those named), sorted by name.
+    Spike-only sequences (no blur frames) have nothing to compare with: UsageError when one is
+    named or DATA_ROOT holds only those (others are checked; they are not in blur/)."""
+    from .spike_only import refuse_spike_only
+
+    refuse_spike_only(data_root, tuple(sequences), "check-sync")
     names = [s.name for s in layout.discover(data_root, tuple(sequences))]
     return [check_sequence(data_root, name, options) for name in names]
 

@@ -108,9 +108,9 @@ class FrameResult:
 
 def match_rgb(image: np.ndarray, cfg: FrameConfig, path) -> np.ndarray:
     """Resize to the stored RGB shape (``--match spike``: INTER_AREA); check the shape."""
-    h, w, _ = cfg.rgb_shape
+    h, w, c = cfg.rgb_shape
     if cfg.params.match == "spike" and image.shape[:2] != (h, w):
-        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, image.shape[2])
     if image.shape != tuple(cfg.rgb_shape):
         raise LayoutError("RGB frame size differs from the dataset's", path=path,
                           found=f"{image.shape}", expected=f"{tuple(cfg.rgb_shape)} (from the first frame)")
@@ -152,13 +152,15 @@ def compute_voxels(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None,
 
 
 def rgb_records(job: FrameJob, cfg: FrameConfig) -> tuple[list, dict, dict]:
-    """``(records, png fingerprints, conversions)`` of the frame's blur and sharp images."""
+    """``(records, png fingerprints, conversions)`` of the frame's blur and sharp images (none for
+    a missing one: spike-only data has no blur, real recordings no sharp either; its grayscale
+    ground truth stays one channel)."""
     root = Path(cfg.data_root)
     records, sources, conversions = [], {}, {}
     for kind, rel in (("blur", job.blur), ("sharp", job.sharp)):
         if rel is None:
             continue
-        image, fingerprint, conversion = read_image(root / rel)
+        image, fingerprint, conversion = read_image(root / rel, keep_gray=not cfg.params.has_blur)
         sources[rel] = fingerprint
         if conversion is not None:
             conversions.setdefault(conversion, rel)

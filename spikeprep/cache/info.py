@@ -12,7 +12,8 @@ from .records import shard_name
 
 def cache_info(cache) -> dict:
     """Params, a row per sequence (split, frames, shard, bytes, spike rate, hot pixels), shard
-    sizes, spike_stats and ``warnings`` (input warnings recorded at build time; first, a note
+    sizes, spike_stats, ``spike_only`` (no blur records: spike-only data) and ``warnings``
+    (input warnings recorded at build time; first, a note
     when a voxelize run is writing CACHE now). CacheError without a manifest (naming the running
     build, if any)."""
     root = Path(cache)
@@ -41,7 +42,7 @@ def cache_info(cache) -> dict:
     return {"cache": str(root), "params": manifest.params.to_dict(), "params_hash": manifest.params_hash,
             "spike_stats": manifest.spike_stats.to_dict(), "sequences": rows, "shards": shard_bytes,
             "created": manifest.created, "spikeprep_version": manifest.spikeprep_version,
-            "warnings": warnings}
+            "warnings": warnings, "spike_only": not manifest.params.has_blur}
 
 
 def sequence_warnings(name: str, entry: SequenceEntry) -> list[str]:

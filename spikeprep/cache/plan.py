@@ -106,10 +106,32 @@ class BuildPlan:
         return out if self.parts is None else {**out, "parts": self.parts}
 
 
-def _image_shape(path: Path) -> tuple[int, int, int]:
-    """``(H, W, 3)`` of a frame as it will be stored (decoded, converted to RGB)."""
-    image, _, _ = read_image(path)
+def _image_shape(path: Path, keep_gray: bool = False) -> tuple[int, int, int]:
+    """``(H, W, 3)`` of a frame as it will be stored (decoded, converted to RGB; ``keep_gray``:
+    a grayscale png stays ``(H, W, 1)``)."""
+    image, _, _ = read_image(path, keep_gray=keep_gray)
     return image.shape
+
+
+def native_rgb_shape(root: Path, syncs: list[SyncFile], paths: list[Path]) -> tuple[int, int, int]:
+    """The stored image shape before ``--match``: the first blur frame's; spike-only data (no blur
+    frames, every sequence alike): its ground truth's as it is (gray: ``(H, W, 1)``), else the
+    spike frame's ``(h, w, 1)`` (real recordings: the output size of inference)."""
+    first = syncs[0]
+    for s, p in zip(syncs, paths):
+        if s.spike_only != first.spike_only:
+            raise CacheError("spike-only sequences (no blur frames) and sequences with blur frames in one "
+                             "DATA_ROOT", path=p, found=f"{s.sequence}: " + ("spike-only" if s.spike_only
+                                                                             else "with blur frames"),
+                             expected=f"all like {first.sequence} (" + ("spike-only" if first.spike_only
+                                                                         else "with blur frames") + ")",
+                             fix="cache them separately (voxelize --sequence, or separate DATA_ROOTs)")
+    frame = first.frames[0]
+    if not first.spike_only:
+        return _image_shape(root / frame.blur)
+    if frame.sharp is not None:
+        return _image_shape(root / frame.sharp, keep_gray=True)
+    return first.height, first.width, 1
 
 
 def representation_info(name: str, S: int | None, params: dict):
@@ -119,20 +141,21 @@ def representation_info(name: str, S: int | None, params: dict):
 
 
 def stored_shapes(rgb: tuple, spike_hw: tuple, channels: int, match: str) -> tuple[tuple, tuple]:
-    """Stored ``(H, W, 3)`` RGB and ``(C, h, w)`` spike shapes for a match mode (checks ratios)."""
-    (H, W, _), (h, w) = rgb, spike_hw
+    """Stored ``(H, W, 3)`` RGB (``(H, W, 1)`` gray ground truth) and ``(C, h, w)`` spike shapes
+    for a match mode (checks ratios)."""
+    (H, W, c), (h, w) = rgb, spike_hw
     if match not in MATCH_MODES:
         raise UsageError("unknown --match mode", found=match, expected=" | ".join(MATCH_MODES))
     if match == "rgb":
-        return (H, W, 3), (channels, H, W)
+        return (H, W, c), (channels, H, W)
     if match == "spike":
-        return (h, w, 3), (channels, h, w)
+        return (h, w, c), (channels, h, w)
     if H % h or W % w or H // h != W // w:
         raise CacheError("RGB and spike sizes are not an integer multiple of each other",
                          found=f"RGB {H}x{W}, spike {h}x{w} (HxW)",
                          expected="RGB = k * spike in both axes for --match none",
                          fix="use --match rgb (resize spikes) or --match spike (resize RGB)")
-    return (H, W, 3), (channels, h, w)
+    return (H, W, c), (channels, h, w)
 
 
 def assign_shards(sizes: list[int], shard_size: int) -> list[int]:
@@ -260,7 +283,7 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
     S, rparams, channels, rep = representation_info(repr, S, dict(repr_params or {}))
     max_len = max(f.length for s in syncs for f in s.frames)
     spike_dtype = np.dtype(rep.dtype_for(max_len)).name
-    rgb_native = _image_shape(root / first.frames[0].blur)
+    rgb_native = native_rgb_shape(root, syncs, paths)
     rgb_shape, spike_shape = stored_shapes(rgb_native, (first.height, first.width), channels, match)
     listed = {}
     if hot_pixels == "list":
@@ -269,7 +292,8 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
                                          (first.height, first.width), hot_pixel_list)
     params = CacheParams(S=S, channels=channels, repr=repr, repr_params=rparams, flipud=first.flipud,
                          match=match, hot_pixels=hot_pixels, spike_dtype=spike_dtype,
-                         rgb_shape=tuple(rgb_shape), spike_shape=tuple(spike_shape), hot_pixel_list=listed)
+                         rgb_shape=tuple(rgb_shape), spike_shape=tuple(spike_shape), hot_pixel_list=listed,
+                         has_blur=not first.spike_only)
     cfg = FrameConfig(str(root), first.height, first.width, params, with_head=first.with_head)
     sizes, sharps = [], []
     for s, p in zip(syncs, paths):
@@ -278,7 +302,7 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
             raise LayoutError("some frames of a sequence have a sharp frame and some do not",
                               path=p, found=f"{sum(sharp)} of {len(sharp)} with sharp",
                               expected="all or none")
-        per_frame = (record_nbytes(rgb_shape, np.uint8) * (2 if sharp[0] else 1)
+        per_frame = (record_nbytes(rgb_shape, np.uint8) * (int(params.has_blur) + int(sharp[0]))
                      + record_nbytes(spike_shape, spike_dtype) + 3 * _RECORD_OVERHEAD)
         sizes.append(per_frame * len(s.frames) + record_nbytes(spike_shape[1:], np.uint8))
         sharps.append(sharp[0])

@@ -37,8 +37,9 @@ class Sample:
 
     sequence: str
     index: int
-    blur: np.ndarray            # (H, W, 3) uint8 RGB
-    sharp: np.ndarray | None    # (H, W, 3) uint8 RGB, None when the dataset has no sharp frames
+    blur: np.ndarray | None     # (H, W, 3) uint8 RGB; None for spike-only data (params.has_blur false)
+    sharp: np.ndarray | None    # (H, W, 3) uint8 RGB ((H, W, 1) gray GT of spike-only data), None
+                                # when the dataset has no sharp frames
     spike: np.ndarray           # (C, h, w) in the cache's params.spike_dtype
     spike_begin: int
     spike_end: int
@@ -199,7 +200,7 @@ class Cache:
                              expected=f"0 <= i < {n}")
         txn = self._txn(entry.shard)
         rgb, spike = self._expected["rgb"], self._expected["spike"]
-        _, blur = self._array(txn, frame_key(seq, i, "blur"), *rgb)
+        blur = self._array(txn, frame_key(seq, i, "blur"), *rgb)[1] if self.params.has_blur else None
         sharp = self._array(txn, frame_key(seq, i, "sharp"), *rgb)[1] if entry.has_sharp else None
         header, voxels = self._array(txn, frame_key(seq, i, "spike"), *spike)
         return Sample(seq, i, blur, sharp, voxels, header.spike_begin, header.spike_end)

@@ -241,7 +241,7 @@ def import_record(data_root: Path, plan: BuildPlan, names) -> dict | None:
             continue
         entry = dict(entry)
         frames = syncs[name].frames if name in syncs else ()
-        if frames and (data_root / frames[0].blur).is_symlink():
+        if frames and frames[0].blur and (data_root / frames[0].blur).is_symlink():
             entry["blur_folder"] = Path(os.path.realpath(data_root / frames[0].blur)).parent.name
         sequences[name] = entry
     if not sequences:

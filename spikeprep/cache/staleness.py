@@ -43,9 +43,7 @@ def source_paths(seq) -> list[str]:
     its sync.json, spike files and blur/sharp pngs, sorted."""
     rels = {seq.sync_path, *seq.sync.spike_files}
     for frame in seq.sync.frames:
-        rels.add(frame.blur)
-        if frame.sharp is not None:
-            rels.add(frame.sharp)
+        rels.update(p for p in (frame.blur, frame.sharp) if p is not None)
     return sorted(rels)
 
 

@@ -84,7 +84,7 @@ def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None
     by_shard: dict[int, dict[str, tuple]] = {}
     owner: dict[str, str] = {}
     for seq, entry in manifest.sequences.items():
-        per_frame = 3 if entry.has_sharp else 2
+        per_frame = 1 + int(manifest.params.has_blur) + int(entry.has_sharp)
         if entry.num_frames * per_frame > len(entry.records) + 1:  # +1: a hot-pixel mask
             report.add(seq, None, None, f"manifest says {entry.num_frames} frames but lists only "
                                         f"{len(entry.records)} records ({per_frame} per frame)")
@@ -260,7 +260,7 @@ def _recomputable(seq: str, entry, sync, sync_rel: str, data_root: Path, lost: s
     frames = range(n)
     gone = [i for i in frames if {sync.frames[i].blur, sync.frames[i].sharp} & lost]
     if gone:
-        first = sync.frames[gone[0]].blur
+        first = sync.frames[gone[0]].blur or sync.frames[gone[0]].sharp
         report.add(seq, None, None, f"sequence lost frames since the build: {len(gone)} of {n} frames "
                                     f"have a missing or empty png (first: frame {gone[0]}, {first})")
     short = set()
@@ -393,6 +393,10 @@ def verify_cache(cache, data_root=None, sample: int | None = None, seed: int = 0
     except CacheError as err:
         report.add(None, None, "manifest.json", str(err))
         return report
+    if not manifest.params.has_blur:
+        report.notes.append("spike-only cache (no blur records): " + (
+            "spike records and the ground truth" if any(e.has_sharp for e in manifest.sequences.values())
+            else "spike records only, no ground truth"))
     _check_records(root, manifest, report)
     _check_meta_info(root, manifest, report)
     if data_root is not None:

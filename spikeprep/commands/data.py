@@ -120,7 +120,7 @@ def _size(text):
 
 
 @click.command("import")
-@click.argument("preset", type=click.Choice(["spk-gopro", "s-vrt", "s-sdm", "x4k", "rsb"]))
+@click.argument("preset", type=click.Choice(["spk-gopro", "s-vrt", "s-sdm", "x4k", "rsb", "spike-zoo", "spikecv"]))
 @click.argument("source", type=click.Path(file_okay=False, path_type=str))
 @click.argument("data_root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--sequence", "sequences", multiple=True, metavar="SEQ", help="Only this sequence (repeatable).")
@@ -133,11 +133,13 @@ def _size(text):
 @click.option("--spike-full", is_flag=True, help="s-sdm: use the 720x1280 spike_full/ folder.")
 @click.option("--margins", nargs=2, type=int, metavar="LO HI", help="rsb: window [LO, L-HI) instead of the centred 97.")
 @click.option("--spike-size", metavar="HxW", help="Override the preset's spike frame size.")
+@click.option("--window", type=int, metavar="N",
+              help="spikecv: spike frames per frame (non-overlapping windows, default 41).")
 @click.option("--dry-run", is_flag=True, help="Print the table; write nothing.")
 @click.option("--force", is_flag=True, help="Replace sequences whose SOURCE changed or whose DATA_ROOT folders differ.")
 @reports_errors
 def import_command(preset, source, data_root, sequences, splits, blur, pad, spike_full, margins, spike_size,
-                   dry_run, force):
+                   window, dry_run, force):
     """Link a downloaded RGB + spike dataset into DATA_ROOT with config.yaml and sync.json.
 
     \b
@@ -147,6 +149,10 @@ def import_command(preset, source, data_root, sequences, splits, blur, pad, spik
       s-sdm      S-SDM Spike-GOPRO: centre 97 of each .dat ([20, 117) for 137 frames)
       x4k        SpkDeblurNet X4K1000FPS: [c-32, c+32] of spike.dat, padded with ones
       rsb        S-SDM real captures (.jpg, no ground truth): as s-sdm
+      spike-zoo  Spike-Zoo REDS_BASE (spike-only, GT png): centre 41 (train) / 301 (test),
+                 one sequence of one frame per .dat; needs --split
+      spikecv    SpikeCV real recordings (config.yaml + .dat, spike-only, no GT):
+                 non-overlapping windows of --window N (41)
     \b
     DATA_ROOT gets links to SOURCE's files (never copies), spike/SEQ/config.yaml and
     spike/SEQ/sync.json (with each frame's source name and the sequence's split, which
@@ -160,7 +166,8 @@ def import_command(preset, source, data_root, sequences, splits, blur, pad, spik
     from ..report.import_table import import_table
 
     options = ImportOptions(tuple(sequences), tuple(splits), blur, pad, spike_full,
-                            tuple(margins) if margins else None, _size(spike_size) if spike_size else None)
+                            tuple(margins) if margins else None, _size(spike_size) if spike_size else None,
+                            window)
     plan, status = import_dataset(preset, source, data_root, options, force=force, dry_run=dry_run)
     stdout_console().print(import_table(plan, status, dry_run))
     for seq in plan.sequences:

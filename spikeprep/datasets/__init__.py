@@ -11,6 +11,8 @@ DATA_ROOT and writes each sequence's config.yaml and sync.json (split and frame 
 | s-sdm | `ssdm` | S-SDM codes/dataset.py + train_deblur.py |
 | x4k | `x4k` | SpkDeblurNet codes/dataset/x4k1000fps_sequence.py |
 | rsb | `ssdm` | S-SDM codes/dataset.py (data_type='real') |
+| spike-zoo | `spike_zoo` | Spike-Zoo spikezoo/datasets/reds_base_dataset.py (spike-only, GT) |
+| spikecv | `spikecv` | SpikeCV's dataset layout (spike-only real recordings, no GT) |
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from ..errors import LayoutError, UsageError
 from ..inputs.layout import check_name_length, check_sequence_name, suggested_name
-from . import spk_gopro, ssdm, svrt, x4k
+from . import spike_zoo, spikecv, spk_gopro, ssdm, svrt, x4k
 from .base import ImportOptions, ImportPlan, check_unique, select
 
 PRESETS = {
@@ -29,6 +31,8 @@ PRESETS = {
     "s-sdm": ssdm.plan_ssdm,
     "x4k": x4k.plan,
     "rsb": ssdm.plan_rsb,
+    "spike-zoo": spike_zoo.plan,
+    "spikecv": spikecv.plan,
 }
 
 
@@ -51,7 +55,8 @@ def plan_import(preset: str, source: str | os.PathLike, options: ImportOptions =
 def check_name(seq) -> None:
     """A sequence name DATA_ROOT can hold: no whitespace or control characters (meta_info.txt),
     short enough for a file name (checked before anything is written)."""
-    where = seq.frames[0].blur.parent if seq.frames else None
+    first = seq.frames[0] if seq.frames else None
+    where = (first.blur or first.sharp or first.spike).parent if first else None
     check_sequence_name(seq.name, where,
                         fix=f"rename the folder in (a copy of) SOURCE so that the name has none (e.g. "
                             f"{suggested_name(seq.name)!r}), "

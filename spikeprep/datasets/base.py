@@ -26,18 +26,22 @@ class ImportOptions:
     spike_full: bool = False                # s-sdm: the 720x1280 spike_full/ variant
     margins: tuple[int, int] | None = None  # rsb: [LO, L-HI) instead of the loader's centred 97
     spike_size: tuple[int, int] | None = None
+    window: int | None = None               # spikecv: spike frames per frame (non-overlapping windows)
 
 
 @dataclass(frozen=True)
 class FramePlan:
     """One blurry frame: its source files (absolute) and its spike window in ``spike``.
 
+    ``blur`` is None for spike-only datasets (the frame is a spike window; ``sharp`` its ground
+    truth, or None for real recordings without one).
+
     ``[begin, end)`` lies inside the stream; ``pad_before``/``pad_after`` spike frames of the
     sequence's ``pad_value`` extend it past the stream's ends (X4K's loader pads with ones).
     """
 
     name: str
-    blur: Path
+    blur: Path | None
     sharp: Path | None
     spike: Path
     begin: int
@@ -136,7 +140,8 @@ def select(sequences: list[SequencePlan], options: ImportOptions, source: Path) 
 def reject_options(preset: str, options: ImportOptions, allowed: set[str]) -> None:
     """Options that do not apply to ``preset`` are usage errors, not silently ignored."""
     given = {"blur": options.blur is not None, "pad": options.pad is not None,
-             "spike_full": options.spike_full, "margins": options.margins is not None}
+             "spike_full": options.spike_full, "margins": options.margins is not None,
+             "window": options.window is not None}
     wrong = sorted(k for k, v in given.items() if v and k not in allowed)
     if wrong:
         raise UsageError(f"option does not apply to preset {preset}",

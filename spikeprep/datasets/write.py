@@ -44,7 +44,7 @@ class Outputs:
 def sync_of(seq: SequencePlan, preset: str) -> SyncFile:
     """The sync.json of a planned sequence (paths relative to DATA_ROOT, split and names added)."""
     frames = tuple(
-        FrameWindow(f"blur/{seq.name}/{f.name}{f.blur.suffix}",
+        FrameWindow(f"blur/{seq.name}/{f.name}{f.blur.suffix}" if f.blur else None,
                     f"sharp/{seq.name}/{f.name}{f.sharp.suffix}" if f.sharp else None,
                     f"spike/{seq.name}/{f.spike.name}", f.begin, f.end, f.name,
                     f.pad_before, f.pad_after, seq.pad_value if (f.pad_before or f.pad_after) else 0)
@@ -57,7 +57,8 @@ def sync_of(seq: SequencePlan, preset: str) -> SyncFile:
 def outputs_of(seq: SequencePlan, preset: str) -> Outputs:
     links: dict[str, Path] = {}
     for f in seq.frames:
-        links[f"blur/{seq.name}/{f.name}{f.blur.suffix}"] = f.blur
+        if f.blur is not None:
+            links[f"blur/{seq.name}/{f.name}{f.blur.suffix}"] = f.blur
         if f.sharp is not None:
             links[f"sharp/{seq.name}/{f.name}{f.sharp.suffix}"] = f.sharp
         links[f"spike/{seq.name}/{f.spike.name}"] = f.spike

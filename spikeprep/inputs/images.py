@@ -1,8 +1,10 @@
 """Reading RGB input frames, and saying so when one is converted.
 
-Every blur/sharp frame is stored as ``(H, W, 3)`` uint8 RGB. A png that is not 8-bit RGB is
-converted, never silently: `read_image` returns the conversion it applied (a `CONVERSIONS` key)
-and the cache build turns those into one warning per sequence and kind (`conversion_warnings`).
+Every blur/sharp frame is stored as ``(H, W, 3)`` uint8 RGB (the grayscale ground truth of
+spike-only data, without blur frames, stays ``(H, W, 1)``: ``read_image(keep_gray=True)``).
+A png that is not 8-bit RGB is converted, never silently: `read_image` returns the conversion it
+applied (a `CONVERSIONS` key) and the cache build turns those into one warning per sequence and
+kind (`conversion_warnings`).
 
 ==============  ============================================================================
 png input       stored as
@@ -119,9 +121,28 @@ def imread(path: str | Path, flags: int) -> np.ndarray | None:
         return None
 
 
-def read_image(path: str | Path) -> tuple[np.ndarray, dict, str | None]:
+def decode_gray(data: bytes, path: Path) -> tuple[np.ndarray, str | None] | None:
+    """A grayscale png (with or without alpha) as ``(H, W, 1)`` uint8 and the conversion applied
+    beyond keeping it gray (``16-bit``, alpha dropped), or None when ``data`` is not a gray png."""
+    header = png_header(data)
+    if header is None or header[1] not in (_GRAY, _GRAY_ALPHA):
+        return None
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    except cv2.error:
+        image = None
+    if image is None or image.ndim != 2:
+        return None  # decode_rgb names the problem
+    conversion = "16-bit" if header[0] == 16 else None
+    if conversion and _sixteen_bit_max(data) < LOW_BITS_LIMIT:
+        conversion = "16-bit-low"
+    return image[:, :, None], conversion
+
+
+def read_image(path: str | Path, keep_gray: bool = False) -> tuple[np.ndarray, dict, str | None]:
     """A frame as ``(H, W, 3)`` uint8 RGB, its fingerprint (one read of the bytes) and the
-    `CONVERSIONS` key applied (None for 8-bit RGB and non-png files)."""
+    `CONVERSIONS` key applied (None for 8-bit RGB and non-png files). ``keep_gray``: a grayscale
+    png stays one channel, ``(H, W, 1)`` (the ground truth of spike-only data)."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -131,7 +152,8 @@ def read_image(path: str | Path) -> tuple[np.ndarray, dict, str | None]:
     except OSError as exc:
         raise LayoutError("RGB frame cannot be read", path=path, found=exc.strerror or str(exc),
                           expected="a readable png/jpg file", fix="check the file and its permissions") from None
-    image, conversion = decode_rgb(data, path)
+    gray = decode_gray(data, path) if keep_gray else None
+    image, conversion = gray if gray is not None else decode_rgb(data, path)
     return image, fingerprint.hash_bytes(data), conversion
 
 

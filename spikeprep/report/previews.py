@@ -38,6 +38,7 @@ class SheetRow:
     count: np.ndarray
     voxels: np.ndarray | None
     count_title: str = "spike count"
+    blur_title: str = "blurry"              # spike-only caches: "ground truth" or "(no image)"
 
 
 def _pyplot():
@@ -54,7 +55,7 @@ def draw_sheet(rows: list[SheetRow], title: str, path: str | os.PathLike) -> Pat
     plt = _pyplot()
     n_voxels = max((len(r.voxels) for r in rows if r.voxels is not None), default=0)
     has_sharp = any(r.sharp is not None for r in rows)
-    columns = ["blurry"] + (["sharp"] if has_sharp else []) + [rows[0].count_title] + \
+    columns = [rows[0].blur_title] + (["sharp"] if has_sharp else []) + [rows[0].count_title] + \
         [f"voxel {c}" for c in range(n_voxels)]
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.4 * len(columns), 2.1 * len(rows) + 0.5),
                              squeeze=False)
@@ -105,6 +106,12 @@ def _save(plt, fig, path: str | os.PathLike) -> Path:
 def _luma_at(rgb: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     return grey if grey.shape == shape else cv2.resize(grey, shape[::-1], interpolation=cv2.INTER_AREA)
+
+
+def _as_rgb(image) -> np.ndarray:
+    """``(H, W, 3)`` uint8 of a stored image; a grayscale ``(H, W, 1)`` one repeated into R, G, B."""
+    image = np.asarray(image)
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else np.array(image)
 
 
 def pick_rows(indices, n: int = SHEET_ROWS) -> list[int]:
@@ -165,10 +172,15 @@ def cache_rows(cache, sequence: str) -> list[SheetRow]:
     for i in pick_rows(range(cache.num_frames(sequence))):
         s = cache.read(sequence, i)
         image, what = spike_image(np.asarray(s.spike), cache.params.repr)
-        score = correlation(image, _luma_at(np.asarray(s.blur), image.shape))
+        # spike-only caches: the ground truth (gray made RGB) takes the blurry frame's place, a
+        # blank frame where there is none
+        blur, sharp = (s.blur, s.sharp) if s.blur is not None else (s.sharp, None)
+        first = "blurry" if s.blur is not None else "ground truth" if blur is not None else "(no image)"
+        blur = np.zeros((*image.shape, 3), np.uint8) if blur is None else _as_rgb(blur)
+        score = correlation(image, _luma_at(blur, image.shape))
         rows.append(SheetRow(f"frame {i}\n[{s.spike_begin}, {s.spike_end})\nr={score:.3f}",
-                             np.array(s.blur), None if s.sharp is None else np.array(s.sharp),
-                             image, np.array(s.spike), what))
+                             blur, None if sharp is None else np.array(sharp),
+                             image, np.array(s.spike), what, first))
     return rows
 
 

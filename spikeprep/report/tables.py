@@ -60,6 +60,10 @@ def info_renderables(info: dict) -> list:
                       f"{(row['bytes'] or 0) / 1e6:.1f}", rate, str(row["hot_pixels"]))
     out = [params, table, "shards: " + ", ".join(
         f"{name} {'missing' if size is None else f'{size / 1e6:.1f} MB'}" for name, size in info["shards"].items())]
+    if info.get("spike_only"):
+        h, w, c = info["params"]["rgb_shape"]
+        out.append(f"spike-only cache: no blur records; sharp records ({h},{w},{c}) where the data has ground "
+                   "truth, else spike records only")
     stats = info["spike_stats"]
     if stats.get("mean") is not None:
         def fmt(xs):
