@@ -80,13 +80,13 @@ class Tfi:
             raise VoxelError("SpikeCV's TFI cannot be computed this close to the stream's start",
                              found=f"key_ts={first} (window [{begin}, {end}))",
                              expected=f"key_ts >= half_window // 2 = {hw // 2} (SpikeCV raises ValueError)",
-                             fix="drop the frame from sync.json or lower --repr-param half_window")
+                             fix="Drop the frame from sync.json or lower --repr-param half_window")
         if last + hw >= stream_len:
             raise VoxelError("SpikeCV's TFI cannot be computed this close to the stream's end",
                              found=f"key_ts={last} (window [{begin}, {end})), stream of {stream_len} frames",
                              expected=f"key_ts + half_window < {stream_len} (SpikeCV reads frame "
                                       f"key_ts + {hw} and raises IndexError past the end)",
-                             fix="drop the frame from sync.json or lower --repr-param half_window")
+                             fix="Drop the frame from sync.json or lower --repr-param half_window")
         return max(first - hw + 1, 0), last + hw + 1
 
     def compute(self, packed, height, width, flipud=True, out=None) -> np.ndarray:
