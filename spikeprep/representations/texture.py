@@ -19,8 +19,7 @@ import numpy as np
 
 from ..errors import VoxelError
 from .context import stream_window
-from .kernels import bin_edges, check_out, check_packed, count_ranges
-from .raw import unpack_frames
+from .kernels import bin_edges, check_out, check_packed, count_ranges, tfi_kernel
 
 
 @dataclass(frozen=True)
@@ -99,22 +98,9 @@ class Tfi:
             raise VoxelError("--repr tfi got fewer stream frames than it reads",
                              found=f"frames [{window.lo}, {window.hi})", expected=f"[{lo}, {hi}) at least")
         out = check_out(out, (self.S, height, width), np.float32, kind="float")
-        for c, key in enumerate(self.keys(window.begin, window.end)):
-            out[c] = self._image(window, int(key), height, width, flipud)
-        return out
-
-    def _image(self, window, key: int, height: int, width: int, flipud: bool) -> np.ndarray:
-        """``(H, W)`` float32 TFI at stream frame ``key``."""
-        hw = self.half_window
-        start = max(key - hw + 1, 1)
-        bits = unpack_frames(window.packed[start - window.lo:key + hw + 1 - window.lo], height, width, flipud)
-        back, ahead = bits[:key + 1 - start], bits[key + 1 - start:]
-        former = np.zeros((height, width), np.int64)
-        if len(back):
-            former = np.where(back.any(0), key - np.argmax(back[::-1], axis=0), 0)
-        latter = np.where(ahead.any(0), key + 1 + np.argmax(ahead, axis=0), 0)
-        interval = np.where((former > 0) & (latter > 0), latter - former, 2 * hw)
-        return np.float32(255) / interval.astype(np.float32)
+        flat = np.ascontiguousarray(window.packed).reshape(-1)
+        return tfi_kernel(flat, height * width // 8, window.lo, self.keys(window.begin, window.end),
+                          self.half_window, height, width, bool(flipud), out)
 
 
 @dataclass(frozen=True)

@@ -183,3 +183,14 @@ def test_tfp_ls_by_hand_and_protocol():
         make_representation("tfp-ls", 3)
     with pytest.raises(UsageError, match="short"):
         make_representation("tfp-ls", 2, short=0)
+
+
+def test_tfi_kernel_py_func_matches_jit():
+    from spikeprep.representations.kernels import tfi_kernel
+
+    spikes = (np.random.default_rng(1).random((30, 3, 8)) < 0.3).astype(np.uint8)
+    flat = packed_of(spikes)[2:].reshape(-1)  # stream frames [2, 30)
+    args = (flat, 3, 2, np.array([9, 15, 20]), 6, 3, 8, True)
+    jit = tfi_kernel(*args, np.zeros((3, 3, 8), np.float32))
+    np.testing.assert_array_equal(tfi_kernel.py_func(*args, np.zeros((3, 3, 8), np.float32)), jit)
+    np.testing.assert_array_equal(jit, np.stack([spikecv_tfi(spikes, k, 6) for k in (9, 15, 20)]))
