@@ -200,3 +200,18 @@ def test_encoding25_by_hand_and_protocol():
         make_representation("svrt-encoding25", 1, short_policy="pad")
     with pytest.raises(VoxelError, match="L >= 25"):
         voxelize(packed_of(np.zeros((24, 4, 8), np.uint8)), 4, 8, 2, repr="svrt-encoding25")
+
+
+def test_cli_repr_name_colon_s_and_error_without_traceback(tmp_path):
+    from click.testing import CliRunner
+
+    from spikeprep.cli import main
+
+    data = make_dataset(tmp_path / "data", sequences=("a",), frames=2, rgb_hw=(8, 16), spike_hw=(8, 16),
+                        window=12, gap=2)
+    done = CliRunner().invoke(main, ["voxelize", str(data), str(tmp_path / "c"), "--repr", "raw:5"])
+    assert done.exit_code == 0, done.output
+    params = spikeprep.open_cache(tmp_path / "c").params
+    assert (params.repr, params.S, params.channels, params.storage) == ("raw", 5, 5, "bitpacked")
+    done = CliRunner().invoke(main, ["voxelize", str(data), str(tmp_path / "d"), "--repr", "raw:20"])
+    assert done.exit_code == 1 and "raw:N with N <= 12" in done.output and "Traceback" not in done.output
