@@ -19,6 +19,14 @@ tfp           S           uint8 / uint16 / uint32 (*)  spikes in a ``tfp_window`
                                                        (not S-VRT's: see svrt-tfp)
 svrt-tfp      S           uint8 (grey levels)          S-VRT's TFP: mean of ``2*hw+1`` frames around
                                                        clamped segment centres, x255, truncated
+raw           N (S)       uint8 0/1, bit-packed        frame ``L//2 - N//2 + c`` (Spike-Zoo's centred
+                                                       N frames; S=0: the whole window)
+tfi           S (1)       float32                      SpikeCV's TFI ``255 / interval`` at the
+                                                       centre of bin c, on the stream around it
+tfp-ls        2           float32                      S-SDM's cal_tfp: mean of the window (long),
+                                                       of the centred ``short`` frames (short)
+svrt-encod..  25*S        uint8 0/1, bit-packed        S-VRT's encoding25: 25 frames around each
+                                                       of S centres (prepare_scflow_encoding25.py)
 ============  ==========  ===========================  =========================================
 
 (*) the narrowest unsigned type holding the longest counted frame range (<= 255 frames: uint8,

@@ -15,10 +15,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import DatError, LayoutError
+from ..errors import DatError, LayoutError, VoxelError
 from ..inputs import fingerprint
 from ..inputs.dat import SpikeStream
 from ..inputs.images import read_image
+from ..representations.context import StreamWindow
 from ..representations.hot_pixels import detect_hot_pixels, firing_rate, repair_hot_pixels
 from ..sync import SyncFile
 from .hot_list import mask_of
@@ -128,10 +129,25 @@ def match_spike(voxels: np.ndarray, cfg: FrameConfig) -> np.ndarray:
     return out
 
 
-def window_of(stream: SpikeStream, job: FrameJob, rep) -> np.ndarray:
-    """``(L, h*w/8)`` packed spike frames the representation ``rep`` computes from: the job's
-    window with its padding frames (a view of the open ``stream`` where there is no padding)."""
-    return padded(stream.packed(job.spike_begin, job.spike_end), job)
+def window_of(stream: SpikeStream, job: FrameJob, rep):
+    """What the representation ``rep`` computes from: ``(L, h*w/8)`` packed spike frames, the
+    job's window with its padding frames (a view of the open ``stream`` where there is no
+    padding); for a representation with ``context`` (tfi), a `StreamWindow`: the stream frames
+    ``[lo, hi)`` it asks for and where the window lies (padded windows refused)."""
+    if not hasattr(rep, "context"):
+        return padded(stream.packed(job.spike_begin, job.spike_end), job)
+    where = f"{job.spike_file}, frame {job.index} of {job.sequence}"
+    if job.pad_before or job.pad_after:
+        raise VoxelError(f"--repr {rep.name} reads the stream around each window, but this window is padded "
+                         "past the stream's ends", path=where,
+                         found=f"pad_before={job.pad_before}, pad_after={job.pad_after}",
+                         expected="windows inside the stream", fix="use a representation without context "
+                         "(bins, tfp, raw, ...) for padded datasets")
+    try:
+        lo, hi = rep.context(job.spike_begin, job.spike_end, len(stream))
+    except VoxelError as err:
+        raise VoxelError(err.what, path=where, found=err.found, expected=err.expected, fix=err.fix) from None
+    return StreamWindow(stream.packed(lo, hi), lo, job.spike_begin, job.spike_end, len(stream))
 
 
 def compute_voxels(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None,

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import CacheError
 from .manifest import CacheParams, Manifest, SequenceEntry, load_manifest
-from .records import decode_record, frame_key, hot_pixels_key, shard_name
+from .records import decode_record, frame_key, hot_pixels_key, shard_name, unpack_bits
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,8 @@ class Cache:
         self._pid = os.getpid()
         #: what each record kind must decode to: ``(shape, dtype)``
         self._expected = {"rgb": (self.params.rgb_shape, np.dtype(np.uint8)),
-                          "spike": (self.params.spike_shape, np.dtype(self.params.spike_dtype))}
+                          "spike": (self.params.representations()[0].record_shape,
+                                    np.dtype(self.params.spike_dtype))}
 
     # -- metadata ---------------------------------------------------------------------------
     def _entry(self, seq: str) -> SequenceEntry:
@@ -203,6 +204,8 @@ class Cache:
         blur = self._array(txn, frame_key(seq, i, "blur"), *rgb)[1] if self.params.has_blur else None
         sharp = self._array(txn, frame_key(seq, i, "sharp"), *rgb)[1] if entry.has_sharp else None
         header, voxels = self._array(txn, frame_key(seq, i, "spike"), *spike)
+        if self.params.storage == "bitpacked":  # raw windows: 0/1 stored 8 per byte
+            voxels = unpack_bits(voxels, self.params.spike_shape[-1])
         return Sample(seq, i, blur, sharp, voxels, header.spike_begin, header.spike_end)
 
     def hot_pixels(self, seq: str) -> np.ndarray | None:

@@ -39,7 +39,7 @@ from .frames import FrameConfig, FrameJob, compute_frame, hot_pixel_record, sequ
 from .lock import writers_note
 from .manifest import Manifest, load_manifest
 from .reader import acquire_env, check_shard_file, release_env
-from .records import META_INFO_NAME, checksum, decode_header, decode_record, parse_key, shard_name
+from .records import META_INFO_NAME, checksum, decode_header, decode_record, parse_key, shard_name, unpack_bits
 
 #: ``spike_stats`` agree when every value is within this of the recomputed one (float rounding).
 STATS_RTOL, STATS_ATOL = 1e-9, 1e-12
@@ -131,6 +131,8 @@ def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None
                                                     f"manifest {stored}")
                     elif seq in train and parse_key(key)[2] == "spike":
                         _, voxels = decode_record(value, key)
+                        if manifest.params.storage == "bitpacked":  # stats are of the 0/1 values
+                            voxels = unpack_bits(voxels, manifest.params.spike_shape[-1])
                         hists["train"] = stats.merge(hists["train"], stats.channel_histograms(voxels))
             release_env(path)
         except (lmdb.Error, CacheError) as exc:

@@ -28,7 +28,8 @@ def _parse_repr_params(pairs) -> dict:
 @click.argument("cache", type=click.Path(file_okay=False, path_type=str))
 @click.option("--S", "S", type=int, default=None, help="Voxel channels [default: the representation's, 8 for bins].")
 @click.option("--repr", "repr_", default="bins", show_default=True,
-              help="Representation: bins | count | temporal4 | ema | tfp | svrt-tfp.")
+              help="Representation: bins | count | temporal4 | ema | tfp | svrt-tfp | raw | tfi | tfp-ls | "
+                   "svrt-encoding25; NAME:S sets S (raw:41 = --repr raw --S 41).")
 @click.option("--repr-param", "repr_param", multiple=True, metavar="KEY=VALUE",
               help="Representation parameter (repeatable), e.g. --repr-param tfp_window=32.")
 @click.option("--match", type=click.Choice(["none", "rgb", "spike"]), default="none", show_default=True,

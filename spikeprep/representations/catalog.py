@@ -6,6 +6,11 @@ dataset-wide storage dtype for windows up to that many frames), ``min_frames`` a
 ``compute(packed, height, width, flipud=True, out=None) -> (channels, H, W)``. Formulas and
 dtypes are tabled in `spikeprep.voxel`. `REPRESENTATIONS` maps ``--repr`` names to classes;
 `make_representation` builds and validates one.
+
+Optional parts of the protocol: ``storage = "bitpacked"`` (class attribute: 0/1 arrays the cache
+stores 8 per byte, `spikeprep.representations.raw`; default ``array``) and
+``context(begin, end, stream_len) -> (lo, hi)``, the stream frames read for a window (default
+the window itself; `spikeprep.representations.context`, used by tfi).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import numpy as np
 
 from ..errors import UsageError, VoxelError
 from .kernels import bin_edges, check_out, check_packed, count_ranges, ema_kernel, uint_dtype_for
+from .raw import SHORT_POLICIES, Raw, SvrtEncoding25
+from .texture import Tfi, TfpLs
 
 
 def _check_frames(rep, n_frames: int) -> None:
@@ -260,9 +267,12 @@ class SvrtTfp:
 
 
 #: ``--repr`` name -> representation class.
-REPRESENTATIONS = {cls.name: cls for cls in (Bins, Count, Temporal4, Ema, Tfp, SvrtTfp)}
+REPRESENTATIONS = {cls.name: cls for cls in (Bins, Count, Temporal4, Ema, Tfp, SvrtTfp, Raw, Tfi, TfpLs,
+                                              SvrtEncoding25)}
 
-_FIXED_CHANNELS = {"count": 1, "temporal4": 4}
+_FIXED_CHANNELS = {"count": 1, "temporal4": 4, "tfp-ls": 2}
+#: S when none is given, where it is not 8: raw's 0 is the whole window (resolved by the plan)
+_DEFAULT_S = {"raw": 0, "tfi": 1, "svrt-encoding25": 4}
 
 
 def params_of(record: dict) -> dict:
@@ -272,8 +282,24 @@ def params_of(record: dict) -> dict:
 
 
 def default_S(name: str) -> int:
-    """S when none is given: the fixed channel count of count/temporal4, else 8."""
-    return _FIXED_CHANNELS.get(name, 8)
+    """S when none is given: the fixed channel count of count/temporal4/tfp-ls, raw's 0 (the
+    whole window), tfi's 1, svrt-encoding25's 4 (S-VRT's subframes), else 8."""
+    return _FIXED_CHANNELS.get(name, _DEFAULT_S.get(name, 8))
+
+
+def split_repr(text: str, S: int | None = None) -> tuple[str, int | None]:
+    """``"raw:41"`` -> ``("raw", 41)`` (NAME:S, as ``--repr bins:8`` is ``--repr bins --S 8``);
+    ``"raw"`` -> ``("raw", S)``. UsageError for a bad S or one that contradicts ``S``."""
+    name, sep, value = str(text).partition(":")
+    if not sep:
+        return name, S
+    if not value.strip().isdigit():
+        raise UsageError("--repr NAME:S needs a whole number after the colon", found=repr(text),
+                         expected="e.g. raw:41 or bins:8")
+    if S is not None and int(S) != int(value):
+        raise UsageError("--repr NAME:S and --S disagree", found=f"{text} with --S {S}",
+                         expected="one of them, or the same S")
+    return name, int(value)
 
 
 def make_representation(name: str, S: int, **params):
@@ -281,8 +307,9 @@ def make_representation(name: str, S: int, **params):
     if name not in REPRESENTATIONS:
         raise UsageError("unknown voxel representation", found=repr(name),
                          expected="one of " + ", ".join(REPRESENTATIONS))
-    if isinstance(S, bool) or not isinstance(S, (int, np.integer)) or S < 1:
-        raise UsageError("S (voxel channels) must be a positive integer", found=repr(S), expected=">= 1")
+    if isinstance(S, bool) or not isinstance(S, (int, np.integer)) or S < (0 if name == "raw" else 1):
+        raise UsageError("S (voxel channels) must be a positive integer", found=repr(S),
+                         expected=">= 1" + (" (raw: 0, the whole window)" if name == "raw" else ""))
     S = int(S)
     if name in _FIXED_CHANNELS and S != _FIXED_CHANNELS[name]:
         raise UsageError(f"--repr {name} has {_FIXED_CHANNELS[name]} channel"
@@ -311,6 +338,7 @@ def make_representation(name: str, S: int, **params):
             raise UsageError("half_window must be a number of spike frames >= 0", found=repr(hw),
                              expected="an integer >= 0 (S-VRT's default 20)")
         params["half_window"] = int(hw)
+    params = _check_new_params(name, cls, params)
     if name == "tfp" and params.get("tfp_window") is not None:
         window = params["tfp_window"]
         if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
@@ -318,3 +346,22 @@ def make_representation(name: str, S: int, **params):
                              found=repr(window), expected=">= 1")
         params["tfp_window"] = int(window)
     return cls(S=S, **params)
+
+
+def _check_new_params(name: str, cls, params: dict) -> dict:
+    """Validate the parameters of tfi (half_window >= 1), tfp-ls (short >= 1) and
+    svrt-encoding25 (short_policy)."""
+    key = {"tfi": "half_window", "tfp-ls": "short"}.get(name)
+    if key is not None:
+        value = params.get(key, getattr(cls, key))
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise UsageError(f"{key} must be a number of spike frames >= 1", found=repr(value),
+                             expected="an integer >= 1 (" + ("SpikeCV's default 20" if name == "tfi"
+                                                             else "S-SDM uses 7, 9 or 11") + ")")
+        params[key] = int(value)
+    if name == "svrt-encoding25":
+        policy = params.get("short_policy", cls.short_policy)
+        if policy not in SHORT_POLICIES:
+            raise UsageError("unknown short_policy for --repr svrt-encoding25", found=repr(policy),
+                             expected=" | ".join(SHORT_POLICIES) + " (S-VRT's --short-policy; default pad_edge)")
+    return params

@@ -218,6 +218,62 @@ def ema_kernel(flat, frame_bytes, sample_ends, decays, height, width, flipud, ou
     return out
 
 
+@_jit(inline="always")
+def _first_spikes(flat, base, n_bytes, frame, done, found):
+    """For bits not yet ``done`` (a mask per byte), record ``frame`` in ``found[k, i]`` where bit
+    ``k`` of byte ``flat[base + i]`` fires, and mark them done."""
+    for i in range(n_bytes):
+        new = flat[base + i] & (0xFF ^ done[i])
+        if new:
+            for k in range(8):
+                if (new >> k) & 1:
+                    found[k, i] = frame
+            done[i] |= new
+
+
+@_jit(parallel=True)
+def tfi_kernel(flat, frame_bytes, lo, keys, half, height, width, flipud, out):
+    """SpikeCV's TFI per pixel, straight from packed bytes.
+
+    flat: ``(n*H*W/8,)`` uint8, stream frames ``[lo, lo + n)`` back to back; keys: ``(S,)``
+    int64 stream frames. ``out[c]`` (float32 ``(S, H, W)``) = ``255 / (latter - former)`` with
+    former the last spike frame in ``[max(key - half + 1, 1), key]``, latter the first in
+    ``[key + 1, key + half]``, ``255 / (2 * half)`` when either is missing. Unchecked: the
+    caller makes sure the frames searched lie in ``[lo, lo + n)`` (`spikeprep.representations.texture`).
+    """
+    n_blocks = (frame_bytes + _BLOCK_BYTES - 1) // _BLOCK_BYTES
+    for block in prange(n_blocks):
+        j0 = block * _BLOCK_BYTES
+        n_bytes = min(j0 + _BLOCK_BYTES, frame_bytes) - j0
+        # frame by frame over the block's bytes (sequential loads); one byte serves 8 pixels
+        former = np.zeros((8, n_bytes), np.int64)
+        latter = np.zeros((8, n_bytes), np.int64)
+        done = np.zeros(n_bytes, np.int64)
+        for c in range(len(keys)):
+            key = keys[c]
+            former[:] = 0
+            latter[:] = 0
+            done[:] = 0
+            for f in range(key, max(key - half + 1, 1) - 1, -1):
+                _first_spikes(flat, (f - lo) * frame_bytes + j0, n_bytes, f, done, former)
+            for i in range(n_bytes):
+                done[i] = 0xFF ^ done[i]  # no former: the interval is 2 * half whatever follows
+            for f in range(key + 1, key + half + 1):
+                _first_spikes(flat, (f - lo) * frame_bytes + j0, n_bytes, f, done, latter)
+            for i in range(n_bytes):
+                pixel = 8 * (j0 + i)
+                row = pixel // width
+                col = pixel - row * width
+                for k in range(8):
+                    interval = latter[k, i] - former[k, i] if latter[k, i] > 0 else 2 * half
+                    out[c, height - 1 - row if flipud else row, col] = np.float32(255) / np.float32(interval)
+                    col += 1
+                    if col == width:
+                        col = 0
+                        row += 1
+    return out
+
+
 # -- validated entry points -----------------------------------------------------------------
 
 @_jit()

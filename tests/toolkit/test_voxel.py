@@ -148,7 +148,8 @@ def test_errors():
 
 
 def test_registry_and_manifest_records():
-    assert set(REPRESENTATIONS) == {"bins", "count", "temporal4", "ema", "tfp", "svrt-tfp"}
+    assert set(REPRESENTATIONS) == {"bins", "count", "temporal4", "ema", "tfp", "svrt-tfp", "raw", "tfi",
+                                    "tfp-ls", "svrt-encoding25"}
     rep = make_representation("ema", 6, tau_fast=5)
     assert rep.to_dict() == {"repr": "ema", "S": 6, "tau_fast": 5.0, "tau_slow": 250.0}
     assert rep.channels == 6 and rep.dtype_for(10**6) == np.float32
