@@ -24,6 +24,7 @@ from . import hot_list
 from .frames import FrameConfig, FrameJob
 from .manifest import CacheParams
 from .records import MATCH_MODES, record_nbytes
+from .repr_specs import build_spec, parse_requests
 
 #: Per-record LMDB overhead allowance (key, node header, page slack) for shard planning.
 _RECORD_OVERHEAD = 64
@@ -257,19 +258,21 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
                              found=f"{s.height}x{s.width} flipud={s.flipud}",
                              expected=f"{first.height}x{first.width} flipud={first.flipud} "
                                       f"(as {first.sequence})", fix="cache them separately")
-    S, rparams, channels, rep = representation_info(repr, S, dict(repr_params or {}))
+    requests = parse_requests(repr, S, repr_params)  # several: --repr bins:8 --repr raw:41 (repr_specs)
     max_len = max(f.length for s in syncs for f in s.frames)
-    spike_dtype = np.dtype(rep.dtype_for(max_len)).name
     rgb_native = _image_shape(root / first.frames[0].blur)
-    rgb_shape, spike_shape = stored_shapes(rgb_native, (first.height, first.width), channels, match)
+    rgb_shape, (_, *spike_hw) = stored_shapes(rgb_native, (first.height, first.width), 1, match)
+    specs = [build_spec(r, max_len, spike_hw, first=k == 0) for k, r in enumerate(requests)]
+    one = specs[0]
     listed = {}
     if hot_pixels == "list":
         qc = hot_list.read_qc_lists(hot_pixel_list)
         listed = hot_list.sequence_lists(qc, {s.sequence: s.spike_files for s in syncs},
                                          (first.height, first.width), hot_pixel_list)
-    params = CacheParams(S=S, channels=channels, repr=repr, repr_params=rparams, flipud=first.flipud,
-                         match=match, hot_pixels=hot_pixels, spike_dtype=spike_dtype,
-                         rgb_shape=tuple(rgb_shape), spike_shape=tuple(spike_shape), hot_pixel_list=listed)
+    params = CacheParams(S=one.S, channels=one.channels, repr=one.repr, repr_params=one.repr_params,
+                         flipud=first.flipud, match=match, hot_pixels=hot_pixels, spike_dtype=one.spike_dtype,
+                         rgb_shape=tuple(rgb_shape), spike_shape=one.spike_shape, hot_pixel_list=listed,
+                         storage=one.storage, more_representations=tuple(specs[1:]))
     cfg = FrameConfig(str(root), first.height, first.width, params, with_head=first.with_head)
     sizes, sharps = [], []
     for s, p in zip(syncs, paths):
@@ -279,8 +282,9 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
                               path=p, found=f"{sum(sharp)} of {len(sharp)} with sharp",
                               expected="all or none")
         per_frame = (record_nbytes(rgb_shape, np.uint8) * (2 if sharp[0] else 1)
-                     + record_nbytes(spike_shape, spike_dtype) + 3 * _RECORD_OVERHEAD)
-        sizes.append(per_frame * len(s.frames) + record_nbytes(spike_shape[1:], np.uint8))
+                     + sum(record_nbytes(p.record_shape, p.dtype) + _RECORD_OVERHEAD for p in specs)
+                     + 2 * _RECORD_OVERHEAD)
+        sizes.append(per_frame * len(s.frames) + record_nbytes(spike_hw, np.uint8))
         sharps.append(sharp[0])
     shards = assign_shards(sizes, shard_size)
     seqs = tuple(SequencePlan(s.sequence, s, os.path.relpath(p, root), shard, size,
