@@ -195,3 +195,20 @@ def test_cli_same_kind_twice_is_a_usage_error(data, tmp_path):
     result = CliRunner().invoke(main, ["voxelize", str(data), str(tmp_path / "c"), "--repr", "bins:8",
                                        "--repr", "bins:4"])
     assert result.exit_code == 2 and "twice" in result.output and "Traceback" not in result.output
+
+
+def test_bitpacked_first_representation_verifies(data, multi):
+    one = multi["frames"]
+    assert one.params.storage == "bitpacked" and one.read("a", 0).spike.shape == (5, 16, 20)
+    assert one.read("a", 0, unpack=False).spike.shape == (5, 16, 3)
+    assert spikeprep.verify_cache(one.root, data_root=data).ok
+
+
+def test_worker_processes_build_the_same_records(data, multi, tmp_path):
+    from tests.support.cache_datasets import all_records
+    spikeprep.voxelize_dataset(data, tmp_path / "w0", repr=["bins:4", "tfp:2"], val=["b"], progress=False)
+    spikeprep.voxelize_dataset(data, tmp_path / "w2", repr=["bins:4", "tfp:2"], val=["b"], progress=False,
+                               workers=2)
+    assert all_records(tmp_path / "w0") == all_records(tmp_path / "w2")
+    m0, m2 = (json.loads((tmp_path / n / "manifest.json").read_text()) for n in ("w0", "w2"))
+    assert m0["representation_stats"] == m2["representation_stats"] and m0["representation_stats"]["tfp"]["mean"]
