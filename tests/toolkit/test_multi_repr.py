@@ -65,8 +65,7 @@ def build(data, cache, **kw):
 
 @pytest.fixture(scope="module")
 def multi(data, tmp_path_factory):
-    import pytest as _pytest
-    patch = _pytest.MonkeyPatch()
+    patch = pytest.MonkeyPatch()  # the module-scoped builds need the test representation too
     patch.setitem(catalog.REPRESENTATIONS, "frames", Frames)
     root = tmp_path_factory.mktemp("built")
     caches = {"multi": build(data, root / "multi", repr=["bins:4", "frames:5", "tfp"], S=2,
