@@ -42,10 +42,14 @@ class SpikeNorm:
     q995: tuple[float, ...] = ()
 
     @classmethod
-    def from_manifest(cls, manifest, mode: str) -> "SpikeNorm":
-        """From a cache's `spikeprep.Manifest` (its training ``spike_stats``)."""
-        stats = manifest.spike_stats
-        return cls(mode, tuple(stats.mean), tuple(stats.std), tuple(stats.q995))
+    def from_manifest(cls, manifest, mode: str, inputs=None) -> "SpikeNorm":
+        """From a cache's `spikeprep.Manifest` (its training ``spike_stats``; with ``inputs``,
+        ``data.inputs``: each named representation's statistics, concatenated in order)."""
+        if inputs is None:
+            stats = manifest.spike_stats
+            return cls(mode, tuple(stats.mean), tuple(stats.std), tuple(stats.q995))
+        parts = [manifest.stats_of(name) for name in inputs]
+        return cls(mode, *(tuple(v for p in parts for v in getattr(p, key)) for key in ("mean", "std", "q995")))
 
     def __call__(self, spike: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
         """spike ``(B, T, C, h, w)`` float, window ``(B, T, C)`` -> normalised (same shape)."""

@@ -43,6 +43,8 @@ class AugmentConfig:
 class DataConfig:
     cache: str = ""                 # LMDB cache folder (spikeprep voxelize output)
     use_spike: bool = True          # False: RGB only (netG.spike_chans = 0)
+    inputs: Optional[list[str]] = None  # the cache's representations given to the model, concatenated
+                                    # along channels in order (e.g. [bins, raw]); null: the first only
     num_frames: Optional[int] = 6   # T frames per training clip; null: the cache's smallest training T
     gt_size: int = 192              # RGB crop size (pixels)
     batch_size: int = 8             # GLOBAL batch, split over ranks

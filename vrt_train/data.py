@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from spikeprep import ConfigError
+from spikeprep import ConfigError, SpikeprepError
 
 
 def open_any(cache):
@@ -76,18 +76,51 @@ class _RepNormalizer:
         return self._by_length[L]
 
 
-def window_divisor_fn(params):
+class _Concatenated:
+    """``L -> (sum C,) float32``: the divisors of several inputs, in order (picklable)."""
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    def __call__(self, L: int) -> np.ndarray:
+        return np.concatenate([part(L) for part in self.parts])
+
+
+def input_specs(params, inputs):
+    """The cache's representations named by ``data.inputs`` (`spikeprep.CacheParams`
+    ``representation_named``), in order; None for ``inputs`` None (the first representation only:
+    the single-representation path, unchanged). ConfigError for an empty list, a name twice or a
+    name the cache lacks."""
+    if inputs is None:
+        return None
+    names = [inputs] if isinstance(inputs, str) else list(inputs)
+    if not names or len(set(names)) != len(names):
+        raise ConfigError("data.inputs must name distinct representations of the cache", found=names,
+                          expected="e.g. [bins] or [bins, raw]", fix="list each representation once")
+    try:
+        return [params.representation_named(n) for n in names]
+    except SpikeprepError as err:
+        raise ConfigError("data.inputs names a representation the cache does not hold", found=err.found,
+                          expected=err.expected, fix=err.fix) from None
+
+
+def window_divisor_fn(params, inputs=None):
     """``L -> (C,) float32`` divisor turning a window's values into rates (spikes per frame),
-    from the cache's representation (``normalizer(L)``), or None when it has none (ema)."""
+    from the cache's representation (``normalizer(L)``), or None when it has none (ema).
+    ``inputs``: ``data.inputs`` (the divisors of each, concatenated; None if one has none)."""
+    specs = input_specs(params, inputs)
+    if specs is not None:
+        parts = [window_divisor_fn(spec) for spec in specs]
+        return None if any(p is None for p in parts) else _Concatenated(parts)
     rep = params.representation()
     return _RepNormalizer(rep) if hasattr(rep, "normalizer") else None
 
 
-def effective_spike_norm(params, requested: str) -> str:
+def effective_spike_norm(params, requested: str, inputs=None) -> str:
     """The spike normalisation to use: ``window`` falls back to ``quantile`` (with a warning)
-    when the cache's representation (``params``: `spikeprep.CacheParams`) has no known window
-    normaliser."""
-    if requested == "window" and window_divisor_fn(params) is None:
+    when the cache's representation (``params``: `spikeprep.CacheParams`; ``inputs``: the
+    ``data.inputs`` ones) has no known window normaliser."""
+    if requested == "window" and window_divisor_fn(params, inputs) is None:
         warnings.warn(f"spike_norm 'window' is not defined for repr {params.repr!r}; "
                       "using 'quantile' (divide by the training q99.5 per channel)", stacklevel=2)
         return "quantile"
@@ -115,14 +148,21 @@ def _one_allocation(*specs) -> list[np.ndarray]:
 class _CacheItems:
     """What the train and validation datasets share: the cache, sizes, and record slicing."""
 
-    def __init__(self, cache, split: str, use_spike: bool):
+    def __init__(self, cache, split: str, use_spike: bool, inputs=None):
         self.cache = open_any(cache)
         self.manifest = self.cache.manifest
         self.params = self.manifest.params
         self.use_spike = use_spike
         self.f = spike_factor(self.params)
-        self.channels = self.params.spike_shape[0]
-        self._divisor = window_divisor_fn(self.params)
+        #: ``data.inputs``: the representations given to the model, concatenated along channels
+        #: (None: the first one only, ``Sample.spike``)
+        self.inputs = input_specs(self.params, inputs)
+        specs = self.inputs or ()
+        self.channels = sum(p.channels for p in specs) if specs else self.params.spike_shape[0]
+        self.spike_dtype = (np.result_type(*(p.dtype for p in specs)) if specs
+                            else np.dtype(self.params.spike_dtype))
+        self._names = [p.name for p in specs]
+        self._divisor = window_divisor_fn(self.params, self._names or None)
         seqs = [s for s in self.cache.sequences if split is None or self.cache.split(s) == split]
         if not seqs and split == "val":
             seqs = [self.cache.sequences[-1]]
@@ -139,11 +179,11 @@ class _CacheItems:
         T, (h, w) = len(frames), (height // f, width // f)
         channels = self.channels if self.use_spike else 0
         spikes, rgb, sharp = _one_allocation(
-            ((T, channels, h, w), np.dtype(self.params.spike_dtype)),
+            ((T, channels, h, w), self.spike_dtype),
             ((T, height, width, 3), np.uint8), ((T, height, width, 3), np.uint8))
         divisors = np.ones((T, channels), np.float32)
         for t, i in enumerate(frames):
-            s = self.cache.read(seq, i)
+            s = self.read(seq, i)
             rgb[t] = s.blur[top:top + height, left:left + width]
             if s.sharp is not None:
                 sharp[t] = s.sharp[top:top + height, left:left + width]
@@ -153,13 +193,31 @@ class _CacheItems:
             else:
                 sharp[t] = 0
             if self.use_spike:
-                spikes[t] = s.spike[:, top // f:top // f + h, left // f:left // f + w]
+                self.spike_into(s, (slice(None), slice(top // f, top // f + h), slice(left // f, left // f + w)),
+                                spikes[t])
                 if self._divisor:
                     divisors[t] = self._divisor(int(s.spike_end) - int(s.spike_begin))
         return {"L_rgb": torch.from_numpy(rgb), "H": torch.from_numpy(sharp),
                 "L_spike": torch.from_numpy(spikes if self.use_spike else spikes.astype(np.uint8)),
                 "window": torch.from_numpy(divisors), "seq": seq,
                 "frames": torch.as_tensor(np.asarray(frames, np.int64))}
+
+
+    def read(self, seq: str, i: int):
+        """Frame ``i``'s `spikeprep.Sample`, with the ``data.inputs`` representations."""
+        return self.cache.read(seq, i) if not self._names else self.cache.read(seq, i, names=self._names)
+
+    def spike_into(self, s, crop, out: np.ndarray) -> None:
+        """Write the crop ``crop`` (a tuple of slices over ``(C, h, w)``) of the sample's spike
+        input into ``out``: ``s.spike``, or the ``data.inputs`` concatenated along channels."""
+        if not self._names:
+            out[...] = s.spike[crop]
+            return
+        c = 0
+        for name in self._names:
+            part = s.spikes[name][crop]
+            out[c:c + len(part)] = part
+            c += len(part)
 
 
 def clip_frames(cache, seqs, num_frames: int | None) -> int:
@@ -192,8 +250,8 @@ class ShardDataset(Dataset):
 
     def __init__(self, cache, num_frames: int = 6, gt_size: int = 192, split: str = "train",
                  seed: int = 0, samples_per_epoch: int | None = None, use_spike: bool = True,
-                 exclude=()):
-        self.items = _CacheItems(cache, split, use_spike)
+                 exclude=(), inputs=None):
+        self.items = _CacheItems(cache, split, use_spike, inputs)
         self.items.seqs = [s for s in self.items.seqs if s not in set(exclude)]  # data.val_from_train
         num_frames = clip_frames(self.items.cache, self.items.seqs, num_frames)
         self.num_frames, self.gt_size, self.seed = num_frames, gt_size, seed
@@ -237,8 +295,8 @@ class ValDataset(Dataset):
     ``sequences`` (a list) replaces the split's sequences (``data.val_from_train``)."""
 
     def __init__(self, cache, num_frames: int | None = None, use_spike: bool = True, split: str | None = "val",
-                 need_sharp: bool = True, sequences=None):
-        self.items = _CacheItems(cache, split if sequences is None else None, use_spike)
+                 need_sharp: bool = True, sequences=None, inputs=None):
+        self.items = _CacheItems(cache, split if sequences is None else None, use_spike, inputs)
         if sequences is not None:
             self.items.seqs = list(sequences)
         self.need_sharp = need_sharp

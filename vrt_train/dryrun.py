@@ -189,9 +189,10 @@ def dry_run(cfg: Config, *, model_fn=None, device=None, emit=print) -> DryRunRep
         raise ConfigError("data.batch_size (global) is not divisible by the number of processes",
                           found=f"batch_size {d.batch_size}, world size {world}", expected=f"a multiple of {world}")
     per_rank = d.batch_size // world
-    dataset = ShardDataset(d.cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike)
+    dataset = ShardDataset(d.cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike,
+                           inputs=d.inputs)
     manifest = dataset.items.manifest
-    norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, d.spike_norm))
+    norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, d.spike_norm, d.inputs), d.inputs)
     spike_chans = dataset.items.channels if d.use_spike else 0
     t0 = time.perf_counter()
     items = [dataset[(0, i % len(dataset))] for i in range(per_rank)]
@@ -313,7 +314,7 @@ def _validation_chunk(rep, cfg, model, dataset, device, spike_chans, out) -> Non
     from .tiles import choose_tile, resolve_tiles
     from .validate import _run_padded, _starts, model_multiples
     v = cfg.val
-    val = ValDataset(dataset.items.cache, cfg.data.num_frames_val, cfg.data.use_spike)
+    val = ValDataset(dataset.items.cache, cfg.data.num_frames_val, cfg.data.use_spike, inputs=cfg.data.inputs)
     height, width = val.rgb_hw
     lengths = [min(val.items.cache.num_frames(s), cfg.data.num_frames_val or 10**9) for s in val.items.seqs]
     frames = min(v.num_frame_testing or max(lengths), max(lengths))

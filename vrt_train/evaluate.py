@@ -165,7 +165,7 @@ def run_test(cfg: Config, checkpoint=None, protocol: str = "kair", split: str | 
     ckpt = load_eval_checkpoint(ckpt_path, cfg)
     cache = open_any(cfg.data.cache)
     use_spike = ckpt.spike_chans > 0
-    dataset = ValDataset(cache, None, use_spike, split=SPLITS[split])
+    dataset = ValDataset(cache, None, use_spike, split=SPLITS[split], inputs=cfg.data.inputs)
     if not dataset.items.seqs:
         raise ConfigError(f"the cache has no {split} sequences to test on", path=cfg.data.cache,
                           fix="pass --split train|all, or a cache with a val split")
@@ -182,7 +182,9 @@ def run_test(cfg: Config, checkpoint=None, protocol: str = "kair", split: str | 
         norm = SpikeNorm(**{k: tuple(v) if isinstance(v, list) else v for k, v in ckpt.spike_norm.items()})
     else:
         params = dataset.items.params
-        norm = SpikeNorm.from_manifest(dataset.items.manifest, effective_spike_norm(params, cfg.data.spike_norm))
+        inputs = cfg.data.inputs
+        mode = effective_spike_norm(params, cfg.data.spike_norm, inputs)
+        norm = SpikeNorm.from_manifest(dataset.items.manifest, mode, inputs)
     per_frame = {}
     for i in range(len(dataset)):
         item, output, target = restore_sequence(model, dataset, i, cfg.val, norm, device, use_spike)

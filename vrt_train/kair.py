@@ -70,6 +70,8 @@ class KairDatasetOptions:
     spike_norm: str = "window"
     use_spike: bool = True
     split: Optional[str] = None
+    #: the cache's representations to append to RGB, concatenated in order (None: the first only)
+    inputs: Optional[tuple] = None
 
     @classmethod
     def from_opt(cls, opt: dict, phase: str) -> "KairDatasetOptions":
@@ -89,6 +91,9 @@ class KairDatasetOptions:
         kwargs["phase"] = phase
         kwargs["interval_list"] = tuple(int(i) for i in kwargs.get("interval_list", (1,)))
         kwargs.setdefault("split", "train" if phase == "train" else "val")
+        if kwargs.get("inputs") is not None:
+            kwargs["inputs"] = tuple(kwargs["inputs"]) if isinstance(kwargs["inputs"], (list, tuple)) \
+                else (kwargs["inputs"],)
         if kwargs.get("spike_norm", "window") not in SPIKE_NORMS:
             raise ConfigError("KAIR dataset option spike_norm is invalid", found=repr(kwargs["spike_norm"]),
                               expected=" | ".join(SPIKE_NORMS))
@@ -119,12 +124,14 @@ def _stem(name: str) -> str:
 class _KairBase(Dataset):
     def __init__(self, opt: dict, phase: str):
         self.opt = KairDatasetOptions.from_opt(opt, phase)
-        self.items = _CacheItems(self.opt.dataroot, self.opt.split, self.opt.use_spike)
+        inputs = self.opt.inputs
+        self.items = _CacheItems(self.opt.dataroot, self.opt.split, self.opt.use_spike, inputs)
         manifest = self.items.manifest
-        self.norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, self.opt.spike_norm))
+        self.norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, self.opt.spike_norm,
+                                                                           inputs), inputs)
         self.spike_chans = self.items.channels if self.opt.use_spike else 0
         self.names = {seq: frame_names(self.items.cache, seq) for seq in self.items.seqs}
-        self.divisor = window_divisor_fn(self.items.params) if self.norm.mode == "window" else None
+        self.divisor = window_divisor_fn(self.items.params, inputs) if self.norm.mode == "window" else None
 
     def _sample(self, seq: str, frames, top: int, left: int, h: int, w: int,
                 flips=(False, False, False)) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,7 +145,7 @@ class _KairBase(Dataset):
         L = np.empty((T, 3 + S, hh, ww), np.float32)
         H = np.empty((T, 3, hh, ww), np.float32)
         for t, i in enumerate(frames):
-            rec = self.items.cache.read(seq, int(i))
+            rec = self.items.read(seq, int(i))
             if rec.sharp is None:
                 raise ConfigError("cache has no sharp frames for the KAIR dataset's H", found=f"{seq} frame {i}",
                                   fix="build the cache from a dataset with sharp (ground-truth) frames")
@@ -146,11 +153,17 @@ class _KairBase(Dataset):
             np.divide(_chw(np.asarray(rec.blur)[crop], flips), _255, out=L[t, :3])
             np.divide(_chw(np.asarray(rec.sharp)[crop], flips), _255, out=H[t])
             if S:
-                spike = np.asarray(rec.spike)[:, top // f:(top + h) // f, left // f:(left + w) // f]
+                spike = self._spike(rec)[:, top // f:(top + h) // f, left // f:(left + w) // f]
                 if f > 1:
                     spike = spike.repeat(f, axis=1).repeat(f, axis=2)
                 self._spike_into(_geom(spike, flips), int(rec.spike_end) - int(rec.spike_begin), L[t, 3:])
         return torch.from_numpy(L), torch.from_numpy(H)
+
+    def _spike(self, rec) -> np.ndarray:
+        """A record's ``(S, h, w)`` spike input: ``spike``, or the ``inputs`` concatenated."""
+        if self.opt.inputs is None:
+            return np.asarray(rec.spike)
+        return np.concatenate([np.asarray(rec.spikes[n], self.items.spike_dtype) for n in self.opt.inputs])
 
     def _spike_into(self, spike: np.ndarray, window_len: int, out: np.ndarray) -> None:
         """The trainer's `SpikeNorm` of one frame's ``(S, h, w)`` counts, written into ``out``

@@ -121,10 +121,10 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
     cache = data_mod.open_any(d.cache)  # through the module: tests replace the reader
     val_seqs, held, val_is_test = validation_plan(cache, d.val_from_train)
     dataset = ShardDataset(cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike,
-                           exclude=held)
+                           exclude=held, inputs=d.inputs)
     manifest = dataset.items.manifest
-    norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, d.spike_norm))
-    val_set = ValDataset(dataset.items.cache, d.num_frames_val, d.use_spike, sequences=val_seqs)
+    norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, d.spike_norm, d.inputs), d.inputs)
+    val_set = ValDataset(dataset.items.cache, d.num_frames_val, d.use_spike, sequences=val_seqs, inputs=d.inputs)
     if val_is_test:
         log.print(TEST_SPLIT_WARNING.format(seqs=", ".join(val_set.items.seqs)))
     spike_chans = dataset.items.channels if d.use_spike else 0

@@ -15,6 +15,8 @@ reader          open_cache / Cache: reading records
 verify          verify_cache: completeness, checksums, equality with the sources
 info            cache_info: what a cache holds
 stats           mergeable per-channel statistics of the voxels
+repr_specs      several representations: parsing --repr KIND[:N], their ReprSpecs and statistics
+add_repr        add_representation: voxelize --add-repr, one representation more in a finished cache
 ==============  =================================================================================
 
 This package's ``__init__`` imports only the reading side; ``spikeprep.cache.build`` is imported

@@ -63,7 +63,9 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
     """Build (or resume) the LMDB voxel cache of DATA_ROOT in CACHE; return a `BuildSummary`.
 
     S: voxel channels parameter (None: the representation's default); repr/repr_params: see
-    `spikeprep.representations.catalog`; match: "none" | "rgb" | "spike" (see `spikeprep.cache.plan.stored_shapes`);
+    `spikeprep.representations.catalog` (``repr`` may be a list such as ``["bins:8", "tfp:4"]``:
+    several representations in one cache, `spikeprep.cache.repr_specs`);
+    match: "none" | "rgb" | "spike" (see `spikeprep.cache.plan.stored_shapes`);
     shard_size: bytes or "4G"; workers: processes (0/1: in-process); val: validation sequences
     (excluded from spike_stats); hot_pixels: "off" | "detect" (``hot_pixel_list``: the JSON of
     ``spikeprep qc`` whose hot pixels are repaired instead, `spikeprep.cache.hot_list`); force: wipe an existing CACHE

@@ -105,6 +105,8 @@ class FrameResult:
     hists: list
     window_len: int
     conversions: dict = field(default_factory=dict)  # kind -> DATA_ROOT-relative png (spikeprep.inputs.images)
+    #: channel histograms of each further representation (name -> hists; several representations)
+    more_hists: dict = field(default_factory=dict)
 
 
 def match_rgb(image: np.ndarray, cfg: FrameConfig, path) -> np.ndarray:
@@ -193,15 +195,20 @@ def spike_record(job: FrameJob, spec: ReprSpec, array: np.ndarray) -> tuple[str,
 
 def compute_frame(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None = None,
                   with_stats: bool = True) -> FrameResult:
-    """Encode one frame's records (blur, sharp, spike), their checksums, png fingerprints, stats
-    (channel histograms of the first representation)."""
+    """Encode one frame's records (blur, sharp, one per representation: ``spike``, then
+    ``spike.NAME`` for each further one), their checksums, png fingerprints, stats (channel
+    histograms of each representation's logical array, before any bit-packing)."""
     records, sources, conversions = rgb_records(job, cfg)
-    spec = cfg.params.representations()[0]
-    voxels = compute_voxels(job, cfg, mask, spec)
-    records.append(spike_record(job, spec, voxels))
-    hists = channel_histograms(voxels) if with_stats else []
+    hists, more = [], {}
+    for spec in cfg.params.representations():
+        voxels = compute_voxels(job, cfg, mask, spec)
+        records.append(spike_record(job, spec, voxels))
+        if with_stats and spec.first:
+            hists = channel_histograms(voxels)
+        elif with_stats:
+            more[spec.name] = channel_histograms(voxels)
     return FrameResult(job.index, records, {k: checksum(v, cfg.checksum_algorithm) for k, v in records},
-                       sources, hists, job.window_len, conversions)
+                       sources, hists, job.window_len, conversions, more)
 
 
 # -- per sequence ---------------------------------------------------------------------------

@@ -42,7 +42,16 @@ def cache_info(cache) -> dict:
     return {"cache": str(root), "params": manifest.params.to_dict(), "params_hash": manifest.params_hash,
             "spike_stats": manifest.spike_stats.to_dict(), "sequences": rows, "shards": shard_bytes,
             "created": manifest.created, "spikeprep_version": manifest.spikeprep_version,
-            "warnings": warnings, "spike_only": not manifest.params.has_blur}
+            "warnings": warnings, "spike_only": not manifest.params.has_blur,
+            "representations": representation_rows(manifest)}
+
+
+def representation_rows(manifest) -> list[dict]:
+    """A row per stored representation, first one first: name, record kind, S, shape, dtype,
+    storage, its own parameters and its statistics (`Manifest.stats_of`)."""
+    return [{"name": p.name, "record": p.kind, "S": p.S, "shape": list(p.spike_shape), "dtype": p.spike_dtype,
+             "storage": p.storage, "params": dict(p.repr_params), "stats": manifest.stats_of(p.name).to_dict()}
+            for p in manifest.params.representations()]
 
 
 def sequence_warnings(name: str, entry: SequenceEntry) -> list[str]:

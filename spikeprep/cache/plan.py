@@ -13,17 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CacheError, LayoutError, SyncError, UsageError, VoxelError
+from ..errors import CacheError, LayoutError, SyncError, UsageError
 from ..inputs import fingerprint
 from ..inputs.files import is_utf8, require_utf8_name
 from ..inputs.images import read_image
 from ..inputs.layout import _sequence_folders as sequence_folders
-from ..representations.catalog import default_S, make_representation, params_of, split_repr
 from ..sync import SyncFile, find_sync_files, load_sync, parse_sync
 from . import hot_list
 from .frames import FrameConfig, FrameJob
 from .manifest import CacheParams
-from .records import MATCH_MODES, record_nbytes, stored_shape
+from .records import MATCH_MODES, record_nbytes
+from .repr_specs import build_spec, parse_requests
 
 #: Per-record LMDB overhead allowance (key, node header, page slack) for shard planning.
 _RECORD_OVERHEAD = 64
@@ -132,30 +132,6 @@ def native_rgb_shape(root: Path, syncs: list[SyncFile], paths: list[Path]) -> tu
     if frame.sharp is not None:
         return _image_shape(root / frame.sharp, keep_gray=True)
     return first.height, first.width, 1
-
-
-def representation_info(name: str, S: int | None, params: dict, window_lengths=()):
-    """``(S, the representation's own params, channels, rep)``; S None: the representation's
-    default; ``NAME:S`` names S too (`split_repr`). raw's S=0 (the whole window) resolves to the
-    dataset's one window length (``window_lengths``: every frame's); VoxelError when they differ."""
-    name, S = split_repr(name, S)
-    rep = make_representation(name, default_S(name) if S is None else S, **params)
-    if name == "raw" and rep.S == 0:
-        lengths = sorted(set(int(n) for n in window_lengths))
-        if len(lengths) != 1:
-            raise VoxelError("--repr raw without N keeps whole windows, but the windows differ in length",
-                             found="window lengths " + (", ".join(map(str, lengths[:10])) or "none")
-                             + (f" and {len(lengths) - 10} more" if len(lengths) > 10 else ""),
-                             expected="one window length, or N given",
-                             fix=f"pass --repr raw:N (the centred N frames of each window, N <= "
-                                 f"{lengths[0] if lengths else 'the shortest'})")
-        rep = make_representation(name, lengths[0], **params)
-    if name == "raw" and window_lengths and rep.S > min(window_lengths):
-        raise VoxelError(f"--repr raw:{rep.S} keeps the centred {rep.S} frames, but some windows are shorter",
-                         found=f"windows of {min(window_lengths)} frames",
-                         expected=f"every window >= {rep.S} frames",
-                         fix=f"pass --repr raw:N with N <= {min(window_lengths)}")
-    return int(rep.S), params_of(rep.to_dict()), int(rep.channels), rep
 
 
 def stored_shapes(rgb: tuple, spike_hw: tuple, channels: int, match: str) -> tuple[tuple, tuple]:
@@ -298,22 +274,22 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
                              found=f"{s.height}x{s.width} flipud={s.flipud}",
                              expected=f"{first.height}x{first.width} flipud={first.flipud} "
                                       f"(as {first.sequence})", fix="cache them separately")
+    requests = parse_requests(repr, S, repr_params)  # several: --repr bins:8 --repr raw:41 (repr_specs)
     lengths = [f.length for s in syncs for f in s.frames]
-    S, rparams, channels, rep = representation_info(repr, S, dict(repr_params or {}), lengths)
-    repr, storage = rep.name, getattr(rep, "storage", "array")
-    max_len = max(lengths)
-    spike_dtype = np.dtype(rep.dtype_for(max_len)).name
     rgb_native = native_rgb_shape(root, syncs, paths)
-    rgb_shape, spike_shape = stored_shapes(rgb_native, (first.height, first.width), channels, match)
+    rgb_shape, (_, *spike_hw) = stored_shapes(rgb_native, (first.height, first.width), 1, match)
+    specs = [build_spec(r, lengths, spike_hw, first=k == 0) for k, r in enumerate(requests)]
+    one = specs[0]
     listed = {}
     if hot_pixels == "list":
         qc = hot_list.read_qc_lists(hot_pixel_list)
         listed = hot_list.sequence_lists(qc, {s.sequence: s.spike_files for s in syncs},
                                          (first.height, first.width), hot_pixel_list)
-    params = CacheParams(S=S, channels=channels, repr=repr, repr_params=rparams, flipud=first.flipud,
-                         match=match, hot_pixels=hot_pixels, spike_dtype=spike_dtype,
-                         rgb_shape=tuple(rgb_shape), spike_shape=tuple(spike_shape), hot_pixel_list=listed,
-                         has_blur=not first.spike_only, storage=storage)
+    params = CacheParams(S=one.S, channels=one.channels, repr=one.repr, repr_params=one.repr_params,
+                         flipud=first.flipud, match=match, hot_pixels=hot_pixels, spike_dtype=one.spike_dtype,
+                         rgb_shape=tuple(rgb_shape), spike_shape=one.spike_shape, hot_pixel_list=listed,
+                         storage=one.storage, more_representations=tuple(specs[1:]),
+                         has_blur=not first.spike_only)
     cfg = FrameConfig(str(root), first.height, first.width, params, with_head=first.with_head)
     sizes, sharps = [], []
     for s, p in zip(syncs, paths):
@@ -323,8 +299,9 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
                               path=p, found=f"{sum(sharp)} of {len(sharp)} with sharp",
                               expected="all or none")
         per_frame = (record_nbytes(rgb_shape, np.uint8) * (int(params.has_blur) + int(sharp[0]))
-                     + record_nbytes(stored_shape(spike_shape, storage), spike_dtype) + 3 * _RECORD_OVERHEAD)
-        sizes.append(per_frame * len(s.frames) + record_nbytes(spike_shape[1:], np.uint8))
+                     + sum(record_nbytes(p.record_shape, p.dtype) + _RECORD_OVERHEAD for p in specs)
+                     + 2 * _RECORD_OVERHEAD)
+        sizes.append(per_frame * len(s.frames) + record_nbytes(spike_hw, np.uint8))
         sharps.append(sharp[0])
     shards = assign_shards(sizes, shard_size)
     seqs = tuple(SequencePlan(s.sequence, s, os.path.relpath(p, root), shard, size,

@@ -20,7 +20,7 @@ process: after a fork (DataLoader workers) the first read re-opens them, and pic
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lmdb
@@ -28,7 +28,8 @@ import numpy as np
 
 from ..errors import CacheError
 from .manifest import CacheParams, Manifest, SequenceEntry, load_manifest
-from .records import decode_record, frame_key, hot_pixels_key, shard_name, unpack_bits
+from .records import decode_record, frame_key, hot_pixels_key, shard_name
+from .repr_specs import logical
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,13 @@ class Sample:
     blur: np.ndarray | None     # (H, W, 3) uint8 RGB; None for spike-only data (params.has_blur false)
     sharp: np.ndarray | None    # (H, W, 3) uint8 RGB ((H, W, 1) gray GT of spike-only data), None
                                 # when the dataset has no sharp frames
-    spike: np.ndarray           # (C, h, w) in the cache's params.spike_dtype
+    spike: np.ndarray           # (C, h, w) in the cache's params.spike_dtype: the first representation
     spike_begin: int
     spike_end: int
+    #: every representation read, by name, first one first (``spikes[first name] is spike``);
+    #: bit-packed ones ``(C, h, w)`` uint8 0/1, or their packed ``(C, h, ceil(w/8))`` bytes
+    #: when read with ``unpack=False``
+    spikes: dict = field(default_factory=dict)
 
 
 #: Read-only environments shared by every reader in this process (py-lmdb refuses to open the
@@ -124,9 +129,11 @@ def check_shard_file(path: Path) -> str | None:
 class Cache:
     """A read-only voxel cache (see module docstring). Picklable; fork-safe."""
 
-    def __init__(self, root: str | os.PathLike, buffers: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike, buffers: bool = True, unpack: bool = True) -> None:
         self.root = Path(root)
         self.buffers = buffers
+        #: bit-packed representations: unpack to 0/1 per pixel (True) or return the packed bytes
+        self.unpack = unpack
         self.manifest: Manifest = load_manifest(self.root)
         self.params: CacheParams = self.manifest.params
         self._seqs = self.manifest.sequences
@@ -137,6 +144,8 @@ class Cache:
         self._expected = {"rgb": (self.params.rgb_shape, np.dtype(np.uint8)),
                           "spike": (self.params.representations()[0].record_shape,
                                     np.dtype(self.params.spike_dtype))}
+        #: each representation, first one first: ``(ReprSpec, record kind, record shape, dtype)``
+        self._specs = [(p, p.kind, p.record_shape, p.dtype) for p in self.params.representations()]
 
     # -- metadata ---------------------------------------------------------------------------
     def _entry(self, seq: str) -> SequenceEntry:
@@ -192,21 +201,33 @@ class Cache:
                              found=f"{header.dtype} {header.shape}", expected=f"{dtype} {shape}")
         return header, array
 
-    def read(self, seq: str, i: int) -> Sample:
-        """Frame ``i`` of ``seq``: zero-copy read-only arrays (see the module docstring)."""
+    def read(self, seq: str, i: int, names=None, unpack: bool | None = None) -> Sample:
+        """Frame ``i`` of ``seq``: zero-copy read-only arrays (see the module docstring).
+
+        ``names``: the representations to read into ``Sample.spikes`` (None: all; the first is
+        always read: ``Sample.spike``); ``unpack`` (None: the cache's option): bit-packed ones
+        as ``(C, h, w)`` uint8 0/1 (a fresh array) or False: their packed bytes (zero-copy)."""
         entry = self._entry(seq)
         i, n = int(i), entry.num_frames
         if not 0 <= i < n:
             raise CacheError("frame index out of range", path=self.root, found=f"{seq}[{i}]",
                              expected=f"0 <= i < {n}")
         txn = self._txn(entry.shard)
-        rgb, spike = self._expected["rgb"], self._expected["spike"]
+        rgb = self._expected["rgb"]
         blur = self._array(txn, frame_key(seq, i, "blur"), *rgb)[1] if self.params.has_blur else None
         sharp = self._array(txn, frame_key(seq, i, "sharp"), *rgb)[1] if entry.has_sharp else None
-        header, voxels = self._array(txn, frame_key(seq, i, "spike"), *spike)
-        if self.params.storage == "bitpacked":  # raw windows: 0/1 stored 8 per byte
-            voxels = unpack_bits(voxels, self.params.spike_shape[-1])
-        return Sample(seq, i, blur, sharp, voxels, header.spike_begin, header.spike_end)
+        unpack = self.unpack if unpack is None else unpack
+        specs = self._specs
+        if names is not None:
+            wanted = {self.params.representation_named(n).name for n in names}
+            specs = [r for r in specs if r[0].first or r[0].name in wanted]
+        spikes, header = {}, None
+        for spec, kind, shape, dtype in specs:
+            head, stored = self._array(txn, frame_key(seq, i, kind), shape, dtype)
+            header = header or head
+            spikes[spec.name] = logical(spec, stored) if unpack else stored
+        voxels = spikes[self.params.repr]
+        return Sample(seq, i, blur, sharp, voxels, header.spike_begin, header.spike_end, spikes)
 
     def hot_pixels(self, seq: str) -> np.ndarray | None:
         """``(h, w)`` bool mask of the pixels repaired in ``seq`` (None with ``--hot-pixels off``)."""
@@ -242,7 +263,9 @@ class Cache:
         self._pid = os.getpid()
 
 
-def open_cache(root: str | os.PathLike, buffers: bool = True) -> Cache:
+def open_cache(root: str | os.PathLike, buffers: bool = True, unpack: bool = True) -> Cache:
     """Open a cache written by `spikeprep.voxelize_dataset`; CacheError if it or its manifest is
-    missing or invalid. ``buffers=False`` returns private (still read-only) copies."""
-    return Cache(root, buffers=buffers)
+    missing or invalid. ``buffers=False`` returns private (still read-only) copies;
+    ``unpack=False`` returns bit-packed representations as their packed bytes (to unpack on a
+    training device: `vrt_train.bits.unpack_bits_torch`)."""
+    return Cache(root, buffers=buffers, unpack=unpack)

@@ -27,6 +27,7 @@ OWNED_ENTRIES = (
     re.escape(MANIFEST_NAME), re.escape(META_INFO_NAME), re.escape(JOURNAL_NAME),
     r"shard-\d{5,}\.lmdb",
     r"progress\.part-\d+-of-\d+\.jsonl",  # journals of `voxelize --part I/N`
+    r"progress\.add-repr\.jsonl",  # journal of `voxelize --add-repr` (spikeprep.cache.add_repr)
 )
 #: Files LMDB keeps in a shard directory.
 SHARD_FILES = ("data.mdb", "lock.mdb")

@@ -36,6 +36,7 @@ from .records import (
     shard_name,
     shard_path,
 )
+from .repr_specs import more_stats
 from .runner import FrameRunner, RunOptions
 from .safety import is_empty, wipe_cache
 from .staleness import plan_changed_error, source_paths, stat_sources
@@ -161,12 +162,14 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
     state: dict = {}
 
     def produce():
-        state.update(records={}, sources={}, hists=None, spike_frames=0, conversions={})
+        state.update(records={}, sources={}, hists=None, spike_frames=0, conversions={}, more={})
         for result in runner.map(seq.jobs(), mask):
             merge_conversions(state["conversions"], result.conversions)
             state["records"].update(result.checksums)
             state["sources"].update(result.sources)
             state["hists"] = stats.merge(state["hists"], result.hists)
+            for name, hists in result.more_hists.items():  # further representations
+                state["more"][name] = stats.merge(state["more"].get(name), hists)
             state["spike_frames"] += result.window_len
             for key, value in result.records:
                 yield key, value
@@ -194,8 +197,9 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
                           source_stats=source_stats,
                           warnings=tuple(sequence_warnings(seq.name, seq.sync, state["conversions"],
                                                            has_spikes)))
+    more = {"more_hists": {k: stats.to_json(v) for k, v in state["more"].items()}} if state["more"] else {}
     return {"kind": "sequence", "name": seq.name, **entry.to_dict(),
-            "hists": stats.to_json(state["hists"]), "stats_taken_ns": stats_taken_ns}
+            "hists": stats.to_json(state["hists"]), "stats_taken_ns": stats_taken_ns, **more}
 
 
 # -- manifest ---------------------------------------------------------------------------------
@@ -217,7 +221,8 @@ def assemble_manifest(plan: BuildPlan, done: dict[str, dict]) -> Manifest:
     shards = sorted({shard_name(e.shard) for e in sequences.values()})
     return Manifest.new(plan.params, sequences, SpikeStats.from_dict(spike_stats, "spike_stats"),
                         shards, version("spikeprep"), RECORD_CHECKSUMS[plan.config.checksum_algorithm],
-                        import_record=import_record(Path(plan.config.data_root), plan, sorted(done)))
+                        import_record=import_record(Path(plan.config.data_root), plan, sorted(done)),
+                        representation_stats=more_stats(plan.params, done))
 
 
 def import_record(data_root: Path, plan: BuildPlan, names) -> dict | None:

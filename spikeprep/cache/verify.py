@@ -9,13 +9,15 @@ damaged sources):
    dtype, and its checksum (the manifest's ``record_checksum`` algorithm) matches; no shard
    holds unexpected keys;
 4. ``spike_stats`` recomputed from the train sequences' spike records equals the manifest's (up
-   to float rounding, `STATS_RTOL`), and ``over`` lists exactly the train sequences;
+   to float rounding, `STATS_RTOL`), and ``over`` lists exactly the train sequences; so does
+   each further representation's ``representation_stats`` (bit-packed records unpacked first);
 5. with ``data_root``: every sequence of DATA_ROOT is in the cache (one without a sync.json,
    or one added since, is a problem); every source file (sync.json, .dat, png) still has its size and hash;
    a sequence that lost frames since the build (sync.json shorter, pngs missing or empty, a
    spike stream shortened) is reported once; re-computing frames from the sources (all, or
    ``sample`` frames drawn with ``seed``) gives the stored bytes (same representation, match
-   resize and hot-pixel repair); any error while re-computing a frame is a problem.
+   resize and hot-pixel repair; every representation, ``spike.NAME`` records too); any error
+   while re-computing a frame is a problem.
 
 A voxelize run holding CACHE's write lock while it is checked is named in ``report.notes``
 (a line for the reader, not a problem: what it writes may show up as problems).
@@ -39,7 +41,8 @@ from .frames import FrameConfig, FrameJob, compute_frame, hot_pixel_record, sequ
 from .lock import writers_note
 from .manifest import Manifest, load_manifest
 from .reader import acquire_env, check_shard_file, release_env
-from .records import META_INFO_NAME, checksum, decode_header, decode_record, parse_key, shard_name, unpack_bits
+from .records import META_INFO_NAME, checksum, decode_header, decode_record, parse_key, shard_name
+from .repr_specs import logical, stats_of
 
 #: ``spike_stats`` agree when every value is within this of the recomputed one (float rounding).
 STATS_RTOL, STATS_ATOL = 1e-9, 1e-12
@@ -80,7 +83,8 @@ class VerifyReport:
 
 def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None:
     train = {seq for seq, e in manifest.sequences.items() if e.split == "train"}
-    hists: dict[str, list | None] = {"train": None}
+    specs = {p.kind: p for p in manifest.params.representations()}  # record kind -> ReprSpec
+    hists: dict[str, list | None] = {kind: None for kind in specs}
     by_shard: dict[int, dict[str, tuple]] = {}
     owner: dict[str, str] = {}
     for seq, entry in manifest.sequences.items():
@@ -129,11 +133,11 @@ def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None
                     if found != stored:
                         report.add(seq, frame, key, f"checksum mismatch: found {found}, "
                                                     f"manifest {stored}")
-                    elif seq in train and parse_key(key)[2] == "spike":
+                    elif seq in train and parse_key(key)[2] in specs:
+                        kind = parse_key(key)[2]
                         _, voxels = decode_record(value, key)
-                        if manifest.params.storage == "bitpacked":  # stats are of the 0/1 values
-                            voxels = unpack_bits(voxels, manifest.params.spike_shape[-1])
-                        hists["train"] = stats.merge(hists["train"], stats.channel_histograms(voxels))
+                        hists[kind] = stats.merge(hists[kind], stats.channel_histograms(
+                            logical(specs[kind], voxels)))
             release_env(path)
         except (lmdb.Error, CacheError) as exc:
             report.add(None, None, shard_name(shard), f"shard unreadable: {exc}")
@@ -141,7 +145,8 @@ def _check_records(root: Path, manifest: Manifest, report: VerifyReport) -> None
             seq, frame, _ = parse_key(key)
             report.add(seq, frame, key, f"record missing from {shard_name(shard)}")
     if not any(p.sequence is None or p.sequence in train for p in report.problems):
-        _check_stats(manifest, sorted(train), hists["train"], report)
+        _check_stats(manifest, sorted(train), hists["spike"], report)
+        _check_more_stats(manifest, sorted(train), hists, report)
 
 
 def _stats_differ(found, stored) -> bool:
@@ -166,6 +171,21 @@ def _check_stats(manifest: Manifest, train: list[str], hists, report: VerifyRepo
             report.add(None, None, "manifest.json",
                        f"spike_stats.{name} differs from the one recomputed from the train records: "
                        f"manifest {_fmt(getattr(stored, name))}, recomputed {_fmt(found[name])}")
+
+
+def _check_more_stats(manifest: Manifest, train: list[str], hists: dict, report: VerifyReport) -> None:
+    """``representation_stats`` of each further representation recomputed from its train records."""
+    for spec in manifest.params.more_representations:
+        found, stored = stats_of(hists[spec.kind], spec, train), manifest.representation_stats.get(spec.name)
+        if stored is None:
+            report.add(None, None, "manifest.json", f"representation_stats has no {spec.name!r}")
+            continue
+        for name in ("mean", "std", "q995", "over"):
+            a, b = getattr(found, name), getattr(stored, name)
+            if (a != b) if name == "over" else _stats_differ(a, b):
+                report.add(None, None, "manifest.json",
+                           f"representation_stats.{spec.name}.{name} differs from the one recomputed "
+                           f"from the train records: manifest {b}, recomputed {a}")
 
 
 def _fmt(values) -> str:

@@ -27,11 +27,17 @@ def _parse_repr_params(pairs) -> dict:
 @click.argument("data_root", type=click.Path(file_okay=False, path_type=str))
 @click.argument("cache", type=click.Path(file_okay=False, path_type=str))
 @click.option("--S", "S", type=int, default=None, help="Voxel channels [default: the representation's, 8 for bins].")
-@click.option("--repr", "repr_", default="bins", show_default=True,
+@click.option("--repr", "repr_", multiple=True, metavar="KIND[:N]",
               help="Representation: bins | count | temporal4 | ema | tfp | svrt-tfp | raw | tfi | tfp-ls | "
-                   "svrt-encoding25; NAME:S sets S (raw:41 = --repr raw --S 41).")
+                   "svrt-encoding25 [default: bins]. "
+                   "Repeatable: several in one cache (the first is the record 'spike'); KIND:N means "
+                   "--S N for that one, e.g. --repr bins:8 --repr raw:41 --repr tfi.")
 @click.option("--repr-param", "repr_param", multiple=True, metavar="KEY=VALUE",
-              help="Representation parameter (repeatable), e.g. --repr-param tfp_window=32.")
+              help="Representation parameter (repeatable), e.g. --repr-param tfp_window=32 (the first "
+                   "representation) or --repr-param tfp.tfp_window=32 (the one of that kind).")
+@click.option("--add-repr", "add_repr", metavar="KIND[:N]", default=None,
+              help="Add one representation to the finished CACHE (records spike.KIND; the others "
+                   "untouched); resumable; --S and --repr-param apply to it.")
 @click.option("--match", type=click.Choice(["none", "rgb", "spike"]), default="none", show_default=True,
               help="When spike and RGB sizes differ: resize spikes to RGB (rgb), RGB to spikes (spike), or neither.")
 @click.option("--shard-size", default="4G", show_default=True, help="Target LMDB shard size (512M, 4G, bytes).")
@@ -63,7 +69,7 @@ def _parse_repr_params(pairs) -> dict:
 @reports_errors
 def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, workers, val, hot_pixels,
                      hot_pixel_list, force,
-                     break_lock, part, build_missing, dask, skip_unsynced):
+                     break_lock, part, build_missing, dask, skip_unsynced, add_repr):
     """Voxelize every sequence of DATA_ROOT (needs spike/SEQ/sync.json) into an LMDB cache.
 
     \b
@@ -95,10 +101,17 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
       none   store both natively; RGB must be k times the spike size (integer k)
       rgb    spikes resized to H x W, INTER_NEAREST (counts stay integers, dtype unchanged)
       spike  blur/sharp resized to h x w, INTER_AREA (uint8)
+    \b
+    Several representations, and adding one later:
+      spikeprep voxelize data/ cache/ --repr bins:8 --repr tfp:4
+      spikeprep voxelize data/ cache/ --add-repr count
     """
+    if add_repr is not None:
+        return _add_repr(data_root, cache, add_repr, S, repr_, repr_param, force, part, break_lock)
     from ..cache.build import voxelize_dataset
     from ..report.progress import voxelize_bar
 
+    repr_ = list(repr_) if len(repr_) > 1 else (repr_[0] if repr_ else "bins")
     with voxelize_bar(console.is_terminal) as progress:
         summary = voxelize_dataset(data_root, cache, S=S, repr=repr_, repr_params=_parse_repr_params(repr_param),
                                    match=match, shard_size=shard_size, workers=workers, val=val,
@@ -114,6 +127,22 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
     print_warnings(summary.warnings)
     if part:
         click.echo("when every part is done, run the same command without --part to complete the cache")
+
+
+def _add_repr(data_root, cache, add_repr, S, repr_, repr_param, force, part, break_lock) -> None:
+    """``voxelize --add-repr``: one representation more in a finished cache."""
+    from ..cache.add_repr import add_representation
+    from ..errors import UsageError
+
+    if repr_ or force or part:
+        raise UsageError("--add-repr adds to a finished cache as it is", found=" ".join(
+            f for f, on in (("--repr", repr_), ("--force", force), ("--part", part)) if on),
+            expected="--add-repr KIND[:N] with only --S, --repr-param, --break-lock",
+            fix="drop those options (to rebuild with other representations: --repr ... --force)")
+    summary = add_representation(data_root, cache, add_repr, S=S, repr_params=_parse_repr_params(repr_param),
+                                 break_lock=break_lock)
+    click.echo(f"added {summary.name}: {summary.sequences} sequences ({summary.sequences_skipped} already "
+               f"done), {summary.frames} frames, {summary.bytes_written / 1e6:.1f} MB in {summary.cache}")
 
 
 @click.command("verify")

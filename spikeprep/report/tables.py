@@ -49,7 +49,8 @@ def info_renderables(info: dict) -> list:
     params.add_column("param")
     params.add_column("value")
     for key, value in info["params"].items():
-        params.add_row(key, str(value))
+        if key != "more_representations":  # shown in the representations table
+            params.add_row(key, str(value))
     params.add_row("params_hash", info["params_hash"][:16] + "...")
     table = Table()
     for column in ("sequence", "split", "frames", "shard", "MB", "spikes/px/frame", "hot pixels"):
@@ -58,7 +59,7 @@ def info_renderables(info: dict) -> list:
         rate = "-" if row["spike_rate"] is None else f"{row['spike_rate']:.4f}"
         table.add_row(row["sequence"], row["split"], str(row["frames"]), row["shard"],
                       f"{(row['bytes'] or 0) / 1e6:.1f}", rate, str(row["hot_pixels"]))
-    out = [params, table, "shards: " + ", ".join(
+    out = [params, *representations_table(info.get("representations", ())), table, "shards: " + ", ".join(
         f"{name} {'missing' if size is None else f'{size / 1e6:.1f} MB'}" for name, size in info["shards"].items())]
     if info.get("spike_only"):
         h, w, c = info["params"]["rgb_shape"]
@@ -71,6 +72,20 @@ def info_renderables(info: dict) -> list:
         out.append(f"spike_stats over {len(stats['over'])} train sequence(s): mean {fmt(stats['mean'])} "
                    f"std {fmt(stats['std'])} q99.5 {fmt(stats['q995'])}")
     return out
+
+
+def representations_table(rows) -> list:
+    """info: a row per representation of a cache holding several (none for one)."""
+    if len(rows) < 2:
+        return []
+    table = Table(title="spike representations (the first: record 'spike')")
+    for column in ("name", "record", "S", "shape", "dtype", "storage", "params", "mean"):
+        table.add_column(column)
+    for r in rows:
+        mean = ", ".join(f"{x:.3g}" for x in r["stats"].get("mean", ()))
+        table.add_row(r["name"], r["record"], str(r["S"]), str(tuple(r["shape"])), r["dtype"], r["storage"],
+                      str(r["params"] or "-"), f"[{mean}]")
+    return [table]
 
 
 def demo_table(summary) -> Table:

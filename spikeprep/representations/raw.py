@@ -50,7 +50,7 @@ class _Bits:
 class Raw(_Bits):
     """``(N, H, W)`` uint8 0/1: frames ``[L//2 - N//2, L//2 - N//2 + N)`` of an L-frame window
     (Spike-Zoo's centring), N = S. ``S=0`` means the whole window (``N = L``); a cache build
-    resolves it to the dataset's one window length (`spikeprep.cache.plan.representation_info`)."""
+    resolves it to the dataset's one window length (`spikeprep.cache.repr_specs.resolve`)."""
 
     S: int = 0
     name: ClassVar[str] = "raw"
