@@ -200,7 +200,7 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
     if config.window_shift:
         source_info["window_shift"] = config.window_shift
     sync = SyncFile(source.name, config.spike_h, config.image_width, config.flipud, frames, source_info, T=clip,
-                    with_head=config.with_head)
+                    with_head=config.with_head, registration=config.registration)
     return SequenceReport(_carry(sync, previous), mode, lengths)
 
 
@@ -307,7 +307,7 @@ def _imported_sequence(root: Path, source: layout.SequenceSource, config: Sequen
     if config.window_shift:
         info["window_shift"] = config.window_shift
     sync = replace(previous, height=config.spike_h, width=config.image_width, flipud=config.flipud,
-                   frames=frames, source=info, with_head=config.with_head)
+                   frames=frames, source=info, with_head=config.with_head, registration=config.registration)
     return SequenceReport(sync, "import", lengths)
 
 
