@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +20,11 @@ from ..inputs.images import read_image
 from ..inputs.layout import _sequence_folders as sequence_folders
 from ..representations.catalog import default_S, make_representation, params_of
 from ..sync import SyncFile, find_sync_files, load_sync, parse_sync
-from . import hot_list
+from . import hot_list, registered
 from .frames import FrameConfig, FrameJob
-from .manifest import CacheParams
+from .manifest import CacheParams, SequenceRegistration
 from .records import MATCH_MODES, record_nbytes
+from .registered import Warp
 
 #: Per-record LMDB overhead allowance (key, node header, page slack) for shard planning.
 _RECORD_OVERHEAD = 64
@@ -80,9 +81,12 @@ class SequencePlan:
     #: the bytes parsed), its stat record taken before the read, and when that stat was taken.
     #: None (a plan made elsewhere): the build fingerprints the file on disk.
     sync_source: "SyncSource | None" = field(default=None, compare=False)
+    #: a registered sequence: its manifest entry's registration and the frames' `Warp`
+    registration: SequenceRegistration | None = None
+    warp: Warp | None = None
 
     def jobs(self) -> list[FrameJob]:
-        return [FrameJob.of(self.name, i, f) for i, f in enumerate(self.sync.frames)]
+        return [FrameJob.of(self.name, i, f, self.warp) for i, f in enumerate(self.sync.frames)]
 
 
 @dataclass(frozen=True)
@@ -209,12 +213,21 @@ def name_list(names, limit: int = 20) -> str:
     return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
-def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none",
+def _registered(layout, sync: SyncFile, params: CacheParams) -> tuple:
+    """``(SequenceRegistration, Warp)`` of a registered sequence, ``(None, None)`` otherwise."""
+    if layout is None:
+        return None, None
+    entry = layout.entry(sync.sequence)
+    return entry, registered.warp_of(entry, params, layout.registrations[sync.sequence].rgb_size)
+
+
+def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match=None,
                hot_pixels="off", val=(), shard_size: int, skip_unsynced: bool = False,
                hot_pixel_list=None) -> BuildPlan:
     """Read the sync files and fix params, shapes, split and shards of a build. Sequences of
     DATA_ROOT without a sync.json (`unsynced_sequences`) are a LayoutError naming them, unless
-    ``skip_unsynced`` (then the plan lists them in ``unsynced``)."""
+    ``skip_unsynced`` (then the plan lists them in ``unsynced``). ``match`` None: ``rgb`` for
+    registered sequences (`spikeprep.cache.registered`), ``none`` otherwise."""
     root = Path(data_root)
     if not root.is_dir():
         raise UsageError("DATA_ROOT not found", path=root, found="no such directory",
@@ -261,7 +274,12 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
     max_len = max(f.length for s in syncs for f in s.frames)
     spike_dtype = np.dtype(rep.dtype_for(max_len)).name
     rgb_native = _image_shape(root / first.frames[0].blur)
-    rgb_shape, spike_shape = stored_shapes(rgb_native, (first.height, first.width), channels, match)
+    match, layout = registered.plan_layout(syncs, paths, match, rgb_native[:2])
+    if layout is None:
+        rgb_shape, spike_shape = stored_shapes(rgb_native, (first.height, first.width), channels, match)
+    else:
+        rgb_shape, spike_shape = layout.shapes(channels)
+        spike_dtype = layout.spike_dtype(spike_dtype)
     listed = {}
     if hot_pixels == "list":
         qc = hot_list.read_qc_lists(hot_pixel_list)
@@ -270,6 +288,9 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
     params = CacheParams(S=S, channels=channels, repr=repr, repr_params=rparams, flipud=first.flipud,
                          match=match, hot_pixels=hot_pixels, spike_dtype=spike_dtype,
                          rgb_shape=tuple(rgb_shape), spike_shape=tuple(spike_shape), hot_pixel_list=listed)
+    if layout is not None:
+        params = replace(params, registration=layout.params(spike_dtype, registered.bit_exact(params)))
+        registered.check_storage(params)
     cfg = FrameConfig(str(root), first.height, first.width, params, with_head=first.with_head)
     sizes, sharps = [], []
     for s, p in zip(syncs, paths):
@@ -284,6 +305,6 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
         sharps.append(sharp[0])
     shards = assign_shards(sizes, shard_size)
     seqs = tuple(SequencePlan(s.sequence, s, os.path.relpath(p, root), shard, size,
-                              "val" if s.sequence in val else "train", hs, src)
+                              "val" if s.sequence in val else "train", hs, src, *_registered(layout, s, params))
                  for (s, src), p, shard, size, hs in zip(read, paths, shards, sizes, sharps))
     return BuildPlan(params, cfg, seqs, int(shard_size), tuple(sorted(set(val))), unsynced=unsynced)

@@ -31,8 +31,9 @@ def _parse_repr_params(pairs) -> dict:
               help="Representation: bins | count | temporal4 | ema | tfp | svrt-tfp.")
 @click.option("--repr-param", "repr_param", multiple=True, metavar="KEY=VALUE",
               help="Representation parameter (repeatable), e.g. --repr-param tfp_window=32.")
-@click.option("--match", type=click.Choice(["none", "rgb", "spike"]), default="none", show_default=True,
-              help="When spike and RGB sizes differ: resize spikes to RGB (rgb), RGB to spikes (spike), or neither.")
+@click.option("--match", type=click.Choice(["none", "rgb", "spike"]), default=None,
+              help="When spike and RGB sizes differ: resize spikes to RGB (rgb), RGB to spikes (spike), or neither "
+                   "[default: none; rgb for a registered rig: RGB cropped to the overlap, spikes resampled onto it].")
 @click.option("--shard-size", default="4G", show_default=True, help="Target LMDB shard size (512M, 4G, bytes).")
 @click.option("--workers", type=int, default=0, show_default=True,
               help="Worker processes (0/1: in-process; N >= 2: N workers compute frames, "
@@ -94,6 +95,10 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
       none   store both natively; RGB must be k times the spike size (integer k)
       rgb    spikes resized to H x W, INTER_NEAREST (counts stay integers, dtype unchanged)
       spike  blur/sharp resized to h x w, INTER_AREA (uint8)
+    A registered rig (sync.json carries 'registration', from 'spikeprep register --fix'):
+      rgb    (default) RGB cropped to one box inside every overlap, spikes warped onto it
+             (linear, float32)
+      spike  spikes cropped to the box the RGB frame sees, RGB warped onto the spike grid
     """
     from ..cache.build import voxelize_dataset
     from ..report.progress import voxelize_bar

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+
 #: the registration models (`spikeprep.registration.refine` fits each)
 MODELS = ("similarity", "affine", "homography")
 
