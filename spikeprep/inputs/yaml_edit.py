@@ -64,9 +64,17 @@ def _blocks(lines: list[str]) -> list[tuple[str | None, int, int]]:
     return spans
 
 
+def _flow(value) -> str:
+    """One value on one line (flow style: ``[1, 2]``, ``{a: 1}``, scalars as YAML writes them)."""
+    return yaml.safe_dump([value], default_flow_style=True, allow_unicode=True, width=1 << 30).strip()[1:-1]
+
+
 def _dump(key: str, value, newline: str) -> list[str]:
-    text = yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=None, allow_unicode=True)
-    return [line + newline for line in text.splitlines()]
+    """``key: value`` lines: a mapping value as a block of ``  sub: flow`` lines, else one line."""
+    head = _flow(key)
+    if isinstance(value, dict) and value:
+        return [f"{head}:{newline}"] + [f"  {_flow(k)}: {_flow(v)}{newline}" for k, v in value.items()]
+    return [f"{head}: {_flow(value)}{newline}"]
 
 
 def _with_comment(old: list[str], key: str, new: list[str], newline: str) -> list[str]:
