@@ -286,3 +286,13 @@ def test_check_sync_scores_through_the_registration(tmp_path):
     sync.write_text(json.dumps(raw))
     plain = json.loads(run("check-sync", root, "--json").stdout)["sequences"]["seq"]["score"]
     assert registered > 0.7 > plain + 0.3
+
+
+def test_registration_for_other_rgb_frames_is_refused_by_build_sync(tmp_path):
+    root = small_rig(tmp_path / "data", registered=False)
+    before = (root / "spike/seq/sync.json").read_bytes()
+    reg = truth(small_matrix())
+    put_registration(root, "seq", {**reg.to_dict(), "rgb_size": [240, 320]})
+    result = run("build-sync", root, "--force")
+    assert result.exit_code == 1 and "rgb_size differs from the sequence's RGB frames" in result.output
+    assert (root / "spike/seq/sync.json").read_bytes() == before
