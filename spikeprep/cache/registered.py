@@ -212,9 +212,17 @@ def job_warp(entry, params: CacheParams, sync) -> Warp | None:
     return warp_of(entry.registration, params, reg.rgb_size if reg is not None else (0, 0))
 
 
-def rederive(params: CacheParams, sequences: dict, syncs: dict) -> list[tuple[str | None, str]]:
+def rederive(params: CacheParams, sequences: dict, syncs: dict, add=None) -> list[tuple[str | None, str]]:
     """``(sequence, what)`` for every way the cache's registration (params.registration, each
-    sequence's matrix, overlap and crop box) differs from what the sync.json files give now."""
+    sequence's matrix, overlap and crop box) differs from what the sync.json files give now;
+    each also passed to ``add(sequence, None, None, what)`` when given (`VerifyReport.add`)."""
+    out = _rederive(params, sequences, syncs)
+    for seq, what in out if add is not None else ():
+        add(seq, None, None, what)
+    return out
+
+
+def _rederive(params: CacheParams, sequences: dict, syncs: dict) -> list[tuple[str | None, str]]:
     out = []
     for seq, sync in sorted(syncs.items()):
         built, now = sequences[seq].registration, sync.registration_record

@@ -188,8 +188,7 @@ def _check_sources(root: Path, data_root: Path, manifest: Manifest, report: Veri
         frames_of[seq] = [(seq, i) for i in _recomputable(seq, entry, syncs[seq], rel, data_root,
                                                             lost, report)]
     _check_complete(data_root, manifest, report)
-    for seq, what in registered.rederive(manifest.params, manifest.sequences, syncs):
-        report.add(seq, None, None, what)
+    registered.rederive(manifest.params, manifest.sequences, syncs, report.add)
     todo = [f for seq in sorted(frames_of) for f in frames_of[seq]]
     if sample is not None and sample < len(todo):
         todo = sorted(random.Random(seed).sample(todo, sample))
