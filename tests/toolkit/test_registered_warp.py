@@ -78,3 +78,18 @@ def test_manifest_entry_round_trips():
     entry = SequenceRegistration(model="affine", matrix=((1.5, 0.0, 3.0), (0.0, 1.5, 2.0), (0.0, 0.0, 1.0)),
                                  overlap=(3, 2, 90, 60), crop_box=(4, 2, 88, 60))
     assert SequenceRegistration.from_dict(entry.to_dict(), "x") == entry
+
+
+def test_bit_exact_representations_are_never_resampled():
+    from spikeprep.cache.manifest import CacheParams, RegistrationParams
+    from spikeprep.cache.registered import check_storage
+
+    def params(match, storage):
+        return CacheParams(S=8, channels=8, repr="bins", repr_params={}, flipud=True, match=match, hot_pixels="off",
+                           spike_dtype="uint8", rgb_shape=(16, 20, 3), spike_shape=(8, 16, 20), storage=storage,
+                           registration=RegistrationParams(crop=(16, 20), resample="linear", dtype="uint8"))
+
+    with pytest.raises(UsageError, match="bit-exact"):
+        check_storage(params("rgb", "bitpacked"))
+    check_storage(params("spike", "bitpacked"))
+    check_storage(params("rgb", "array"))
