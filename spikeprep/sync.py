@@ -22,7 +22,12 @@ Added fields (written only when they carry information, so older files stay vali
 - per frame ``name`` (the frame's name in the source dataset, e.g. ``"000047"``) and the
   padding ``pad_before``/``pad_after`` (spike frames of ``pad_value``, 0 or 1, that the
   window has before/after the core ``[spike_begin, spike_end)``, which always lies inside the
-  stream, so a tool that ignores padding still reads valid indices).
+  stream, so a tool that ignores padding still reads valid indices);
+- top level ``registration`` (a registered rig: the spike camera sees a shifted, turned or
+  scaled part of the RGB view): ``{"model", "matrix", "overlap", "spike_size", "rgb_size"}``,
+  the ``registration:`` block of config.yaml as build-sync read it
+  (`spikeprep.inputs.registration_block`); ``spike_size`` equals ``[height, width]`` (image
+  width). Fingerprinting sync.json therefore covers the registration.
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SyncError
+from .errors import ConfigError, SyncError
 from .inputs.dat import HEAD_COLUMNS, SpikeStream
 from .inputs.files import read_text_utf8, write_text_atomic
+from .inputs.registration_block import Registration
 
 FORMAT = "spikeprep.sync"
 VERSION = 1
@@ -97,6 +103,8 @@ class SyncFile:
     split: str | None = None
     T: int | None = None
     with_head: bool = False
+    #: a registered rig's registration (`Registration.to_dict` form, validated), or None
+    registration: dict | None = None
 
     @property
     def file_width(self) -> int:
@@ -126,12 +134,19 @@ class SyncFile:
             out["split"] = self.split
         if self.T is not None:
             out["T"] = self.T
+        if self.registration is not None:
+            out["registration"] = self.registration
         return out
 
     @property
     def spike_only(self) -> bool:
         """True for spike-only data: no frame has a blur (RGB input) image."""
         return all(f.blur is None for f in self.frames)
+
+    @property
+    def registration_record(self) -> Registration | None:
+        """``registration`` as a `Registration` (None: not a registered rig)."""
+        return None if self.registration is None else Registration.from_dict(self.registration)
 
     @property
     def spike_files(self) -> list[str]:
@@ -216,8 +231,16 @@ def parse_sync(raw: object, path: str | os.PathLike | None = None) -> SyncFile:
              "sync.json 'spike.with_head' must be a boolean, with rows of at least 416 pixels", path,
              spike, '{"height": int, "width": 416, "flipud": bool, "with_head": true}')
     width = spike["width"] - len(HEAD_COLUMNS) if with_head else spike["width"]
+    registration = raw.get("registration")
+    if registration is not None:
+        try:
+            registration = Registration.from_dict(registration, path, (spike["height"], width)).to_dict()
+        except ConfigError as err:
+            raise SyncError(f"sync.json {err.what}", path=path, found=err.found, expected=err.expected,
+                            fix="re-run 'spikeprep register DATA_ROOT --fix' (or fix config.yaml's "
+                                "registration block), then 'spikeprep build-sync DATA_ROOT --force'") from None
     return SyncFile(raw["sequence"], spike["height"], width, spike["flipud"], frames,
-                    raw.get("source") or {}, split, clip, with_head)
+                    raw.get("source") or {}, split, clip, with_head, registration)
 
 
 def check_order(frames: tuple[FrameWindow, ...] | list[FrameWindow], path=None) -> None:

@@ -167,7 +167,8 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
     root = Path(data_root)
     spike_dir = root / source.spike_dir
     config = load_config(*config_paths(root, source))
-    check_image_sizes(root, list(source.blur) + list(source.sharp or ()))
+    rgb_size = check_image_sizes(root, list(source.blur) + list(source.sharp or ()))
+    _check_registration_size(config, rgb_size, spike_dir / "config.yaml")
     previous = _previous(root, source)
     if previous is not None and previous.source.get("mode") == "import" and not options.window_source:
         return _imported_sequence(root, source, config, previous)
@@ -201,8 +202,18 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
     if config.window_shift:
         source_info["window_shift"] = config.window_shift
     sync = SyncFile(source.name, config.spike_h, config.image_width, config.flipud, frames, source_info, T=clip,
-                    with_head=config.with_head)
+                    with_head=config.with_head, registration=config.registration)
     return SequenceReport(_carry(sync, previous), mode, lengths)
+
+
+def _check_registration_size(config: SequenceConfig, rgb_size, path: Path) -> None:
+    """ConfigError when config.yaml's registration was measured on other RGB frames."""
+    reg = config.registration
+    if reg is not None and rgb_size is not None and tuple(reg["rgb_size"]) != tuple(rgb_size):
+        raise ConfigError("registration: rgb_size differs from the sequence's RGB frames", path=path,
+                          found=f"{reg['rgb_size'][0]}x{reg['rgb_size'][1]}",
+                          expected=f"{rgb_size[0]}x{rgb_size[1]} (the frames' height x width)",
+                          fix="re-run 'spikeprep register DATA_ROOT --fix' on these frames")
 
 
 # -- what a rebuild keeps from the sync.json it replaces -------------------------------------------
@@ -308,7 +319,7 @@ def _imported_sequence(root: Path, source: layout.SequenceSource, config: Sequen
     if config.window_shift:
         info["window_shift"] = config.window_shift
     sync = replace(previous, height=config.spike_h, width=config.image_width, flipud=config.flipud,
-                   frames=frames, source=info, with_head=config.with_head)
+                   frames=frames, source=info, with_head=config.with_head, registration=config.registration)
     return SequenceReport(sync, "import", lengths)
 
 

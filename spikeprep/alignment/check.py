@@ -25,6 +25,7 @@ from ..inputs.images import imread
 from ..inputs.sequence_config import load_config
 from ..sync import SyncFile, load_sync, sync_path
 from .scores import ORIENTATIONS, score_window_orientations
+from .through import registered_luma
 from .verdict import Judgement, judge
 
 #: Window-length scales tried about the window centre (exposure check, at offset 0).
@@ -151,7 +152,9 @@ class SequenceFrames:
         if i not in self._lumas:
             frame = self.sync.frames[i]
             paths = [frame.blur] + ([frame.sharp] if frame.sharp else [])
-            self._lumas[i] = [read_luma(self.root / p, self.sync.height, self.sync.width) for p in paths]
+            reg = self.sync.registration_record  # a registered rig: the RGB view the spike camera sees
+            self._lumas[i] = [read_luma(self.root / p, self.sync.height, self.sync.width) if reg is None
+                              else registered_luma(self.root / p, reg) for p in paths]
         return self._lumas[i]
 
     def score(self, i: int, windows: np.ndarray) -> np.ndarray:

@@ -12,6 +12,7 @@ reported with advice. Only our own ``DATA_ROOT/spike/SEQ/config.yaml`` is ever w
 recipe layout's ``spike_raw/SEQ/config.yaml`` is the recipe's file, and nothing is written through
 a symbolic link: a config.yaml, a ``spike/SEQ`` or ``spike`` folder that is a link (into a download,
 a preset's SOURCE, or another folder of DATA_ROOT) is refused, naming the link and its target.
+config.yaml keeps its comments and other keys (`spikeprep.inputs.yaml_edit`, as ``register --fix``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ..errors import SpikeprepError
 from ..inputs.files import output_error, write_text_atomic
-from ..inputs.sequence_config import load_config, parse_config
+from ..inputs.sequence_config import load_config, parse_config, read_raw
+from ..inputs.yaml_edit import set_keys
 from ..sync import load_sync, sync_path
 from .build import SyncOptions, build_sync
 from .check import SequenceCheck
@@ -57,8 +57,8 @@ def _config_path(data_root: Path, check: SequenceCheck) -> Path:
     return data_root / Path(sync.frames[0].spike_file).parent / "config.yaml"
 
 
-def _refusal(data_root: Path, path: Path) -> str | None:
-    """Why ``path`` must not be written, or None."""
+def refusal(data_root: Path, path: Path) -> str | None:
+    """Why ``path`` (a config.yaml under DATA_ROOT) must not be written by a --fix, or None."""
     rel = path.relative_to(data_root).as_posix() if path.is_relative_to(data_root) else str(path)
     if not rel.startswith("spike/"):
         return f"{rel} belongs to the recipe's layout; spikeprep does not edit it (copy the data " \
@@ -96,14 +96,19 @@ def _describe(check: SequenceCheck, target: tuple[int, bool]) -> str:
 
 
 def _edit(path: Path, target: tuple[int, bool]) -> None:
-    raw = yaml.safe_load(path.read_text())
+    """Set window_shift and flipud in config.yaml, keeping its comments and other keys
+    (`spikeprep.inputs.yaml_edit`)."""
+    text = path.read_text()
+    raw = read_raw(path)
     parse_config(raw, path)  # only edit a valid file
+    values = {}
     if int(raw.get("window_shift") or 0) != target[0]:
-        raw["window_shift"] = target[0]
+        values["window_shift"] = target[0]
     if raw.get("flipud", True) != target[1]:
-        raw["flipud"] = target[1]
-    parse_config(raw, path)
-    write_text_atomic(path, yaml.safe_dump(raw, sort_keys=False))
+        values["flipud"] = target[1]
+    edited = set_keys(text, values, path)
+    parse_config({**raw, **values}, path)
+    write_text_atomic(path, edited)
 
 
 @contextmanager
@@ -128,7 +133,7 @@ def fix_lock(data_root: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _options(data_root: Path, sequence: str) -> SyncOptions:
+def options_of(data_root: Path, sequence: str) -> SyncOptions:
     """The timing flags the existing sync.json was built with (timing mode), else none."""
     source = load_sync(sync_path(data_root, sequence)).source
     if source.get("mode") != "timing":
@@ -148,9 +153,9 @@ def apply_fixes(data_root: str | os.PathLike, checks: list[SequenceCheck]) -> li
             fixes.append(Fix(check.sequence, "not fixed", _ADVICE[check.judgement.orientation]))
             continue
         path = _config_path(root, check)
-        refusal = _refusal(root, path)
-        if refusal:
-            fixes.append(Fix(check.sequence, "not fixed", refusal, str(path)))
+        refusal_ = refusal(root, path)
+        if refusal_:
+            fixes.append(Fix(check.sequence, "not fixed", refusal_, str(path)))
             continue
         fixes.append(_fix_and_rebuild(root, path, check))
     return fixes
@@ -182,7 +187,7 @@ def _fix_locked(root: Path, path: Path, check: SequenceCheck) -> Fix:
                    f"sync.json changed since check-sync measured it (now window_shift {now[0]}, flipud "
                    f"{now[1]}; measured {check.measured_shift}, {check.measured_flipud}): another --fix "
                    "or build-sync ran meanwhile; run check-sync again", str(path))
-    options = _options(root, check.sequence)
+    options = options_of(root, check.sequence)
     before = path.read_text()
     _edit(path, target)
     try:

@@ -55,7 +55,7 @@ def parse_size(text) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
-def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None, match="none",
+def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None, match=None,
                      shard_size=DEFAULT_SHARD_SIZE, workers=0, val=(), hot_pixels="off", force=False,
                      progress: bool | ProgressCallback = True, initial_map_size=DEFAULT_INITIAL_MAP_SIZE, part=None,
                      build_missing=False, dask=None, break_lock=False, on_notice=None, hot_pixel_list=None,

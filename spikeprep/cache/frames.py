@@ -22,9 +22,11 @@ from ..inputs.images import read_image
 from ..representations.context import StreamWindow
 from ..representations.hot_pixels import detect_hot_pixels, firing_rate, repair_hot_pixels
 from ..sync import SyncFile
+from . import registered
 from .hot_list import mask_of
 from .manifest import CacheParams, ReprSpec
 from .records import RECORD_CHECKSUM_ALGORITHM, checksum, encode_record, frame_key, hot_pixels_key, pack_bits
+from .registered import Warp
 from .stats import channel_histograms
 
 
@@ -73,12 +75,14 @@ class FrameJob:
     pad_before: int = 0
     pad_after: int = 0
     pad_value: int = 0
+    #: a registered sequence's crop and resampling (`spikeprep.cache.registered.Warp`), or None
+    warp: Warp | None = None
 
     @classmethod
-    def of(cls, sequence: str, index: int, frame) -> "FrameJob":
+    def of(cls, sequence: str, index: int, frame, warp: Warp | None = None) -> "FrameJob":
         """The job of a `spikeprep.sync.FrameWindow` (padding included)."""
         return cls(sequence, index, frame.blur, frame.sharp, frame.spike_file, frame.spike_begin,
-                   frame.spike_end, frame.pad_before, frame.pad_after, frame.pad_value)
+                   frame.spike_end, frame.pad_before, frame.pad_after, frame.pad_value, warp)
 
     @property
     def window_len(self) -> int:
@@ -158,7 +162,8 @@ def compute_voxels(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None,
     first): compute, repair hot pixels, match size."""
     spec = spec or cfg.params.representations()[0]
     rep = spec.representation()
-    out = np.empty((spec.channels, cfg.spike_h, cfg.spike_w), spec.dtype)
+    resampled = job.warp is not None and job.warp.match == "rgb"  # computed natively, then warped
+    out = None if resampled else np.empty((spec.channels, cfg.spike_h, cfg.spike_w), spec.dtype)
     # a fresh memory map per frame: unmapped right after, so pages of earlier windows never
     # accumulate in this process's RSS however long the stream is
     with cfg.open_stream(job.spike_file) as stream:
@@ -166,6 +171,8 @@ def compute_voxels(job: FrameJob, cfg: FrameConfig, mask: np.ndarray | None,
                              out=out)
     if mask is not None:
         voxels = repair_hot_pixels(voxels, mask)
+    if job.warp is not None:  # a registered rig: onto the crop's grid
+        return registered.spike_view(voxels, job.warp, spec.dtype, spec.storage == "bitpacked")
     return match_spike(np.asarray(voxels, spec.dtype), cfg)
 
 
@@ -182,8 +189,9 @@ def rgb_records(job: FrameJob, cfg: FrameConfig) -> tuple[list, dict, dict]:
         sources[rel] = fingerprint
         if conversion is not None:
             conversions.setdefault(conversion, rel)
-        records.append((frame_key(job.sequence, job.index, kind),
-                        encode_record(match_rgb(image, cfg, root / rel))))
+        stored = (match_rgb(image, cfg, root / rel) if job.warp is None
+                  else registered.rgb_view(image, job.warp, root / rel))
+        records.append((frame_key(job.sequence, job.index, kind), encode_record(stored)))
     return records, sources, conversions
 
 
@@ -235,9 +243,13 @@ def sequence_mask(data_root: Path, sync: SyncFile, params: CacheParams) -> np.nd
     return None
 
 
-def hot_pixel_record(sequence: str, mask: np.ndarray, cfg: FrameConfig) -> tuple[str, bytes]:
+def hot_pixel_record(sequence: str, mask: np.ndarray, cfg: FrameConfig,
+                     warp: Warp | None = None) -> tuple[str, bytes]:
     """``SEQ/hot_pixels``: the ``(h, w)`` uint8 mask at the stored spike size (INTER_NEAREST
-    upsampled with ``--match rgb``), aligned with the stored voxels."""
+    upsampled with ``--match rgb``; a registered sequence's ``warp``: cropped or resampled
+    nearest), aligned with the stored voxels."""
+    if warp is not None:
+        return hot_pixels_key(sequence), encode_record(registered.mask_view(mask.astype(np.uint8), warp))
     mask = match_spike(mask.astype(np.uint8)[None], cfg)[0]
     return hot_pixels_key(sequence), encode_record(mask)
 

@@ -35,6 +35,8 @@ def cache_info(cache) -> dict:
         rows.append({"sequence": seq, "split": e.split, "frames": e.num_frames,
                      "shard": shard_name(e.shard), "bytes": e.bytes, "spike_rate": e.firing_rate,
                      "hot_pixels": "off" if e.hot_pixels.get("mode") == "off" else e.hot_pixels.get("count")})
+        if e.registration is not None:  # a registered rig: the box each frame was cut from
+            rows[-1]["crop_box"] = list(e.registration.crop_box)
     shard_bytes = {}
     for name in manifest.shards:
         data = root / name / "data.mdb"

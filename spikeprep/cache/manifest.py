@@ -259,7 +259,8 @@ def _name(value, where, path) -> str:
 class RegistrationParams(_Record):
     """How a registered cache was cropped and resampled (manifest version 3).
 
-    ``crop``: ``[height, width]`` in RGB pixels, the one box size cut from every sequence's overlap
+    ``crop``: ``[height, width]`` in RGB pixels (spike pixels with ``--match spike``: the box is then
+    cut from the spike frame), the one box size cut from every sequence's overlap
     (each sequence's box: `SequenceEntry.registration`); ``resample``: the interpolation that put
     spike values onto the crop's grid (``--match rgb``) or the RGB crop onto the spike grid
     (``--match spike``); ``dtype``: the float dtype of resampled representations (``spike_dtype``

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +19,11 @@ from ..inputs.files import is_utf8, require_utf8_name
 from ..inputs.images import read_image
 from ..inputs.layout import _sequence_folders as sequence_folders
 from ..sync import SyncFile, find_sync_files, load_sync, parse_sync
-from . import hot_list
+from . import hot_list, registered
 from .frames import FrameConfig, FrameJob
-from .manifest import CacheParams
+from .manifest import CacheParams, SequenceRegistration
 from .records import MATCH_MODES, record_nbytes
+from .registered import Warp
 from .repr_specs import build_spec, parse_requests
 
 #: Per-record LMDB overhead allowance (key, node header, page slack) for shard planning.
@@ -80,9 +81,12 @@ class SequencePlan:
     #: the bytes parsed), its stat record taken before the read, and when that stat was taken.
     #: None (a plan made elsewhere): the build fingerprints the file on disk.
     sync_source: "SyncSource | None" = field(default=None, compare=False)
+    #: a registered sequence: its manifest entry's registration and the frames' `Warp`
+    registration: SequenceRegistration | None = None
+    warp: Warp | None = None
 
     def jobs(self) -> list[FrameJob]:
-        return [FrameJob.of(self.name, i, f) for i, f in enumerate(self.sync.frames)]
+        return [FrameJob.of(self.name, i, f, self.warp) for i, f in enumerate(self.sync.frames)]
 
 
 @dataclass(frozen=True)
@@ -226,12 +230,21 @@ def name_list(names, limit: int = 20) -> str:
     return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
-def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none",
+def _registered(layout, sync: SyncFile, params: CacheParams) -> tuple:
+    """``(SequenceRegistration, Warp)`` of a registered sequence, ``(None, None)`` otherwise."""
+    if layout is None:
+        return None, None
+    entry = layout.entry(sync.sequence)
+    return entry, registered.warp_of(entry, params, layout.registrations[sync.sequence].rgb_size)
+
+
+def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match=None,
                hot_pixels="off", val=(), shard_size: int, skip_unsynced: bool = False,
                hot_pixel_list=None) -> BuildPlan:
     """Read the sync files and fix params, shapes, split and shards of a build. Sequences of
     DATA_ROOT without a sync.json (`unsynced_sequences`) are a LayoutError naming them, unless
-    ``skip_unsynced`` (then the plan lists them in ``unsynced``)."""
+    ``skip_unsynced`` (then the plan lists them in ``unsynced``). ``match`` None: ``rgb`` for
+    registered sequences (`spikeprep.cache.registered`), ``none`` otherwise."""
     root = Path(data_root)
     if not root.is_dir():
         raise UsageError("DATA_ROOT not found", path=root, found="no such directory",
@@ -277,8 +290,15 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
     requests = parse_requests(repr, S, repr_params)  # several: --repr bins:8 --repr raw:41 (repr_specs)
     lengths = [f.length for s in syncs for f in s.frames]
     rgb_native = native_rgb_shape(root, syncs, paths)
-    rgb_shape, (_, *spike_hw) = stored_shapes(rgb_native, (first.height, first.width), 1, match)
+    match, layout = registered.plan_layout(syncs, paths, match, rgb_native[:2])
+    if layout is None:
+        rgb_shape, (_, *spike_hw) = stored_shapes(rgb_native, (first.height, first.width), 1, match)
+    else:
+        rgb_shape, (_, *spike_hw) = layout.shapes(1)
     specs = [build_spec(r, lengths, spike_hw, first=k == 0) for k, r in enumerate(requests)]
+    if layout is not None:  # resampled representations are stored in one float dtype
+        specs = [replace(p, spike_dtype=layout.spike_dtype(p.spike_dtype)) if p.storage == "array" else p
+                 for p in specs]
     one = specs[0]
     listed = {}
     if hot_pixels == "list":
@@ -290,6 +310,9 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
                          rgb_shape=tuple(rgb_shape), spike_shape=one.spike_shape, hot_pixel_list=listed,
                          storage=one.storage, more_representations=tuple(specs[1:]),
                          has_blur=not first.spike_only)
+    if layout is not None:
+        params = replace(params, registration=layout.params(one.spike_dtype, registered.bit_exact(params)))
+        registered.check_storage(params)
     cfg = FrameConfig(str(root), first.height, first.width, params, with_head=first.with_head)
     sizes, sharps = [], []
     for s, p in zip(syncs, paths):
@@ -299,12 +322,12 @@ def plan_build(data_root, *, S=None, repr="bins", repr_params=None, match="none"
                               path=p, found=f"{sum(sharp)} of {len(sharp)} with sharp",
                               expected="all or none")
         per_frame = (record_nbytes(rgb_shape, np.uint8) * (int(params.has_blur) + int(sharp[0]))
-                     + sum(record_nbytes(p.record_shape, p.dtype) + _RECORD_OVERHEAD for p in specs)
+                     + sum(record_nbytes(spec.record_shape, spec.dtype) + _RECORD_OVERHEAD for spec in specs)
                      + 2 * _RECORD_OVERHEAD)
         sizes.append(per_frame * len(s.frames) + record_nbytes(spike_hw, np.uint8))
         sharps.append(sharp[0])
     shards = assign_shards(sizes, shard_size)
     seqs = tuple(SequencePlan(s.sequence, s, os.path.relpath(p, root), shard, size,
-                              "val" if s.sequence in val else "train", hs, src)
+                              "val" if s.sequence in val else "train", hs, src, *_registered(layout, s, params))
                  for (s, src), p, shard, size, hs in zip(read, paths, shards, sizes, sharps))
     return BuildPlan(params, cfg, seqs, int(shard_size), tuple(sorted(set(val))), unsynced=unsynced)

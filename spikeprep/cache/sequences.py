@@ -176,7 +176,7 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
             on_frame(sum(len(v) for _, v in result.records))
             check_stop()  # a stop signal: at this frame boundary (the transaction is aborted)
         if mask is not None:
-            key, value = hot_pixel_record(seq.name, mask, cfg)
+            key, value = hot_pixel_record(seq.name, mask, cfg, seq.warp)
             state["records"][key] = checksum(value, cfg.checksum_algorithm)
             yield key, value
 
@@ -194,7 +194,7 @@ def build_sequence(seq, plan: BuildPlan, writer: ShardWriter, runner: FrameRunne
                           records=dict(sorted(state["records"].items())), hot_pixels=hot,
                           bytes=nbytes, spike_frames=state["spike_frames"], firing_rate=rate,
                           T=seq.sync.T, frame_names=tuple(f.source_name for f in seq.sync.frames),
-                          source_stats=source_stats,
+                          source_stats=source_stats, registration=seq.registration,
                           warnings=tuple(sequence_warnings(seq.name, seq.sync, state["conversions"],
                                                            has_spikes)))
     more = {"more_hists": {k: stats.to_json(v) for k, v in state["more"].items()}} if state["more"] else {}

@@ -36,7 +36,7 @@ from ..errors import CacheError, DatError, SpikeprepError, UsageError
 from ..inputs import fingerprint
 from ..inputs.dat import count_frames
 from ..sync import load_sync
-from . import stats
+from . import registered, stats
 from .frames import FrameConfig, FrameJob, compute_frame, hot_pixel_record, sequence_mask
 from .lock import writers_note
 from .manifest import Manifest, load_manifest
@@ -210,6 +210,7 @@ def _check_sources(root: Path, data_root: Path, manifest: Manifest, report: Veri
         frames_of[seq] = [(seq, i) for i in _recomputable(seq, entry, syncs[seq], rel, data_root,
                                                             lost, report)]
     _check_complete(data_root, manifest, report)
+    registered.rederive(manifest.params, manifest.sequences, syncs, report.add)
     todo = [f for seq in sorted(frames_of) for f in frames_of[seq]]
     if sample is not None and sample < len(todo):
         todo = sorted(random.Random(seed).sample(todo, sample))
@@ -324,12 +325,12 @@ def _recompute(root, data_root, manifest, syncs, todo, report) -> None:
             mask = None
             if params.hot_pixels != "off":
                 if seq not in masks:
-                    masks[seq] = _redetect_mask(seq, data_root, sync, cfg, envs[shard], report)
+                    masks[seq] = _redetect_mask(seq, data_root, sync, cfg, envs[shard], report, entry)
                 if masks[seq] is None:
                     continue  # reported once
                 mask = masks[seq]
             f = sync.frames[i]
-            job = FrameJob.of(seq, i, f)
+            job = FrameJob.of(seq, i, f, registered.job_warp(entry, params, sync))
             try:
                 result = compute_frame(job, cfg, mask, with_stats=False)
             except SpikeprepError as err:
@@ -349,7 +350,7 @@ def _recompute(root, data_root, manifest, syncs, todo, report) -> None:
             release_env(root / shard_name(shard))
 
 
-def _redetect_mask(seq, data_root, sync, cfg, env, report):
+def _redetect_mask(seq, data_root, sync, cfg, env, report, entry):
     """Detect a sequence's hot pixels from its streams again and compare with the stored mask;
     None (reported) when the streams cannot be read."""
     try:
@@ -357,7 +358,7 @@ def _redetect_mask(seq, data_root, sync, cfg, env, report):
     except SpikeprepError as err:
         report.add(seq, None, None, f"cannot re-detect hot pixels: {err}")
         return None
-    key, value = hot_pixel_record(seq, mask, cfg)
+    key, value = hot_pixel_record(seq, mask, cfg, registered.job_warp(entry, cfg.params, sync))
     with env.begin() as txn:
         if txn.get(key.encode()) != value:
             report.add(seq, None, key, "hot-pixel mask differs from the one detected from the "

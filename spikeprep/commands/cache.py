@@ -38,8 +38,9 @@ def _parse_repr_params(pairs) -> dict:
 @click.option("--add-repr", "add_repr", metavar="KIND[:N]", default=None,
               help="Add one representation to the finished CACHE (records spike.KIND; the others "
                    "untouched); resumable; --S and --repr-param apply to it.")
-@click.option("--match", type=click.Choice(["none", "rgb", "spike"]), default="none", show_default=True,
-              help="When spike and RGB sizes differ: resize spikes to RGB (rgb), RGB to spikes (spike), or neither.")
+@click.option("--match", type=click.Choice(["none", "rgb", "spike"]), default=None,
+              help="When spike and RGB sizes differ: resize spikes to RGB (rgb), RGB to spikes (spike), or neither "
+                   "[default: none; rgb for a registered rig: RGB cropped to the overlap, spikes resampled onto it].")
 @click.option("--shard-size", default="4G", show_default=True, help="Target LMDB shard size (512M, 4G, bytes).")
 @click.option("--workers", type=int, default=0, show_default=True,
               help="Worker processes (0/1: in-process; N >= 2: N workers compute frames, "
@@ -101,6 +102,10 @@ def voxelize_command(data_root, cache, S, repr_, repr_param, match, shard_size, 
       none   store both natively; RGB must be k times the spike size (integer k)
       rgb    spikes resized to H x W, INTER_NEAREST (counts stay integers, dtype unchanged)
       spike  blur/sharp resized to h x w, INTER_AREA (uint8)
+    A registered rig (sync.json carries 'registration', from 'spikeprep register --fix'):
+      rgb    (default) RGB cropped to one box inside every overlap, spikes warped onto it
+             (linear, float32)
+      spike  spikes cropped to the box the RGB frame sees, RGB warped onto the spike grid
     \b
     Several representations, and adding one later:
       spikeprep voxelize data/ cache/ --repr bins:8 --repr tfp:4

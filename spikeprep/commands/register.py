@@ -20,21 +20,28 @@ from .common import reports_errors, stdout_console
 @click.option("--json", "as_json", is_flag=True, help="Print {\"sequences\": {SEQ: {...}}} on stdout.")
 @click.option("--preview", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
               help="Write an overlay sheet per sequence into DIR (edges over spike counts, before and after).")
+@click.option("--fix", is_flag=True,
+              help="Write each ok registration into config.yaml (comments kept) and rebuild sync.json.")
 @reports_errors
-def register_command(data_root, sequences, model, frames, as_json, preview):
+def register_command(data_root, sequences, model, frames, as_json, preview, fix):
     """Measure, per sequence, the 3x3 matrix mapping spike pixels (x, y, 1) to RGB pixels, from
     the spike count of each frame's exposure window (sync.json) against the frame's luma.
 
     \b
     Run after build-sync, for a rig whose spike camera sees a shifted, turned or scaled part
     of the RGB view. Searches scale 0.5-4, any shift, rotation up to +-10 degrees, then
-    refines (ECC) with the model's motion. Nothing is written (except --preview sheets).
+    refines (ECC) with the model's motion. Nothing is written (except --preview sheets), unless
+    --fix: then each ok sequence's registration goes into its config.yaml (spike/SEQ/, or
+    spike/config.yaml for a fixed rig) and its sync.json is rebuilt; voxelize then crops and
+    resamples to the overlap.
     Verdicts: ok, weak (too little texture, frames disagree), failed (no match, no overlap,
     mirrored or flipped view, degenerate matrix).
-    Exit codes: 0 all ok, 3 some weak or failed, 1 errors, 2 usage errors.
+    Exit codes: 0 all ok, 3 some weak or failed (with --fix: some not written), 1 errors,
+    2 usage errors.
     \b
     Example:
       spikeprep register data/ --preview previews/
+      spikeprep register data/ --fix
     """
     from ..registration import RegisterOptions, register
     from ..registration.sequence import exit_code
@@ -51,4 +58,16 @@ def register_command(data_root, sequences, model, frames, as_json, preview):
         out.print(register_table(results))
         for line in reason_lines(results):
             out.print(line, soft_wrap=True, markup=False, highlight=False)
-    sys.exit(exit_code(results))
+    fixes = []
+    if fix:
+        from ..registration.fix import apply_registrations
+        fixes = apply_registrations(data_root, results)
+        from ..report.tables import fix_lines
+        for line in fix_lines(fixes):
+            click.echo(f"--fix {line}", err=as_json)
+    sys.exit(_exit(results, fixes) if fix else exit_code(results))
+
+
+def _exit(results, fixes) -> int:
+    from ..alignment.fix import fixes_exit_code
+    return fixes_exit_code(fixes)

@@ -12,6 +12,12 @@ offset: 0.0           # seconds from spike frame 0 to frame 0's exposure start
 window_shift: 0       # spike frames added to every window, after any window source
 window_spikes: 56     # per-frame .dat files: a centred window of N frames, begin = L//2 - N//2
 margins: [20, 20]     #   or: drop LO frames at the start and HI at the end ([LO, L-HI))
+registration:         # a registered rig (spikeprep register --fix writes it; `registration_block`)
+  model: homography
+  matrix: [[1.5, 0.0, 10.0], [0.0, 1.5, 6.0], [0.0, 0.0, 1.0]]   # spike px -> RGB px
+  overlap: [10, 6, 310, 198]
+  spike_size: [128, 200]
+  rgb_size: [240, 320]
 ```
 
 A dataset-level ``spike/config.yaml`` is the default for every sequence: a sequence's own
@@ -36,6 +42,7 @@ import yaml
 from ..errors import ConfigError, DatError, WindowError
 from .dat import check_head_geometry
 from .files import read_text_utf8, write_text_atomic
+from .registration_block import Registration
 
 #: Slack for float round-off when a time lands exactly on a spike sample.
 _EPS = 1e-6
@@ -105,6 +112,8 @@ class SequenceConfig:
     #: SpikeCV's sps10 layout: rows of ``spike_w`` (416) pixels whose columns 400..415 are the
     #: camera's head; every reader drops them (`spikeprep.inputs.dat`), the image is 16 narrower
     with_head: bool = False
+    #: a registered rig's ``registration:`` block, validated (`Registration.to_dict` form), or None
+    registration: dict | None = None
 
     @property
     def image_width(self) -> int:
@@ -123,12 +132,14 @@ class SequenceConfig:
             out["margins"] = list(self.margins)
         if self.with_head:
             out["with_head"] = True
+        if self.registration is not None:
+            out["registration"] = self.registration
         return out
 
 
 _TIMING_KEYS = {f.name for f in fields(Timing)}
 _KNOWN_KEYS = {"spike_h", "spike_w", "flipud", "window_shift", "window_spikes", "margins",
-               "with_head"} | _TIMING_KEYS
+               "with_head", "registration"} | _TIMING_KEYS
 
 
 def _window_rule(raw: dict, path) -> tuple[int | None, tuple[int, int] | None]:
@@ -197,7 +208,12 @@ def parse_config(raw: object, path: str | os.PathLike | None = None) -> Sequence
             check_head_geometry(raw["spike_h"], raw["spike_w"], path)
         except DatError as exc:
             raise ConfigError(exc.what, path=path, found=exc.found, expected=exc.expected, fix=exc.fix) from None
-    return SequenceConfig(raw["spike_h"], raw["spike_w"], flipud, timing, shift, window, margins, with_head)
+    registration = None
+    if raw.get("registration") is not None:
+        sensor = (raw["spike_h"], raw["spike_w"] - 16 if with_head else raw["spike_w"])
+        registration = Registration.from_dict(raw["registration"], path, sensor_size=sensor).to_dict()
+    return SequenceConfig(raw["spike_h"], raw["spike_w"], flipud, timing, shift, window, margins, with_head,
+                          registration)
 
 
 def read_raw(path: str | os.PathLike) -> dict:

@@ -59,6 +59,12 @@ def info_renderables(info: dict) -> list:
         rate = "-" if row["spike_rate"] is None else f"{row['spike_rate']:.4f}"
         table.add_row(row["sequence"], row["split"], str(row["frames"]), row["shard"],
                       f"{(row['bytes'] or 0) / 1e6:.1f}", rate, str(row["hot_pixels"]))
+    if any("crop_box" in row for row in info["sequences"]):
+        match = info["params"].get("match")
+        out_of = "RGB" if match == "rgb" else "spike"
+        out_rows = ", ".join(f"{row['sequence']} {row['crop_box']}" for row in info["sequences"])
+        table.caption = (f"registered rig: every frame is the box [x0, y0, x1, y1) of the {out_of} frame "
+                         f"(params.registration.crop, centred in each overlap): {out_rows}")
     out = [params, *representations_table(info.get("representations", ())), table, "shards: " + ", ".join(
         f"{name} {'missing' if size is None else f'{size / 1e6:.1f} MB'}" for name, size in info["shards"].items())]
     if info.get("spike_only"):
