@@ -27,7 +27,7 @@ from ..inputs import fingerprint
 from ..inputs.files import write_text_atomic
 from ..lmdb_writer import ShardWriter
 from ..sync import load_sync
-from . import stats
+from . import registered, stats
 from .frames import FrameConfig, FrameJob, compute_voxels, sequence_mask, spike_record
 from .interrupt import check_stop, stop_on_signals
 from .journal import Journal, done_sequences
@@ -76,8 +76,11 @@ def add_representation(data_root, cache, repr, *, S=None, repr_params=None, brea
         first = next(iter(syncs.values()))
         lengths = [f.length for s in syncs.values() for f in s.frames]
         spec = build_spec(request, lengths, manifest.params.spike_shape[1:])
+        if manifest.params.registration is not None and spec.storage == "array" and manifest.params.match == "rgb":
+            spec = dataclasses.replace(spec, spike_dtype=manifest.params.registration.dtype)  # resampled
         params = dataclasses.replace(manifest.params,
                                      more_representations=(*manifest.params.more_representations, spec))
+        registered.check_storage(params)  # a registered rig never resamples raw windows
         cfg = FrameConfig(str(root), first.height, first.width, params, with_head=first.with_head)
         journal = Journal(cache, ADD_JOURNAL)
         done = _start_or_resume(journal, manifest, spec)
@@ -164,8 +167,9 @@ def _build_sequence(seq: str, sync, entry, cfg: FrameConfig, spec: ReprSpec, wri
 
     def produce():
         state.update(records={}, hists=None)
+        warp = registered.job_warp(entry, cfg.params, sync)  # a registered rig: onto the crop's grid
         for i, frame in enumerate(sync.frames[:entry.num_frames]):
-            job = FrameJob.of(seq, i, frame)
+            job = FrameJob.of(seq, i, frame, warp)
             voxels = compute_voxels(job, cfg, mask, spec)
             key, value = spike_record(job, spec, voxels)
             state["records"][key] = checksum(value, cfg.checksum_algorithm)
