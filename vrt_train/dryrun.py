@@ -40,6 +40,7 @@ from .augment import SpikeNorm, assemble
 from .config import Config, replace
 from .data import ShardDataset, ValDataset, effective_spike_norm
 from .factory import build_model
+from .spike_only import dataset_kwargs
 from .memory import Measured, available_bytes, fit_line, gib, measure, synchronize
 from .metrics import charbonnier
 
@@ -189,7 +190,8 @@ def dry_run(cfg: Config, *, model_fn=None, device=None, emit=print) -> DryRunRep
         raise ConfigError("data.batch_size (global) is not divisible by the number of processes",
                           found=f"batch_size {d.batch_size}, world size {world}", expected=f"a multiple of {world}")
     per_rank = d.batch_size // world
-    dataset = ShardDataset(d.cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike)
+    dataset = ShardDataset(d.cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike,
+                           **dataset_kwargs(cfg))
     manifest = dataset.items.manifest
     norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, d.spike_norm))
     spike_chans = dataset.items.channels if d.use_spike else 0
@@ -313,7 +315,7 @@ def _validation_chunk(rep, cfg, model, dataset, device, spike_chans, out) -> Non
     from .tiles import choose_tile, resolve_tiles
     from .validate import _run_padded, _starts, model_multiples
     v = cfg.val
-    val = ValDataset(dataset.items.cache, cfg.data.num_frames_val, cfg.data.use_spike)
+    val = ValDataset(dataset.items.cache, cfg.data.num_frames_val, cfg.data.use_spike, **dataset_kwargs(cfg))
     height, width = val.rgb_hw
     lengths = [min(val.items.cache.num_frames(s), cfg.data.num_frames_val or 10**9) for s in val.items.seqs]
     frames = min(v.num_frame_testing or max(lengths), max(lengths))

@@ -33,6 +33,7 @@ from .config import Config, config_from_dict, to_dict
 from .data import ValDataset, effective_spike_norm, open_any
 from .errors import CheckpointError
 from .factory import build_model
+from .spike_only import dataset_kwargs
 from .outputs import OutputOptions, SequenceSink
 from .protocols import get_protocol
 from .resume import load_weights, read_checkpoint
@@ -165,7 +166,7 @@ def run_test(cfg: Config, checkpoint=None, protocol: str = "kair", split: str | 
     ckpt = load_eval_checkpoint(ckpt_path, cfg)
     cache = open_any(cfg.data.cache)
     use_spike = ckpt.spike_chans > 0
-    dataset = ValDataset(cache, None, use_spike, split=SPLITS[split])
+    dataset = ValDataset(cache, None, use_spike, split=SPLITS[split], **dataset_kwargs(cfg))
     if not dataset.items.seqs:
         raise ConfigError(f"the cache has no {split} sequences to test on", path=cfg.data.cache,
                           fix="pass --split train|all, or a cache with a val split")

@@ -17,6 +17,7 @@ from .augment import SpikeNorm
 from .config import Config
 from .data import ValDataset
 from .factory import build_model
+from .spike_only import dataset_kwargs
 from .resume import load_weights, pick_checkpoint
 from .validate import infer_to_png
 
@@ -72,7 +73,7 @@ def _infer_cache(cfg: Config, cache, out_dir, checkpoint, progress: bool, model_
         raise ConfigError("no checkpoint to run inference with", path=Path(cfg.out_dir) / "checkpoints",
                           found="none", fix="train first or pass --checkpoint PATH")
     spike_chans = state.get("spike_chans", 0)
-    dataset = ValDataset(cache, None, spike_chans > 0, split=None, need_sharp=False)
+    dataset = ValDataset(cache, None, spike_chans > 0, split=None, need_sharp=False, **dataset_kwargs(cfg))
     if spike_chans and dataset.items.channels != spike_chans:
         raise ConfigError("the cache to restore has another number of spike channels (S) than the "
                           "checkpoint was trained with", path=cache if isinstance(cache, (str, os.PathLike)) else None,
