@@ -40,9 +40,9 @@ from .augment import SpikeNorm, assemble
 from .config import Config, replace
 from .data import ShardDataset, ValDataset, effective_spike_norm
 from .factory import build_model
-from .spike_only import dataset_kwargs
 from .memory import Measured, available_bytes, fit_line, gib, measure, synchronize
 from .metrics import charbonnier
+from .spike_only import dataset_kwargs
 
 BUDGET = 0.85        # fraction of the available memory a step may take
 CHECKPOINT_ALL = {"use_checkpoint_attn": True, "use_checkpoint_ffn": True,

@@ -33,11 +33,11 @@ from .config import Config, config_from_dict, to_dict
 from .data import ValDataset, effective_spike_norm, open_any
 from .errors import CheckpointError
 from .factory import build_model
-from .spike_only import dataset_kwargs
 from .outputs import OutputOptions, SequenceSink
 from .protocols import get_protocol
 from .resume import load_weights, read_checkpoint
 from .selection import is_test_split
+from .spike_only import dataset_kwargs
 from .validate import restore_sequence
 
 SPLITS = {"val": "val", "test": "val", "train": "train", "all": None}

@@ -17,8 +17,8 @@ from .augment import SpikeNorm
 from .config import Config
 from .data import ValDataset
 from .factory import build_model
-from .spike_only import dataset_kwargs
 from .resume import load_weights, pick_checkpoint
+from .spike_only import dataset_kwargs
 from .validate import infer_to_png
 
 

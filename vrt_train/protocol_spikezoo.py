@@ -66,11 +66,17 @@ def spikezoo_ssim(out: torch.Tensor, gt: torch.Tensor) -> float:
     return smap.mean(dim=(1, 2, 3)).mean().item()
 
 
+def _luma(img: torch.Tensor) -> torch.Tensor:
+    """``(3, H, W)`` -> ``(1, H, W)`` BT.601 luma in [0, 255] (the ``y_channel`` weights over
+    their sum 219, i.e. Y without the [16, 235] offset and scale); one channel unchanged."""
+    if img.shape[0] == 1:
+        return img.double()
+    w = torch.tensor((65.481, 128.553, 24.966), dtype=torch.float64).view(3, 1, 1)
+    return (img.double() * w).sum(0, keepdim=True) / 219.0
+
+
 def spikezoo_frame(out: torch.Tensor, gt: torch.Tensor) -> dict:
     """The protocol's figures of one ``(C, H, W)`` frame pair in [0, 255] (C = 1 or 3)."""
-    from .protocols import y_channel
-    oy, gy = y_channel(out, rounded=False), y_channel(gt, rounded=False)
-    if out.shape[0] == 3:  # Y in [16, 235] -> its [0, 255] luma for the [0, 1] mapping
-        oy, gy = (oy - 16.0) * 255.0 / 219.0, (gy - 16.0) * 255.0 / 219.0
+    oy, gy = _luma(out), _luma(gt)
     return {"psnr": spikezoo_psnr(out, gt), "ssim": spikezoo_ssim(out, gt),
             "psnr_y": spikezoo_psnr(oy, gy), "ssim_y": spikezoo_ssim(oy, gy)}

@@ -10,5 +10,5 @@ from .network import VRT
 from .pretrained import PretrainedLoadReport, load_pretrained
 from .spike_only import SpikeOnlyVRT
 
-__all__ = ["VRT", "SpikeOnlyVRT", "load_pretrained", "PretrainedLoadReport", "InputShapeError", "CheckpointMismatchError",
-           "SpyNetWeightsWarning"]
+__all__ = ["VRT", "SpikeOnlyVRT", "load_pretrained", "PretrainedLoadReport", "InputShapeError",
+           "CheckpointMismatchError", "SpyNetWeightsWarning"]
