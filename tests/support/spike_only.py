@@ -68,3 +68,35 @@ class SpikeOnlyCache:
             sharp.flags.writeable = False
         return SimpleNamespace(blur=None, sharp=sharp, spike=spike, spike_begin=100, spike_end=100 + WINDOW,
                                sequence=seq, index=i)
+
+
+class RealZooCache(SpikeOnlyCache):
+    """The real Spike-Zoo REDS samples of ``SHARED_DATA/spike-reds`` as a spike-only cache: one
+    1-frame sequence per ``.dat``, the ``window`` spike frames centred on frame 151 as ``window``
+    one-frame bins (a raw 0/1 stack, 41 as Spike-Zoo's models read), the grayscale GT png."""
+
+    def __init__(self, root, stems, window=41, splits=None):
+        self.root, self.stems, self.window = root, list(stems), window
+        self.begin = 151 - window // 2
+        self.seqs = list(self.stems)
+        self.n_frames, self.has_sharp = 1, True
+        self._splits = dict(zip(self.seqs, splits or ["train"] * (len(self.seqs) - 1) + ["val"]))
+        params = CacheParams(S=window, channels=window, repr="bins", repr_params={}, flipud=True, match="rgb",
+                             hot_pixels="off", spike_dtype="uint8", rgb_shape=(250, 400, 1),
+                             spike_shape=(window, 250, 400), has_blur=False)
+        stats = SpikeStats(mean=(0.3,) * window, std=(0.45,) * window, q995=(1.0,) * window)
+        self.manifest = Manifest(params, {}, stats, (), "test")
+
+    def frame_name(self, seq, i):
+        return seq
+
+    def read(self, seq, i):
+        import cv2
+
+        from spikeprep import SpikeStream
+        stream = SpikeStream(filepath=self.root / "spike" / f"{seq}.dat", spike_h=250, spike_w=400,
+                             print_dat_detail=False)
+        spike = stream.read(self.begin, self.begin + self.window).astype(np.uint8)
+        sharp = cv2.imread(str(self.root / "gt" / f"{seq}.png"), cv2.IMREAD_GRAYSCALE)[:, :, None]
+        return SimpleNamespace(blur=None, sharp=sharp, spike=spike, spike_begin=self.begin,
+                               spike_end=self.begin + self.window, sequence=seq, index=i)

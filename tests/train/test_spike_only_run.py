@@ -113,3 +113,13 @@ def test_spike_only_config_without_spikes_fails_in_the_cli(tmp_path, capsys):
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert "data.use_spike" in err and "Traceback" not in err
+
+
+def test_dry_run_of_the_tiny_config(tiny_run, single_thread):
+    from vrt_train.dryrun import dry_run
+    tmp, overrides, _ = tiny_run
+    lines = []
+    report = dry_run(load_config(CONFIGS / "spikezoo_reds_vrt_tiny.yaml", overrides), model_fn=tiny_spike_vrt,
+                     emit=lines.append)
+    assert report.fits, lines
+    assert not (tmp / "run").exists()  # writes nothing
