@@ -76,7 +76,7 @@ class RealZooCache(SpikeOnlyCache):
     one-frame bins (a raw 0/1 stack, 41 as Spike-Zoo's models read), the grayscale GT png."""
 
     def __init__(self, root, stems, window=41, splits=None):
-        self.root, self.stems, self.window = root, list(stems), window
+        self.data_root, self.stems, self.window = root, list(stems), window
         self.begin = 151 - window // 2
         self.seqs = list(self.stems)
         self.n_frames, self.has_sharp = 1, True
@@ -94,9 +94,9 @@ class RealZooCache(SpikeOnlyCache):
         import cv2
 
         from spikeprep import SpikeStream
-        stream = SpikeStream(filepath=self.root / "spike" / f"{seq}.dat", spike_h=250, spike_w=400,
+        stream = SpikeStream(filepath=self.data_root / "spike" / f"{seq}.dat", spike_h=250, spike_w=400,
                              print_dat_detail=False)
         spike = stream.read(self.begin, self.begin + self.window).astype(np.uint8)
-        sharp = cv2.imread(str(self.root / "gt" / f"{seq}.png"), cv2.IMREAD_GRAYSCALE)[:, :, None]
+        sharp = cv2.imread(str(self.data_root / "gt" / f"{seq}.png"), cv2.IMREAD_GRAYSCALE)[:, :, None]
         return SimpleNamespace(blur=None, sharp=sharp, spike=spike, spike_begin=self.begin,
                                spike_end=self.begin + self.window, sequence=seq, index=i)
