@@ -35,17 +35,22 @@ def tiny_spike_vrt(spike_chans):
         return SpikeOnlyVRT(**TINY, spike_chans=spike_chans, gt_chans=1)
 
 
+def spike_cfg(out_dir, total: int, fix: int | None = None, **train_keys):
+    """A 40x40, batch-1 spike-only config for the tiny `SpikeOnlyVRT`."""
+    return config_from_dict({
+        "seed": 1, "out_dir": str(out_dir),
+        "data": {"cache": "spike-only", "use_rgb": False, "num_frames": 1, "gt_size": 40, "batch_size": 1,
+                 "workers": 0, "spike_norm": "window", "augment": {"hflip": True, "rot": True, "spike_gain": 0.2}},
+        "train": {"lr": 3e-3, "total_iter": total, "scheduler_periods": 16, "fix_iter": total if fix is None else fix,
+                  "charbonnier_eps": 1e-3, "zero_init_last": True, "checkpoint_every": 16, "print_every": 1,
+                  "val_every": 16, **train_keys},
+        "val": {"num_frame_testing": 0, "num_frame_overlapping": 0, "size_patch_testing": 0, "tile_overlap": 0}})
+
+
 def test_tiny_spike_only_run_lowers_its_loss(tmp_path, monkeypatch, single_thread):
     cache = SpikeOnlyCache(n_seq=3, size=40)
     monkeypatch.setattr(data_mod, "open_any", lambda c: cache if isinstance(c, str) else c)
-    cfg = config_from_dict({
-        "seed": 1, "out_dir": str(tmp_path / "run"),
-        "data": {"cache": "spike-only", "use_rgb": False, "num_frames": 1, "gt_size": 40, "batch_size": 1,
-                 "workers": 0, "spike_norm": "window", "augment": {"hflip": False, "rot": False}},
-        "train": {"lr": 3e-3, "total_iter": 16, "scheduler_periods": 16, "fix_iter": 16, "charbonnier_eps": 1e-3,
-                  "zero_init_last": True, "checkpoint_every": 16, "print_every": 1, "val_every": 16},
-        "val": {"num_frame_testing": 0, "num_frame_overlapping": 0, "size_patch_testing": 0, "tile_overlap": 0}})
-    summary = train(cfg, progress=False, model_fn=tiny_spike_vrt)
+    summary = train(spike_cfg(tmp_path / "run", 16), progress=False, model_fn=tiny_spike_vrt)
     curve = losses(tmp_path / "run")
     assert len(curve) == 16
     assert np.mean(curve[-3:]) < 0.8 * np.mean(curve[:3]), curve
@@ -123,3 +128,23 @@ def test_dry_run_of_the_tiny_config(tiny_run, single_thread):
                      emit=lines.append)
     assert report.fits, lines
     assert not (tmp / "run").exists()  # writes nothing
+
+
+def test_spike_only_resume_is_bit_exact(tmp_path, monkeypatch, single_thread):
+    cache = SpikeOnlyCache(n_seq=3, size=40)
+    monkeypatch.setattr(data_mod, "open_any", lambda c: cache if isinstance(c, str) else c)
+    keys = {"checkpoint_every": 1, "val_every": 100}
+    train(spike_cfg(tmp_path / "a", 4, fix=2, **keys), progress=False, model_fn=tiny_spike_vrt)
+    train(spike_cfg(tmp_path / "b", 2, fix=2, **keys), progress=False, model_fn=tiny_spike_vrt)
+    train(spike_cfg(tmp_path / "b", 4, fix=2, **keys), progress=False, model_fn=tiny_spike_vrt, resume="auto")
+    a, b = (torch.load(tmp_path / r / "checkpoints" / "iter_00000004.pt", map_location="cpu", weights_only=False)
+            for r in "ab")
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_a_three_channel_output_against_a_gray_target_is_refused():
+    from vrt_train.metrics import charbonnier
+    with pytest.raises(ValueError, match="differ in shape"):
+        charbonnier(torch.zeros(1, 1, 3, 4, 4), torch.zeros(1, 1, 1, 4, 4))
