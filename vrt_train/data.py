@@ -115,7 +115,7 @@ def _one_allocation(*specs) -> list[np.ndarray]:
 class _CacheItems:
     """What the train and validation datasets share: the cache, sizes, and record slicing."""
 
-    def __init__(self, cache, split: str, use_spike: bool, use_rgb: bool = True, gt_channels: int = 3):
+    def __init__(self, cache, split: str, use_spike: bool, *, use_rgb: bool = True, gt_channels: int = 3):
         self.use_rgb, self.gt_channels = use_rgb, gt_channels  # False: vrt_train.spike_only
         self.cache = open_any(cache)
         self.manifest = self.cache.manifest
@@ -140,8 +140,8 @@ class _CacheItems:
         """Crops of ``frames`` copied once, straight from the (read-only, mapped) records into
         fresh arrays: ``L_rgb``/``H`` ``(T, height, width, 3)`` uint8, ``L_spike``
         ``(T, C, height/f, width/f)`` in the cache dtype, ``window`` ``(T, C)`` float32.
-        Spike-only (``use_rgb`` false, or a 1-channel target): `vrt_train.spike_only.read_clip`."""
-        if not self.use_rgb or self.gt_channels != 3:
+        Spike-only (``use_rgb`` false; ``gt_channels`` is for it): `vrt_train.spike_only.read_clip`."""
+        if not self.use_rgb:
             from .spike_only import read_clip
             return read_clip(self, seq, frames, top, left, height, width, need_sharp, self.gt_channels)
         f, frames = self.f, [int(i) for i in frames]
@@ -203,7 +203,7 @@ class ShardDataset(Dataset):
     def __init__(self, cache, num_frames: int = 6, gt_size: int = 192, split: str = "train",
                  seed: int = 0, samples_per_epoch: int | None = None, use_spike: bool = True,
                  exclude=(), use_rgb: bool = True, gt_channels: int = 3):
-        self.items = _CacheItems(cache, split, use_spike, use_rgb, gt_channels)
+        self.items = _CacheItems(cache, split, use_spike, use_rgb=use_rgb, gt_channels=gt_channels)
         self.items.seqs = [s for s in self.items.seqs if s not in set(exclude)]  # data.val_from_train
         num_frames = clip_frames(self.items.cache, self.items.seqs, num_frames, 2 if use_rgb else 1)
         self.num_frames, self.gt_size, self.seed = num_frames, gt_size, seed
@@ -248,7 +248,8 @@ class ValDataset(Dataset):
 
     def __init__(self, cache, num_frames: int | None = None, use_spike: bool = True, split: str | None = "val",
                  need_sharp: bool = True, sequences=None, use_rgb: bool = True, gt_channels: int = 3):
-        self.items = _CacheItems(cache, split if sequences is None else None, use_spike, use_rgb, gt_channels)
+        self.items = _CacheItems(cache, split if sequences is None else None, use_spike, use_rgb=use_rgb,
+                                 gt_channels=gt_channels)
         if sequences is not None:
             self.items.seqs = list(sequences)
         self.need_sharp = need_sharp

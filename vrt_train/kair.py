@@ -125,7 +125,7 @@ def _stem(name: str) -> str:
 class _KairBase(Dataset):
     def __init__(self, opt: dict, phase: str):
         self.opt = KairDatasetOptions.from_opt(opt, phase)
-        self.items = _CacheItems(self.opt.dataroot, self.opt.split, self.opt.use_spike, self.opt.use_rgb)
+        self.items = _CacheItems(self.opt.dataroot, self.opt.split, self.opt.use_spike, use_rgb=self.opt.use_rgb)
         manifest = self.items.manifest
         self.norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, self.opt.spike_norm))
         self.spike_chans = self.items.channels if self.opt.use_spike else 0

@@ -14,7 +14,6 @@ import torch
 
 from spikeprep import ConfigError
 
-from .data import window_divisor_fn
 from .spike_only import to_channels
 
 
@@ -39,15 +38,17 @@ def sample(ds, seq: str, frames, top: int, left: int, h: int, w: int, flips) -> 
     hh, ww = (w, h) if flips[2] else (h, w)
     L = np.empty((T, 3 + S, hh, ww), np.float32)
     H = np.empty((T, G, hh, ww), np.float32)
-    divisor = window_divisor_fn(ds.items.params)
+    divisor = ds.items._divisor  # the rate divisors of the items' spike input (None: unknown)
+    read = getattr(ds.items, "read", None) or ds.items.cache.read  # data.inputs where supported
     for t, i in enumerate(frames):
-        rec = ds.items.cache.read(seq, int(i))
+        rec = read(seq, int(i))
         if rec.sharp is None:
             raise ConfigError("cache has no sharp frames for the KAIR dataset's H", found=f"{seq} frame {i}",
                               fix="build the cache from a dataset with sharp (ground-truth) frames")
         gt = to_channels(np.asarray(rec.sharp)[top:top + h, left:left + w], G)
         H[t] = _geom(gt.transpose(2, 0, 1), flips) / np.float32(255.0)
-        spike = np.asarray(rec.spike)[:, top // f:(top + h) // f, left // f:(left + w) // f]
+        whole = ds._spike(rec) if hasattr(ds, "_spike") else np.asarray(rec.spike)
+        spike = whole[:, top // f:(top + h) // f, left // f:(left + w) // f]
         if f > 1:
             spike = spike.repeat(f, axis=1).repeat(f, axis=2)
         spike = _geom(spike, flips)

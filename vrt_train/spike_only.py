@@ -87,17 +87,24 @@ def read_clip(items, seq: str, frames, top: int, left: int, height: int, width: 
     import torch
     f, frames = items.f, [int(i) for i in frames]
     T, (h, w) = len(frames), (height // f, width // f)
-    spikes = np.empty((T, items.channels, h, w), np.dtype(items.params.spike_dtype))
+    # items.read / spike_into / spike_dtype: the data.inputs selection where the items have it
+    read = getattr(items, "read", None) or items.cache.read
+    spike_into = getattr(items, "spike_into", None)
+    crop = (slice(None), slice(top // f, top // f + h), slice(left // f, left // f + w))
+    spikes = np.empty((T, items.channels, h, w), getattr(items, "spike_dtype", np.dtype(items.params.spike_dtype)))
     sharp = np.zeros((T, height, width, channels), np.uint8)
     divisors = np.ones((T, items.channels), np.float32)
     for t, i in enumerate(frames):
-        s = items.cache.read(seq, i)
+        s = read(seq, i)
         if s.sharp is not None:
             sharp[t] = to_channels(np.asarray(s.sharp)[top:top + height, left:left + width], channels)
         elif need_sharp:
             raise ConfigError("cache has no sharp frames to train against", found=f"{seq} frame {i}",
                               fix="build the cache from a dataset with sharp (ground-truth) frames")
-        spikes[t] = s.spike[:, top // f:top // f + h, left // f:left // f + w]
+        if spike_into:
+            spike_into(s, crop, spikes[t])
+        else:
+            spikes[t] = s.spike[crop]
         if items._divisor:
             divisors[t] = items._divisor(int(s.spike_end) - int(s.spike_begin))
     return {"L_rgb": torch.zeros((T, height, width, 0), dtype=torch.uint8), "H": torch.from_numpy(sharp),
