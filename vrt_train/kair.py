@@ -141,7 +141,7 @@ class _KairBase(Dataset):
         """
         if not self.opt.use_rgb:
             from .kair_spike_only import sample
-            return sample(self, seq, frames, top, left, h, w, flips)
+            return sample(self, seq, frames, top, left, h, w, flips, _geom)
         T, S, f = len(frames), self.spike_chans, self.items.f
         hh, ww = (w, h) if flips[2] else (h, w)
         L = np.empty((T, 3 + S, hh, ww), np.float32)

@@ -31,9 +31,11 @@ def check_options(opt) -> None:
                           fix="set use_spike: true (spike-only input) or use_rgb: true")
 
 
-def sample(ds, seq: str, frames, top: int, left: int, h: int, w: int, flips) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(L, H)`` of a crop for `vrt_train.kair._KairBase` ``ds`` (module docstring)."""
-    from .kair import _geom
+def sample(ds, seq: str, frames, top: int, left: int, h: int, w: int, flips,
+           geom) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(L, H)`` of a crop for `vrt_train.kair._KairBase` ``ds`` (module docstring); ``geom``:
+    kair's ``_geom`` (flips and transpose of ``(..., h, w)`` arrays)."""
+    _geom = geom
     T, S, f, G = len(frames), ds.spike_chans, ds.items.f, gt_channels(ds.opt)
     hh, ww = (w, h) if flips[2] else (h, w)
     L = np.empty((T, 3 + S, hh, ww), np.float32)
