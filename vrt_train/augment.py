@@ -20,6 +20,10 @@ into KAIR's ``L (B, T, 3+C, h, w)`` float and ``H (B, T, 3, h, w)`` float on ``d
 5. Optional photometric jitter of RGB brightness/contrast, applied identically to L's RGB and
    to H (the target is the same scene under the same exposure).
 
+Spike-only batches (``data.use_rgb: false``: ``L_rgb`` has 0 channels, ``H`` 1 or 3) get the
+TFP guide of `vrt_train.spike_only` (from the raw spikes after step 2's gain/Poisson jitter, before
+normalisation) in the 3 RGB slots of ``L``; photometric jitter is refused for them by the config.
+
 Every random number comes from ``generator`` (a CPU `torch.Generator`), so results do not
 depend on the device; Poisson noise uses a device generator seeded from it.
 """

@@ -22,6 +22,9 @@ key            shape                 meaning
 ``frames``     (T,) int64            frame indices
 =============  ====================  =========================================================
 
+Spike-only (``use_rgb=False``, `vrt_train.spike_only`): ``L_rgb`` is ``(T, gt, gt, 0)`` and ``H``
+``(T, gt, gt, gt_channels)`` (luma of RGB sharp records, grayscale ones as stored); blur is not read.
+
 Randomness: item ``(epoch, index)`` draws its clip and crop from
 ``numpy.random.default_rng([seed, epoch, index])``, so the stream does not depend on the worker
 count; `ClipSampler` yields such keys, disjoint across ranks, resumable at any position.

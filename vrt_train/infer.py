@@ -43,6 +43,8 @@ def infer(cfg: Config, cache, out_dir, checkpoint=None, progress: bool = True, m
     checkpoint: a trainer checkpoint (EMA weights when it has them), default the latest in
     ``cfg.out_dir``; its stored spike normalisation (training statistics) is reused.
     options: `vrt_train.outputs.OutputOptions` (pngs, and ``OUT/SEQ.mp4`` with ``video``).
+    With ``data.use_rgb: false`` (spike-only) each png is the grayscale (``data.gt_channels`` 1)
+    output at the cache's GT size (its frame size when it has no GT), named by the frame's name.
     """
     from spikeprep import is_cache
 
