@@ -17,6 +17,7 @@ from tests.support.paths import CONFIGS  # noqa: E402
 from tests.support.spike_only import SpikeOnlyCache  # noqa: E402
 from tests.support.tiny_vrt import TINY  # noqa: E402
 from vrt_train import data as data_mod  # noqa: E402
+from vrt_train import evaluate  # noqa: E402,F401  (before any test patches data.open_any: evaluate binds it)
 from vrt_train.config import config_from_dict, load_config  # noqa: E402
 from vrt_train.train import train  # noqa: E402
 
@@ -97,7 +98,6 @@ def test_tiny_config_trains_and_infers(tiny_run, single_thread):
 
 
 def test_test_protocol_spikezoo_on_the_tiny_run(tiny_run, monkeypatch, single_thread, capsys):
-    from vrt_train import evaluate
     from vrt_train.cli import main
     tmp, overrides, caches = tiny_run
     monkeypatch.setattr(evaluate, "open_any", data_mod.open_any)
