@@ -20,6 +20,10 @@ into KAIR's ``L (B, T, 3+C, h, w)`` float and ``H (B, T, 3, h, w)`` float on ``d
 5. Optional photometric jitter of RGB brightness/contrast, applied identically to L's RGB and
    to H (the target is the same scene under the same exposure).
 
+Spike-only batches (``data.use_rgb: false``: ``L_rgb`` has 0 channels, ``H`` 1 or 3) get the
+TFP guide of `vrt_train.spike_only` (from the raw spikes after step 2's gain/Poisson jitter, before
+normalisation) in the 3 RGB slots of ``L``; photometric jitter is refused for them by the config.
+
 Every random number comes from ``generator`` (a CPU `torch.Generator`), so results do not
 depend on the device; Poisson noise uses a device generator seeded from it.
 """
@@ -83,6 +87,12 @@ def _uniform(generator: torch.Generator, n: int, amount: float) -> torch.Tensor:
     return 1.0 + amount * (2.0 * torch.rand(n, generator=generator, dtype=torch.float64) - 1.0)
 
 
+def _upsample(x: torch.Tensor, f: int) -> torch.Tensor:
+    """``(B, T, C, h, w)`` -> ``(B, T, C, h*f, w*f)``, nearest."""
+    Bs, T, C, h, w = x.shape
+    return F.interpolate(x.reshape(Bs * T, C, h, w), scale_factor=f, mode="nearest").reshape(Bs, T, C, h * f, w * f)
+
+
 def assemble(batch: dict, device, norm: SpikeNorm, augment=None, generator: torch.Generator | None = None,
              use_spike: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Loader batch -> ``(L (B,T,3+C,h,w), H (B,T,3,h,w))`` float32 on ``device``.
@@ -96,7 +106,8 @@ def assemble(batch: dict, device, norm: SpikeNorm, augment=None, generator: torc
     if augment is not None and generator is None:
         raise ValueError("augmentation needs a torch.Generator")
     parts = [rgb]
-    if use_spike and batch["L_spike"].shape[2]:
+    spike_only = rgb.shape[2] == 0  # vrt_train.spike_only: a TFP guide takes the RGB slot
+    if spike_only or (use_spike and batch["L_spike"].shape[2]):
         spike = batch["L_spike"].to(device, non_blocking=True).float()
         if augment is not None and augment.spike_gain > 0:
             gain = _uniform(generator, B, augment.spike_gain).to(device, torch.float32)
@@ -105,12 +116,14 @@ def assemble(batch: dict, device, norm: SpikeNorm, augment=None, generator: torc
             seed = int(torch.randint(2**62, (1,), generator=generator))
             dev_gen = torch.Generator(device=spike.device).manual_seed(seed)
             spike = torch.poisson(spike.clamp_min(0), generator=dev_gen)
+        if spike_only:
+            from .spike_only import guide
+            parts = [guide(spike, batch["window"])]
         spike = norm(spike, batch["window"])
         f = rgb.shape[-1] // spike.shape[-1]
         if f > 1:
-            Bs, T, C, h, w = spike.shape
-            spike = F.interpolate(spike.reshape(Bs * T, C, h, w), scale_factor=f, mode="nearest")
-            spike = spike.reshape(Bs, T, C, h * f, w * f)
+            parts = [_upsample(p, f) for p in parts] if spike_only else parts
+            spike = _upsample(spike, f)
         parts.append(spike)
     L = torch.cat(parts, dim=2) if len(parts) > 1 else rgb
     H = target

@@ -43,8 +43,10 @@ def main(argv=None) -> None:
     @click.option("--test", "test", is_flag=True,
                   help="evaluate the checkpoint on whole sequences (KAIR main_test_vrt chunks/tiles from val:) "
                        "and write a result card OUT/result.json + result.md")
-    @click.option("--protocol", default="kair", show_default=True, type=click.Choice(["kair", "matlab-gopro"]),
-                  help="--test metrics: KAIR's per-sequence mean, or VRT's MATLAB script (mean over all frames)")
+    @click.option("--protocol", default="kair", show_default=True,
+                  type=click.Choice(["kair", "matlab-gopro", "spikezoo"]),
+                  help="--test metrics: KAIR's per-sequence mean, VRT's MATLAB script (mean over all frames), "
+                       "or Spike-Zoo's (scikit-image on [-1, 1], grayscale GT)")
     @click.option("--split", default=None, help="--test: val (default; the dataset's test half) | test | train | all")
     @click.option("--save-images", default=None, type=click.Path(file_okay=False),
                   help="--test: write the restored frames to DIR/SEQ/<frame name>.png")

@@ -45,6 +45,9 @@ class DataConfig:
     use_spike: bool = True          # False: RGB only (netG.spike_chans = 0)
     inputs: Optional[list[str]] = None  # the cache's representations given to the model, concatenated
                                     # along channels in order (e.g. [bins, raw]); null: the first only
+    use_rgb: bool = True            # False: spike-only input (vrt_train.spike_only: a TFP image of
+                                    # each frame's window takes RGB's place for SpyNet and the residual)
+    gt_channels: Optional[int] = None   # target channels: null = 3 with RGB, 1 (luma) spike-only
     num_frames: Optional[int] = 6   # T frames per training clip; null: the cache's smallest training T
     gt_size: int = 192              # RGB crop size (pixels)
     batch_size: int = 8             # GLOBAL batch, split over ranks
@@ -207,6 +210,8 @@ def _check(cfg: Config, source) -> None:
     if "in_chans" in cfg.netG or "spike_chans" in cfg.netG:
         bad("netG.spike_chans", "set in the YAML", "absent: filled from the cache (data.use_spike)")
     _check_numbers(cfg, bad)
+    from .spike_only import check_spike_only
+    check_spike_only(cfg, bad)
 
 
 MIN_FRAMES = 2  # VRT aligns each frame with a neighbour and attends over frame pairs
@@ -247,7 +252,7 @@ def _check_numbers(cfg: Config, bad) -> None:
     if d.samples_per_epoch is not None and d.samples_per_epoch < 1:
         bad("data.samples_per_epoch", d.samples_per_epoch, ">= 1, or null for one item per clip start")
     for key, value in [("data.num_frames", d.num_frames), ("data.num_frames_val", d.num_frames_val)]:
-        if value is not None and value < MIN_FRAMES:
+        if value is not None and value < MIN_FRAMES and (d.use_rgb or value < 1):
             bad(key, value, f">= {MIN_FRAMES} (VRT aligns every frame with a neighbour)")
 
 

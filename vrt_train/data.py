@@ -22,6 +22,9 @@ key            shape                 meaning
 ``frames``     (T,) int64            frame indices
 =============  ====================  =========================================================
 
+Spike-only (``use_rgb=False``, `vrt_train.spike_only`): ``L_rgb`` is ``(T, gt, gt, 0)`` and ``H``
+``(T, gt, gt, gt_channels)`` (luma of RGB sharp records, grayscale ones as stored); blur is not read.
+
 Randomness: item ``(epoch, index)`` draws its clip and crop from
 ``numpy.random.default_rng([seed, epoch, index])``, so the stream does not depend on the worker
 count; `ClipSampler` yields such keys, disjoint across ranks, resumable at any position.
@@ -148,11 +151,17 @@ def _one_allocation(*specs) -> list[np.ndarray]:
 class _CacheItems:
     """What the train and validation datasets share: the cache, sizes, and record slicing."""
 
-    def __init__(self, cache, split: str, use_spike: bool, inputs=None):
+    def __init__(self, cache, split: str, use_spike: bool, inputs=None, *, use_rgb: bool = True,
+                 gt_channels: int = 3):
+        self.use_rgb, self.gt_channels = use_rgb, gt_channels  # False: vrt_train.spike_only
         self.cache = open_any(cache)
         self.manifest = self.cache.manifest
         self.params = self.manifest.params
         self.use_spike = use_spike
+        if use_rgb and not getattr(self.params, "has_blur", True):
+            raise ConfigError("the cache is spike-only (no blurred RGB frames) but data.use_rgb is true",
+                              found="params.has_blur false", expected="a cache with blurred RGB frames",
+                              fix="set data.use_rgb: false (spike-only restoration, see docs/guide/training.md)")
         self.f = spike_factor(self.params)
         #: ``data.inputs``: the representations given to the model, concatenated along channels
         #: (None: the first one only, ``Sample.spike``)
@@ -174,7 +183,11 @@ class _CacheItems:
                   need_sharp: bool = True) -> dict:
         """Crops of ``frames`` copied once, straight from the (read-only, mapped) records into
         fresh arrays: ``L_rgb``/``H`` ``(T, height, width, 3)`` uint8, ``L_spike``
-        ``(T, C, height/f, width/f)`` in the cache dtype, ``window`` ``(T, C)`` float32."""
+        ``(T, C, height/f, width/f)`` in the cache dtype, ``window`` ``(T, C)`` float32.
+        Spike-only (``use_rgb`` false; ``gt_channels`` is for it): `vrt_train.spike_only.read_clip`."""
+        if not self.use_rgb:
+            from .spike_only import read_clip
+            return read_clip(self, seq, frames, top, left, height, width, need_sharp, self.gt_channels)
         f, frames = self.f, [int(i) for i in frames]
         T, (h, w) = len(frames), (height // f, width // f)
         channels = self.channels if self.use_spike else 0
@@ -220,9 +233,10 @@ class _CacheItems:
             c += len(part)
 
 
-def clip_frames(cache, seqs, num_frames: int | None) -> int:
+def clip_frames(cache, seqs, num_frames: int | None, min_frames: int = 2) -> int:
     """VRT's clip length: ``data.num_frames`` when given, else (None) the smallest ``T`` the
-    cache records over the training sequences ``seqs``; VRT needs at least 2."""
+    cache records over the training sequences ``seqs``; VRT needs at least ``min_frames`` (2; 1
+    spike-only, where `vrt_train.model.SpikeOnlyVRT` repeats a single frame)."""
     source = "data.num_frames"
     if num_frames is None:
         lengths = {s: cache.clip_length(s) for s in seqs}
@@ -233,9 +247,9 @@ def clip_frames(cache, seqs, num_frames: int | None) -> int:
                               expected="data.num_frames: N, or a cache of a recipe dataset whose sync.json has T",
                               fix="set data.num_frames (KAIR's GoPro configs use 6)")
         num_frames, source = min(known), "the cache's smallest training T"
-    if num_frames < 2:
-        raise ConfigError("VRT needs clips of at least 2 frames", found=f"{num_frames} ({source})",
-                          expected=">= 2", fix="set data.num_frames to 2 or more")
+    if num_frames < min_frames:
+        raise ConfigError(f"VRT needs clips of at least {min_frames} frames", found=f"{num_frames} ({source})",
+                          expected=f">= {min_frames}", fix=f"set data.num_frames to {min_frames} or more")
     return num_frames
 
 
@@ -250,10 +264,10 @@ class ShardDataset(Dataset):
 
     def __init__(self, cache, num_frames: int = 6, gt_size: int = 192, split: str = "train",
                  seed: int = 0, samples_per_epoch: int | None = None, use_spike: bool = True,
-                 exclude=(), inputs=None):
-        self.items = _CacheItems(cache, split, use_spike, inputs)
+                 exclude=(), inputs=None, use_rgb: bool = True, gt_channels: int = 3):
+        self.items = _CacheItems(cache, split, use_spike, inputs, use_rgb=use_rgb, gt_channels=gt_channels)
         self.items.seqs = [s for s in self.items.seqs if s not in set(exclude)]  # data.val_from_train
-        num_frames = clip_frames(self.items.cache, self.items.seqs, num_frames)
+        num_frames = clip_frames(self.items.cache, self.items.seqs, num_frames, 2 if use_rgb else 1)
         self.num_frames, self.gt_size, self.seed = num_frames, gt_size, seed
         self.samples_per_epoch = samples_per_epoch
         f = self.items.f
@@ -295,8 +309,10 @@ class ValDataset(Dataset):
     ``sequences`` (a list) replaces the split's sequences (``data.val_from_train``)."""
 
     def __init__(self, cache, num_frames: int | None = None, use_spike: bool = True, split: str | None = "val",
-                 need_sharp: bool = True, sequences=None, inputs=None):
-        self.items = _CacheItems(cache, split if sequences is None else None, use_spike, inputs)
+                 need_sharp: bool = True, sequences=None, inputs=None, use_rgb: bool = True,
+                 gt_channels: int = 3):
+        self.items = _CacheItems(cache, split if sequences is None else None, use_spike, inputs,
+                                 use_rgb=use_rgb, gt_channels=gt_channels)
         if sequences is not None:
             self.items.seqs = list(sequences)
         self.need_sharp = need_sharp

@@ -42,6 +42,7 @@ from .data import ShardDataset, ValDataset, effective_spike_norm
 from .factory import build_model
 from .memory import Measured, available_bytes, fit_line, gib, measure, synchronize
 from .metrics import charbonnier
+from .spike_only import dataset_kwargs
 
 BUDGET = 0.85        # fraction of the available memory a step may take
 CHECKPOINT_ALL = {"use_checkpoint_attn": True, "use_checkpoint_ffn": True,
@@ -190,7 +191,7 @@ def dry_run(cfg: Config, *, model_fn=None, device=None, emit=print) -> DryRunRep
                           found=f"batch_size {d.batch_size}, world size {world}", expected=f"a multiple of {world}")
     per_rank = d.batch_size // world
     dataset = ShardDataset(d.cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike,
-                           inputs=d.inputs)
+                           **dataset_kwargs(cfg))
     manifest = dataset.items.manifest
     norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, d.spike_norm, d.inputs), d.inputs)
     spike_chans = dataset.items.channels if d.use_spike else 0
@@ -314,7 +315,7 @@ def _validation_chunk(rep, cfg, model, dataset, device, spike_chans, out) -> Non
     from .tiles import choose_tile, resolve_tiles
     from .validate import _run_padded, _starts, model_multiples
     v = cfg.val
-    val = ValDataset(dataset.items.cache, cfg.data.num_frames_val, cfg.data.use_spike, inputs=cfg.data.inputs)
+    val = ValDataset(dataset.items.cache, cfg.data.num_frames_val, cfg.data.use_spike, **dataset_kwargs(cfg))
     height, width = val.rgb_hw
     lengths = [min(val.items.cache.num_frames(s), cfg.data.num_frames_val or 10**9) for s in val.items.seqs]
     frames = min(v.num_frame_testing or max(lengths), max(lengths))

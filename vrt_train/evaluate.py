@@ -37,6 +37,7 @@ from .outputs import OutputOptions, SequenceSink
 from .protocols import get_protocol
 from .resume import load_weights, read_checkpoint
 from .selection import is_test_split
+from .spike_only import dataset_kwargs
 from .validate import restore_sequence
 
 SPLITS = {"val": "val", "test": "val", "train": "train", "all": None}
@@ -165,7 +166,7 @@ def run_test(cfg: Config, checkpoint=None, protocol: str = "kair", split: str | 
     ckpt = load_eval_checkpoint(ckpt_path, cfg)
     cache = open_any(cfg.data.cache)
     use_spike = ckpt.spike_chans > 0
-    dataset = ValDataset(cache, None, use_spike, split=SPLITS[split], inputs=cfg.data.inputs)
+    dataset = ValDataset(cache, None, use_spike, split=SPLITS[split], **dataset_kwargs(cfg))
     if not dataset.items.seqs:
         raise ConfigError(f"the cache has no {split} sequences to test on", path=cfg.data.cache,
                           fix="pass --split train|all, or a cache with a val split")

@@ -9,9 +9,13 @@ from .config import Config
 
 
 def build_model(cfg: Config, spike_chans: int):
-    """``VRT(**cfg.netG, spike_chans=...)``; a bad netG becomes a ConfigError."""
-    from .model import VRT
+    """``VRT(**cfg.netG, spike_chans=...)`` (`SpikeOnlyVRT` with ``data.use_rgb: false``); a bad
+    netG becomes a ConfigError."""
+    from .model import VRT, SpikeOnlyVRT
+    from .spike_only import gt_channels
     try:
+        if not cfg.data.use_rgb:  # vrt_train.spike_only: the guide image in the RGB slots
+            return SpikeOnlyVRT(**dict(cfg.netG), spike_chans=spike_chans, gt_chans=gt_channels(cfg))
         return VRT(**dict(cfg.netG), spike_chans=spike_chans)
     except (TypeError, ValueError) as exc:
         raise ConfigError("netG is not a valid VRT configuration", found=str(exc)) from None

@@ -18,6 +18,7 @@ from .config import Config
 from .data import ValDataset
 from .factory import build_model
 from .resume import load_weights, pick_checkpoint
+from .spike_only import dataset_kwargs
 from .validate import infer_to_png
 
 
@@ -42,6 +43,8 @@ def infer(cfg: Config, cache, out_dir, checkpoint=None, progress: bool = True, m
     checkpoint: a trainer checkpoint (EMA weights when it has them), default the latest in
     ``cfg.out_dir``; its stored spike normalisation (training statistics) is reused.
     options: `vrt_train.outputs.OutputOptions` (pngs, and ``OUT/SEQ.mp4`` with ``video``).
+    With ``data.use_rgb: false`` (spike-only) each png is the grayscale (``data.gt_channels`` 1)
+    output at the cache's GT size (its frame size when it has no GT), named by the frame's name.
     """
     from spikeprep import is_cache
 
@@ -72,7 +75,7 @@ def _infer_cache(cfg: Config, cache, out_dir, checkpoint, progress: bool, model_
         raise ConfigError("no checkpoint to run inference with", path=Path(cfg.out_dir) / "checkpoints",
                           found="none", fix="train first or pass --checkpoint PATH")
     spike_chans = state.get("spike_chans", 0)
-    dataset = ValDataset(cache, None, spike_chans > 0, split=None, need_sharp=False, inputs=cfg.data.inputs)
+    dataset = ValDataset(cache, None, spike_chans > 0, split=None, need_sharp=False, **dataset_kwargs(cfg))
     if spike_chans and dataset.items.channels != spike_chans:
         raise ConfigError("the cache to restore has another number of spike channels (S) than the "
                           "checkpoint was trained with", path=cache if isinstance(cache, (str, os.PathLike)) else None,

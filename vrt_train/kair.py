@@ -21,7 +21,8 @@ key        value                        meaning
 Options: ``dataroot`` (the cache), ``phase`` (``train``/``test``, as KAIR's option parser sets
 it), ``num_frame`` (test: -1 = whole sequence), ``gt_size``, ``use_hflip``, ``use_rot``,
 ``random_reverse``, ``interval_list``, plus ours: ``spike_norm``
-(window | quantile | standardize | none), ``use_spike`` (False: RGB only), ``split`` (default
+(window | quantile | standardize | none), ``use_spike`` (False: RGB only), ``use_rgb`` (False:
+spike-only, `vrt_train.kair_spike_only`; ``gt_channels`` 1 or 3), ``split`` (default
 train for the train set, val for the test set). KAIR's other keys (``dataroot_gt``,
 ``io_backend``, ``dataloader_*`` ...) are accepted and ignored; unknown keys warn.
 
@@ -72,6 +73,8 @@ class KairDatasetOptions:
     split: Optional[str] = None
     #: the cache's representations to append to RGB, concatenated in order (None: the first only)
     inputs: Optional[tuple] = None
+    use_rgb: bool = True                  # False: spike-only (vrt_train.kair_spike_only)
+    gt_channels: Optional[int] = None     # spike-only target channels (default 1)
 
     @classmethod
     def from_opt(cls, opt: dict, phase: str) -> "KairDatasetOptions":
@@ -100,7 +103,10 @@ class KairDatasetOptions:
         if not kwargs["interval_list"] or min(kwargs["interval_list"]) < 1:
             raise ConfigError("KAIR dataset option interval_list is invalid", found=kwargs["interval_list"],
                               expected="positive integers")
-        return cls(**{k: str(v) if k == "dataroot" else v for k, v in kwargs.items()})
+        options = cls(**{k: str(v) if k == "dataroot" else v for k, v in kwargs.items()})
+        from .kair_spike_only import check_options
+        check_options(options)
+        return options
 
 
 def frame_names(cache, seq: str) -> list[str]:
@@ -125,7 +131,8 @@ class _KairBase(Dataset):
     def __init__(self, opt: dict, phase: str):
         self.opt = KairDatasetOptions.from_opt(opt, phase)
         inputs = self.opt.inputs
-        self.items = _CacheItems(self.opt.dataroot, self.opt.split, self.opt.use_spike, inputs)
+        self.items = _CacheItems(self.opt.dataroot, self.opt.split, self.opt.use_spike, inputs,
+                                 use_rgb=self.opt.use_rgb)
         manifest = self.items.manifest
         self.norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, self.opt.spike_norm,
                                                                            inputs), inputs)
@@ -140,6 +147,9 @@ class _KairBase(Dataset):
         One pass per array: each record's crop is a zero-copy view (flips and the HWC -> CHW
         transpose are strides), and one ufunc converts and normalises it into the output.
         """
+        if not self.opt.use_rgb:
+            from .kair_spike_only import sample
+            return sample(self, seq, frames, top, left, h, w, flips, _geom)
         T, S, f = len(frames), self.spike_chans, self.items.f
         hh, ww = (w, h) if flips[2] else (h, w)
         L = np.empty((T, 3 + S, hh, ww), np.float32)

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 
 
 def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
+    if x.shape != y.shape:  # e.g. a 3-channel output against a grayscale (spike-only) target
+        raise ValueError(f"output and target differ in shape: {tuple(x.shape)} vs {tuple(y.shape)}")
     diff = x - y
     return torch.mean(torch.sqrt(diff * diff + eps))
 

@@ -43,8 +43,9 @@ class SequenceSink:
             self.dir.mkdir(parents=True, exist_ok=True)
 
     def write(self, name: str, rgb: np.ndarray, input_rgb: np.ndarray | None = None) -> None:
-        """Frame ``name`` (its png stem): output ``rgb``; ``input_rgb`` the blurred frame
-        (needed with ``side_by_side``; resized to the output's size when they differ)."""
+        """Frame ``name`` (its png stem): output ``rgb`` ``(H, W, 3)`` or grayscale ``(H, W, 1)``
+        (a one-channel png; three equal channels in the video); ``input_rgb`` the blurred frame
+        (spike-only: the TFP guide; needed with ``side_by_side``; resized to the output's size)."""
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         if self.options.png:
             path = self.dir / self.seq / f"{name}.png"
@@ -53,9 +54,9 @@ class SequenceSink:
                                   fix="check that the output folder is writable and has space")
             self.written.append(path)
         if self.options.video:
-            frame = bgr
+            frame = bgr = _three(bgr)
             if self.options.side_by_side:
-                left = np.ascontiguousarray(np.asarray(input_rgb)[:, :, ::-1])
+                left = _three(np.ascontiguousarray(np.asarray(input_rgb)[:, :, ::-1]))
                 if left.shape != bgr.shape:
                     left = cv2.resize(left, (bgr.shape[1], bgr.shape[0]), interpolation=cv2.INTER_CUBIC)
                 frame = np.concatenate([left, bgr], axis=1)
@@ -79,3 +80,8 @@ class SequenceSink:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _three(img: np.ndarray) -> np.ndarray:
+    """``(H, W, 1)`` gray -> ``(H, W, 3)`` (video frames are colour); other shapes unchanged."""
+    return np.ascontiguousarray(np.repeat(img, 3, axis=2)) if img.ndim == 3 and img.shape[2] == 1 else img

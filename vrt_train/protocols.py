@@ -1,8 +1,10 @@
 """Evaluation protocols of ``vrt-train --test``: which metric, on what, averaged how.
 
-Both protocols score uint8 RGB frames (the output quantised as KAIR's ``tensor2uint``) against
-the cache's sharp frames and report RGB figures (``psnr``, ``ssim``) and, as separate keys,
-Y-channel figures (``psnr_y``, ``ssim_y``) that are never mixed into the RGB ones.
+``kair`` and ``matlab-gopro`` score uint8 RGB frames (the output quantised as KAIR's
+``tensor2uint``) against the cache's sharp frames and report RGB figures (``psnr``, ``ssim``)
+and, as separate keys, Y-channel figures (``psnr_y``, ``ssim_y``) that are never mixed into the
+RGB ones (a grayscale frame, spike-only, is its own Y). ``spikezoo``: Spike-Zoo's figures
+(`vrt_train.protocol_spikezoo`).
 
 ``kair``
     KAIR ``main_test_vrt.py`` (``utils/utils_image.py``): ``calculate_psnr`` /
@@ -47,13 +49,17 @@ import torch.nn.functional as F
 from spikeprep import ConfigError
 
 from .metrics import psnr, ssim
+from .protocol_spikezoo import spikezoo_frame
 
 Y_WEIGHTS = (65.481, 128.553, 24.966)  # ITU-R BT.601 on [0, 255] RGB, as KAIR and MATLAB
 KEYS = ("psnr", "ssim", "psnr_y", "ssim_y")
 
 
 def y_channel(img: torch.Tensor, rounded: bool) -> torch.Tensor:
-    """``(3, H, W)`` RGB in [0, 255] -> ``(1, H, W)`` Y in [16, 235] float64 (rounded: MATLAB uint8)."""
+    """``(3, H, W)`` RGB in [0, 255] -> ``(1, H, W)`` Y in [16, 235] float64 (rounded: MATLAB uint8);
+    a one-channel (grayscale, spike-only) image is its own Y, unchanged."""
+    if img.shape[0] == 1:
+        return img.double()
     w = torch.tensor(Y_WEIGHTS, dtype=torch.float64).view(3, 1, 1)
     y = (img.double() * w).sum(0, keepdim=True) / 255.0 + 16.0
     return y.round() if rounded else y
@@ -145,6 +151,9 @@ PROTOCOLS = {
     "matlab-gopro": Protocol("matlab-gopro", matlab_frame, "frames",
                              "VRT scripts/matlab_scripts/evaluate_video_deblurring.m: MATLAB psnr/ssim on "
                              "uint8 RGB (ssim over the H x W x 3 volume), averaged over all frames"),
+    "spikezoo": Protocol("spikezoo", spikezoo_frame, "frames",
+                         "Spike-Zoo spikezoo/metrics cal_metric_pair: scikit-image PSNR/SSIM on [-1, 1] "
+                         "images (7x7 uniform SSIM), grayscale GT, averaged over all frames"),
 }
 
 

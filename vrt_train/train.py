@@ -54,6 +54,7 @@ from .metrics import charbonnier
 from .resume import check_config, pick_checkpoint, restore
 from .run_log import RunLog
 from .selection import TEST_SPLIT_WARNING, validation_plan
+from .spike_only import dataset_kwargs
 from .telemetry import StepTelemetry
 from .validate import validate
 from .workers import WorkerInit, close_loader, next_batch
@@ -121,10 +122,11 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
     cache = data_mod.open_any(d.cache)  # through the module: tests replace the reader
     val_seqs, held, val_is_test = validation_plan(cache, d.val_from_train)
     dataset = ShardDataset(cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike,
-                           exclude=held, inputs=d.inputs)
+                           exclude=held, **dataset_kwargs(cfg))
     manifest = dataset.items.manifest
     norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, d.spike_norm, d.inputs), d.inputs)
-    val_set = ValDataset(dataset.items.cache, d.num_frames_val, d.use_spike, sequences=val_seqs, inputs=d.inputs)
+    val_set = ValDataset(dataset.items.cache, d.num_frames_val, d.use_spike, sequences=val_seqs,
+                         **dataset_kwargs(cfg))
     if val_is_test:
         log.print(TEST_SPLIT_WARNING.format(seqs=", ".join(val_set.items.seqs)))
     spike_chans = dataset.items.channels if d.use_spike else 0

@@ -175,7 +175,7 @@ def _validate(model, dataset, val_cfg, norm, device, use_spike: bool) -> dict:
         L, H = assemble(_batched(dataset[i]), "cpu", norm, None, use_spike=use_spike)
         out = infer_video(model, L, val_cfg, device)[0]
         p, s = video_metrics(out, H[0])
-        pi, si = video_metrics(L[0, :, :3], H[0])
+        pi, si = video_metrics(L[0, :, :H.shape[2]], H[0])  # spike-only: the guide (1 or 3 channels)
         rows.append((p, s, pi, si))
     mean = [sum(col) / len(col) for col in zip(*rows)]
     return dict(zip(("psnr", "ssim", "psnr_input", "ssim_input"), mean))
@@ -184,9 +184,12 @@ def _validate(model, dataset, val_cfg, norm, device, use_spike: bool) -> dict:
 @torch.no_grad()
 def restore_sequence(model, dataset, index: int, val_cfg, norm, device, use_spike: bool):
     """``(item, output, target)`` of sequence ``index`` of ``dataset`` (a `ValDataset`):
-    output and target ``(T, 3, H, W)`` float64 in [0, 255] with uint8 values (KAIR ``tensor2uint``)."""
+    output and target ``(T, C, H, W)`` float64 in [0, 255] with uint8 values (KAIR ``tensor2uint``;
+    C = 3, or 1 for a grayscale spike-only target, whose ``item["L_rgb"]`` is then the guide image)."""
     item = dataset[index]
     L, H = assemble(_batched(item), "cpu", norm, None, use_spike=use_spike)
+    if item["L_rgb"].shape[-1] == 0:  # spike-only: the input shown (--side-by-side) is the TFP guide
+        item = {**item, "L_rgb": to_uint8(L[0, :, :H.shape[2]]).permute(0, 2, 3, 1).to(torch.uint8)}
     return item, to_uint8(infer_video(model, L, val_cfg, device)[0]), to_uint8(H[0])
 
 

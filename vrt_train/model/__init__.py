@@ -8,6 +8,7 @@ from .errors import CheckpointMismatchError, InputShapeError
 from .flow import SpyNetWeightsWarning
 from .network import VRT
 from .pretrained import PretrainedLoadReport, load_pretrained
+from .spike_only import SpikeOnlyVRT
 
-__all__ = ["VRT", "load_pretrained", "PretrainedLoadReport", "InputShapeError", "CheckpointMismatchError",
-           "SpyNetWeightsWarning"]
+__all__ = ["VRT", "SpikeOnlyVRT", "load_pretrained", "PretrainedLoadReport", "InputShapeError",
+           "CheckpointMismatchError", "SpyNetWeightsWarning"]
