@@ -114,13 +114,13 @@ def to_device(batch: dict, layout: PackedInputs | None, device) -> dict:
     B, T, _, h, w = other.shape
     bits = unpack_bits_torch(packed, 8 * packed.shape[-1])  # (B, T, Cp, h, 8 nb)
     shifts = [int(s) for s in batch["packed_shift"]]
-    bits = torch.stack([bits[b, ..., s:s + w] for b, s in enumerate(shifts)])
     spike = torch.empty((B, T, layout.packed_channels + layout.other_channels, h, w), dtype=other.dtype,
                         device=other.device)
     c = cp = cn = 0
     for _, n, is_packed in layout.parts:
-        if is_packed:
-            spike[:, :, c:c + n] = bits[:, :, cp:cp + n]
+        if is_packed:  # each sample's w pixels from its shift into the first byte
+            for b, s in enumerate(shifts):
+                spike[b, :, c:c + n] = bits[b, :, cp:cp + n, :, s:s + w]
             cp += n
         else:
             spike[:, :, c:c + n] = other[:, :, cn:cn + n]
