@@ -8,6 +8,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -69,17 +71,21 @@ def test_packed_batches_unpack_to_the_default_batches(caches, name, kw):
     assert_same(a, packed_inputs.to_device(b, layout, "cpu"))
 
 
+def _items(records, W):
+    """`_CacheItems` stand-in over one frame's packed records ``[(name, array)]`` of width ``W``."""
+    from types import SimpleNamespace
+    sample = SimpleNamespace(blur=np.zeros((4, W, 3), np.uint8), sharp=np.zeros((4, W, 3), np.uint8),
+                             spikes=dict(records), spike_begin=0, spike_end=5)
+    cache = SimpleNamespace(read=lambda seq, i, names, unpack: sample)
+    return SimpleNamespace(f=1, spike_dtype=np.dtype(np.uint8), use_rgb=True, gt_channels=3, cache=cache,
+                           channels=sum(len(r) for _, r in records), _divisor=None)
+
+
 def test_packed_crop_by_hand():
     """A 1-channel 1x20 record: bytes cover the crop from its shift, past the end is zero."""
-    from types import SimpleNamespace
     bits = np.array([[[1, 0, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 1, 0, 1, 0, 1, 1, 0, 1]]], np.uint8)
     record = np.packbits(bits, axis=-1, bitorder="little")  # (1, 1, 3)
-    sample = SimpleNamespace(blur=np.zeros((1, 20, 3), np.uint8), sharp=np.zeros((1, 20, 3), np.uint8),
-                             spikes={"raw": record}, spike_begin=0, spike_end=5)
-    cache = SimpleNamespace(read=lambda seq, i, names, unpack: sample)
-    items = SimpleNamespace(f=1, spike_dtype=np.dtype(np.uint8), use_rgb=True, gt_channels=3, channels=1,
-                            cache=cache, _divisor=None)
-    layout = packed_inputs.PackedInputs([("raw", 1, True)])
+    items, layout = _items([("raw", record)], 20), packed_inputs.PackedInputs([("raw", 1, True)])
     for x0, w in ((0, 8), (3, 8), (9, 11), (13, 7), (5, 15)):
         item = layout.read_clip(items, "s", [0], 0, x0, 1, w)
         assert item["L_packed"].shape[-1] == (w + 14) // 8 and int(item["packed_shift"]) == x0 % 8
@@ -88,12 +94,47 @@ def test_packed_crop_by_hand():
         assert out.tolist() == [[bits[:, :, x0:x0 + w].tolist()]]
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.data(), st.integers(1, 40), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_packed_crops_equal_numpy_crops(data, W, n_items, seed):
+    """Any record width, crop x0/width/rows and a mix of packed and plain inputs, several items
+    with different shifts in one batch: `to_device` gives the numpy crop of the 0/1 arrays."""
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 2, (2, 4, W), dtype=np.uint8)
+    plain = rng.integers(0, 9, (1, 4, W), dtype=np.uint8)
+    records = [("raw", np.packbits(raw, axis=-1, bitorder="little")), ("bins", plain)]
+    items = _items(records, W)
+    layout = packed_inputs.PackedInputs([("bins", 1, False), ("raw", 2, True)])
+    w = data.draw(st.integers(1, W))
+    y0, h = data.draw(st.integers(0, 3)), 1
+    crops = [data.draw(st.integers(0, W - w)) for _ in range(n_items)]
+    from torch.utils.data import default_collate
+    batch = default_collate([layout.read_clip(items, "s", [0], y0, x0, h, w) for x0 in crops])
+    out = packed_inputs.to_device(batch, layout, "cpu")["L_spike"].numpy()
+    full = np.concatenate([plain, raw])
+    assert np.array_equal(out, np.stack([full[None, :, y0:y0 + h, x0:x0 + w] for x0 in crops]))
+
+
 def test_refused_without_bit_packed_inputs(caches):
     with pytest.raises(ConfigError, match="no spike input is bit-packed") as err:
         ShardDataset(str(caches / "mixed"), num_frames=2, gt_size=8, unpack_on_device=True)
     assert "bins (array)" in str(err.value)
     with pytest.raises(ConfigError, match="data.use_spike false"):
         ShardDataset(str(caches / "raw"), num_frames=2, gt_size=8, unpack_on_device=True, use_spike=False)
+
+
+def test_loader_workers_give_the_same_batches(caches):
+    """The packed dataset pickles into DataLoader workers: 2 workers give the 0-worker batches."""
+    from vrt_train.data import ClipSampler, make_loader
+    ds = ShardDataset(str(caches / "mixed"), num_frames=2, gt_size=8, seed=5, inputs=["bins", "raw"],
+                      unpack_on_device=True)
+    batches = []
+    for workers in (0, 2):
+        loader = iter(make_loader(ds, 2, workers, ClipSampler(len(ds))))
+        batches.append([packed_inputs.to_device(next(loader), ds.items.packed, "cpu") for _ in range(3)])
+        del loader
+    for a, b in zip(*batches):
+        assert_same(a, b)
 
 
 def _losses(out_dir) -> list[str]:
@@ -115,5 +156,11 @@ def test_training_gives_the_same_losses_and_weights(caches, tmp_path, single_thr
     results = [train(cfg, progress=False, model_fn=TinyNet) for cfg in (base, packed)]
     a, b = (_losses(tmp_path / d / "run") for d in ("a", "b"))
     assert len(a) == 4 and a == b
+    # the key may change on resume: 2 steps unpacked by the reader, 2 more on the device
+    half = replace(base, out_dir=str(tmp_path / "c" / "run"), train={"total_iter": 2, "checkpoint_every": 2})
+    train(half, progress=False, model_fn=TinyNet)
+    rest = replace(half, train={"total_iter": 4}, data={"unpack_on_device": True})
+    results.append(train(rest, progress=False, model_fn=TinyNet, resume="auto"))
     ckpts = [torch.load(r["checkpoint"], map_location="cpu", weights_only=False)["model"] for r in results]
-    assert all(torch.equal(ckpts[0][k], ckpts[1][k]) for k in ckpts[0])
+    for other in ckpts[1:]:
+        assert all(torch.equal(ckpts[0][k], other[k]) for k in ckpts[0])
