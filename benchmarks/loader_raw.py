@@ -11,9 +11,19 @@ per sample, 192x192 crops (left edge on a multiple of 8 pixels, so a packed crop
 - packed+reader:  stored bit-packed, the reader unpacks each record with numpy (``unpack=True``),
                   then the sample copies T crops
 
-The representation is ``raw`` when the catalog has it (``--repr raw:41``), else a stand-in
-registered here: the window's first 41 frames as 0/1 (what ``raw`` stores), once bit-packed
-and once as bytes. Usage: python benchmarks/loader_raw.py [--keep DIR] [--seconds S] [--device cuda]
+Then the trainer's own path, ``data.inputs: [raw]`` (`vrt_train.data.ShardDataset` through
+`vrt_train.data.make_loader`, then `vrt_train.packed_inputs.to_device` and
+`vrt_train.augment.assemble` with the default augmentation on ``--device``), both ways:
+
+- trainer, unpack in reader:  ``data.unpack_on_device: false`` (the default)
+- trainer, unpack on device:  ``data.unpack_on_device: true`` (packed bytes to the device)
+
+each as worker items/s (`ShardDataset` alone: what DataLoader workers do) and trainer samples/s
+
+(the first batches of both are checked equal). The representation is ``raw`` when the catalog
+has it (``--repr raw:41``), else a stand-in registered here: the window's first 41 frames as 0/1
+(what ``raw`` stores), once bit-packed and once as bytes. Usage: python benchmarks/loader_raw.py
+[--keep DIR] [--seconds S] [--device cuda] [--workers N] [--batch B]
 """
 
 from __future__ import annotations
@@ -78,6 +88,36 @@ def rate(fn, min_seconds: float, min_calls: int = 3) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def trainer_rates(cache: Path, name: str, device: str, seconds: float, batch: int, workers: int) -> dict:
+    """``{path: (items/s of ShardDataset alone (a worker's part), samples/s of the trainer's data path
+    (loader -> to_device -> assemble))}``, unpack_on_device off and on."""
+    from vrt_train import packed_inputs
+    from vrt_train.augment import SpikeNorm, assemble
+    from vrt_train.config import AugmentConfig
+    from vrt_train.data import ClipSampler, ShardDataset, effective_spike_norm, make_loader
+
+    rates, firsts = {}, []
+    for flag in (False, True):
+        ds = ShardDataset(str(cache), T, GT, "train", seed=0, inputs=[name], unpack_on_device=flag)
+        params = ds.items.manifest.params
+        norm = SpikeNorm.from_manifest(ds.items.manifest, effective_spike_norm(params, "window", [name]), [name])
+        loader = iter(make_loader(ds, batch, workers, ClipSampler(len(ds)), pin_memory=device.startswith("cuda")))
+
+        def step(_, ds=ds, norm=norm, loader=loader):
+            b = packed_inputs.to_device(next(loader), ds.items.packed, device)
+            L, H = assemble(b, device, norm, AugmentConfig(), torch.Generator().manual_seed(0))
+            if L.is_cuda:
+                torch.cuda.synchronize()
+            return L
+
+        firsts.append(step(0).cpu())
+        key = "unpack on device" if flag else "unpack in reader"
+        rates[key] = (rate(lambda i, ds=ds: ds[(0, i % len(ds))], seconds), rate(step, seconds) * batch)
+        del loader
+    assert torch.equal(firsts[0], firsts[1]), "unpack_on_device changed the batch"
+    return rates
+
+
 def crops(i: int) -> tuple[int, int]:
     rng = np.random.default_rng(i)
     return int(rng.integers(H - GT + 1)), int(rng.integers((W - GT) // 8 + 1)) * 8
@@ -88,6 +128,8 @@ def main() -> int:
     ap.add_argument("--keep", help="build the data here and keep it (default: a temp dir)")
     ap.add_argument("--seconds", type=float, default=3.0, help="minimum seconds per measurement")
     ap.add_argument("--device", default="cpu", help="where packed+device unpacks (cpu, cuda)")
+    ap.add_argument("--workers", type=int, default=0, help="DataLoader workers of the trainer path")
+    ap.add_argument("--batch", type=int, default=2, help="batch size of the trainer path")
     args = ap.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="loader_raw_"))
     have_raw = "raw" in catalog.REPRESENTATIONS
@@ -97,7 +139,7 @@ def main() -> int:
     packed_name, bytes_name = ("raw" if have_raw else "framesbits"), "framesbytes"
     data = root / "data"
     if not (data / "spike").is_dir():
-        make_dataset(data, sequences=("a",), frames=8, rgb_hw=(H, W), spike_hw=(H, W), window=48, sharp=False)
+        make_dataset(data, sequences=("a",), frames=8, rgb_hw=(H, W), spike_hw=(H, W), window=48, sharp=True)
     for name in (packed_name, bytes_name):
         if not (root / name / "manifest.json").exists():
             spikeprep.voxelize_dataset(data, root / name, repr=["count", f"{name}:{N}"], progress=False)
@@ -139,6 +181,7 @@ def main() -> int:
     check[0] = False
     results = {name: rate(fn, args.seconds) for name, fn in
                (("bytes", bytes_sample), ("packed+device", packed_sample), ("packed+reader", reader_sample))}
+    trainer = trainer_rates(root / packed_name, packed_name, args.device, args.seconds, args.batch, args.workers)
     size = {n: sum(p.stat().st_size for p in (root / n).glob("shard-*/data.mdb")) for n in (packed_name, bytes_name)}
     print(f"# loader_raw: {N}-frame 0/1 representation, T={T}, {GT}x{GT} crops of {H}x{W}; {platform.processor() or ''}"
           f" python {platform.python_version()}, torch {torch.__version__} (CPU threads {torch.get_num_threads()}),"
@@ -148,6 +191,12 @@ def main() -> int:
     print("| path | samples/s | vs bytes |\n|---|---|---|")
     for name, value in results.items():
         print(f"| {name} | {value:.1f} | {value / results['bytes']:.2f}x |")
+    print(f"\ntrainer path (data.inputs [{packed_name}], batch {args.batch}, workers {args.workers}, {args.device}):")
+    print("| data.unpack_on_device | worker items/s | vs reader | trainer samples/s | vs reader |")
+    print("|---|---|---|---|---|")
+    ref = trainer["unpack in reader"]
+    for name, (items, samples) in trainer.items():
+        print(f"| {name} | {items:.1f} | {items / ref[0]:.2f}x | {samples:.1f} | {samples / ref[1]:.2f}x |")
     return 0
 
 

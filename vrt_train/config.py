@@ -53,6 +53,8 @@ class DataConfig:
     batch_size: int = 8             # GLOBAL batch, split over ranks
     workers: int = 4                # DataLoader workers per rank
     samples_per_epoch: Optional[int] = None   # None: one item per valid clip start
+    unpack_on_device: bool = False  # bit-packed inputs (raw) ship packed, unpacked on the training
+                                    # device (vrt_train.packed_inputs; same values, 8x fewer bytes)
     spike_norm: str = "window"      # window | quantile | standardize | none
     num_frames_val: Optional[int] = None      # None: whole validation sequences
     val_from_train: int = 0         # N > 0: validate on the last N training sequences (sorted

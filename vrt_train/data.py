@@ -158,6 +158,8 @@ class _CacheItems:
         self.manifest = self.cache.manifest
         self.params = self.manifest.params
         self.use_spike = use_spike
+        #: `vrt_train.packed_inputs.PackedInputs` with ``data.unpack_on_device`` (set by ShardDataset)
+        self.packed = None
         if use_rgb and not getattr(self.params, "has_blur", True):
             raise ConfigError("the cache is spike-only (no blurred RGB frames) but data.use_rgb is true",
                               found="params.has_blur false", expected="a cache with blurred RGB frames",
@@ -185,6 +187,8 @@ class _CacheItems:
         fresh arrays: ``L_rgb``/``H`` ``(T, height, width, 3)`` uint8, ``L_spike``
         ``(T, C, height/f, width/f)`` in the cache dtype, ``window`` ``(T, C)`` float32.
         Spike-only (``use_rgb`` false; ``gt_channels`` is for it): `vrt_train.spike_only.read_clip`."""
+        if self.packed is not None:
+            return self.packed.read_clip(self, seq, frames, top, left, height, width, need_sharp)
         if not self.use_rgb:
             from .spike_only import read_clip
             return read_clip(self, seq, frames, top, left, height, width, need_sharp, self.gt_channels)
@@ -259,13 +263,18 @@ class ShardDataset(Dataset):
     ``len`` is the number of valid clip starts over the split (``samples_per_epoch=None``:
     index ``i`` is clip start ``i``, crop random) or ``samples_per_epoch`` (clip and crop
     random). ``ds[(epoch, index)]`` draws from ``default_rng([seed, epoch, index])``;
-    ``ds[index]`` means epoch 0.
+    ``ds[index]`` means epoch 0. ``unpack_on_device``: bit-packed inputs are shipped packed and
+    unpacked by `vrt_train.packed_inputs.to_device` (same values as the default path).
     """
 
     def __init__(self, cache, num_frames: int = 6, gt_size: int = 192, split: str = "train",
                  seed: int = 0, samples_per_epoch: int | None = None, use_spike: bool = True,
-                 exclude=(), inputs=None, use_rgb: bool = True, gt_channels: int = 3):
+                 exclude=(), inputs=None, use_rgb: bool = True, gt_channels: int = 3,
+                 unpack_on_device: bool = False):
         self.items = _CacheItems(cache, split, use_spike, inputs, use_rgb=use_rgb, gt_channels=gt_channels)
+        if unpack_on_device:  # data.unpack_on_device: bit-packed inputs ship packed (vrt_train.packed_inputs)
+            from .packed_inputs import PackedInputs
+            self.items.packed = PackedInputs.of(self.items)
         self.items.seqs = [s for s in self.items.seqs if s not in set(exclude)]  # data.val_from_train
         num_frames = clip_frames(self.items.cache, self.items.seqs, num_frames, 2 if use_rgb else 1)
         self.num_frames, self.gt_size, self.seed = num_frames, gt_size, seed

@@ -36,6 +36,7 @@ import torch
 
 from spikeprep import ConfigError
 
+from . import packed_inputs
 from .augment import SpikeNorm, assemble
 from .config import Config, replace
 from .data import ShardDataset, ValDataset, effective_spike_norm
@@ -191,14 +192,14 @@ def dry_run(cfg: Config, *, model_fn=None, device=None, emit=print) -> DryRunRep
                           found=f"batch_size {d.batch_size}, world size {world}", expected=f"a multiple of {world}")
     per_rank = d.batch_size // world
     dataset = ShardDataset(d.cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike,
-                           **dataset_kwargs(cfg))
+                           unpack_on_device=d.unpack_on_device, **dataset_kwargs(cfg))
     manifest = dataset.items.manifest
     norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, d.spike_norm, d.inputs), d.inputs)
     spike_chans = dataset.items.channels if d.use_spike else 0
     t0 = time.perf_counter()
     items = [dataset[(0, i % len(dataset))] for i in range(per_rank)]
     item_s = (time.perf_counter() - t0) / per_rank
-    batch = torch.utils.data.default_collate(items)
+    batch = packed_inputs.to_device(torch.utils.data.default_collate(items), dataset.items.packed, device)
     L, H = assemble(batch, device, norm, d.augment, torch.Generator().manual_seed(cfg.seed), use_spike=d.use_spike)
 
     make = (lambda ch: model_fn(ch)) if model_fn else (lambda ch, c=cfg: build_model(c, ch))

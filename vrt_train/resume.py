@@ -27,7 +27,8 @@ from .guard import finite_tensors
 # Keys that change how a run is driven or reported, never what it computes.
 ALLOWED_CHANGES = ("name", "out_dir", "data.workers", "train.total_iter", "train.val_every",
                    "train.print_every", "train.checkpoint_every", "train.keep_last",
-                   "train.tensorboard", "train.max_nonfinite_steps", "train.compile")
+                   "train.tensorboard", "train.max_nonfinite_steps", "train.compile",
+                   "data.unpack_on_device")
 CACHE_KEYS = ("S", "repr", "repr_params", "rgb_shape", "spike_shape", "spike_dtype")
 
 

@@ -42,6 +42,7 @@ import torch.distributed as dist
 from spikeprep import ConfigError, write_text_atomic
 
 from . import data as data_mod
+from . import packed_inputs
 from .augment import SpikeNorm, assemble
 from .checkpoint import clean_temp_files, init_weights, prepare_out_dir
 from .checkpoint_state import TrainingState
@@ -122,7 +123,7 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
     cache = data_mod.open_any(d.cache)  # through the module: tests replace the reader
     val_seqs, held, val_is_test = validation_plan(cache, d.val_from_train)
     dataset = ShardDataset(cache, d.num_frames, d.gt_size, "train", cfg.seed, d.samples_per_epoch, d.use_spike,
-                           exclude=held, **dataset_kwargs(cfg))
+                           exclude=held, unpack_on_device=d.unpack_on_device, **dataset_kwargs(cfg))
     manifest = dataset.items.manifest
     norm = SpikeNorm.from_manifest(manifest, effective_spike_norm(manifest.params, d.spike_norm, d.inputs), d.inputs)
     val_set = ValDataset(dataset.items.cache, d.num_frames_val, d.use_spike, sequences=val_seqs,
@@ -194,6 +195,7 @@ def _train(cfg: Config, cleanup: ExitStack, *, resume=None, init_from=None, prog
         tele.begin()
         batch = next_batch(batches)
         tele.data_ready()
+        batch = packed_inputs.to_device(batch, dataset.items.packed, device)  # data.unpack_on_device
         L, H = assemble(batch, device, norm, d.augment, aug_gen, use_spike=d.use_spike)
         frozen = it < t.fix_iter
         net.set_frozen(fix_params, frozen)
