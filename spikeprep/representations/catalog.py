@@ -23,6 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import UsageError, VoxelError
+from .base import Named, OneChannelPerBin
 from .kernels import bin_edges, check_out, check_packed, count_ranges, ema_kernel, uint_dtype_for
 from .raw import SHORT_POLICIES, Raw, SvrtEncoding25
 from .texture import Tfi, TfpLs
@@ -35,26 +36,8 @@ def _check_frames(rep, n_frames: int) -> None:
                          fix="lengthen the spike window or lower S")
 
 
-class _OneChannelPerBin:
-    """Shared by representations with one channel per bin and at least one frame per bin."""
-
-    S: int
-    name: ClassVar[str]
-
-    @property
-    def channels(self) -> int:
-        return self.S
-
-    @property
-    def min_frames(self) -> int:
-        return self.S
-
-    def to_dict(self) -> dict:
-        return {"repr": self.name, **dataclasses.asdict(self)}
-
-
 @dataclass(frozen=True)
-class Bins(_OneChannelPerBin):
+class Bins(OneChannelPerBin):
     """``(S, H, W)`` counts; bin ``k`` = spikes in frames ``[k*L//S, (k+1)*L//S)``."""
 
     S: int
@@ -83,7 +66,7 @@ class Count(Bins):
 
 
 @dataclass(frozen=True)
-class Temporal4:
+class Temporal4(Named):
     """``(4, H, W)`` int16: first-half sum, second-half sum, first - second, total.
 
     Halves are ``[0, L//2)`` and ``[L//2, L)``; lossless for L <= 32767.
@@ -105,9 +88,6 @@ class Temporal4:
                              expected="at most 32767 frames per window", fix="use --repr bins")
         return np.dtype(np.int16)
 
-    def to_dict(self) -> dict:
-        return {"repr": self.name, **dataclasses.asdict(self)}
-
     def compute(self, packed, height, width, flipud=True, out=None) -> np.ndarray:
         check_packed(packed, height, width)
         n_frames = len(packed)
@@ -122,7 +102,7 @@ class Temporal4:
 
 
 @dataclass(frozen=True)
-class Ema:
+class Ema(Named):
     """``(S, H, W)`` float32 exponentially decayed spike integrals.
 
     Per pixel ``v_t = v_{t-1} * exp(-1/tau) + s_t``, ``v_{-1} = 0`` (t in spike frames), at
@@ -148,9 +128,6 @@ class Ema:
     def dtype_for(self, max_window_len: int) -> np.dtype:
         return np.dtype(np.float32)
 
-    def to_dict(self) -> dict:
-        return {"repr": self.name, **dataclasses.asdict(self)}
-
     def compute(self, packed, height, width, flipud=True, out=None) -> np.ndarray:
         flat = check_packed(packed, height, width)
         _check_frames(self, len(packed))
@@ -162,7 +139,7 @@ class Ema:
 
 
 @dataclass(frozen=True)
-class Tfp(_OneChannelPerBin):
+class Tfp(OneChannelPerBin):
     """``(S, H, W)`` counts in a ``tfp_window``-frame window centred on each bin centre.
 
     Bin ``k`` spans ``[b, e) = [k*L//S, (k+1)*L//S)``; its window is
@@ -204,7 +181,7 @@ class Tfp(_OneChannelPerBin):
 
 
 @dataclass(frozen=True)
-class SvrtTfp:
+class SvrtTfp(Named):
     """``(S, H, W)`` uint8: S-VRT's TFP input exactly (its ``voxelize_spikes_tfp`` + the uint8
     artifacts of ``prepare_spike_tfp.py``).
 
@@ -227,9 +204,6 @@ class SvrtTfp:
     @property
     def min_frames(self) -> int:
         return 2 * self.half_window + 1
-
-    def to_dict(self) -> dict:
-        return {"repr": self.name, **dataclasses.asdict(self)}
 
     def normalizer(self, n_frames: int) -> np.ndarray:
         """``(S,)`` float64 255s: value / 255 is S-VRT's float32 input in [0, 1]."""

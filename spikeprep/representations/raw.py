@@ -11,13 +11,13 @@ per byte (``storage = "bitpacked"``, `spikeprep.cache.records.pack_bits`).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from ..errors import VoxelError
+from .base import Named, OneChannelPerBin
 from .kernels import check_out, check_packed
 
 
@@ -28,7 +28,7 @@ def unpack_frames(packed: np.ndarray, height: int, width: int, flipud: bool = Tr
     return bits[:, ::-1] if flipud else bits
 
 
-class _Bits:
+class _Bits(Named):
     """Shared by the 0/1 representations: uint8 storage, bit-packed, values need no scaling."""
 
     S: int
@@ -42,26 +42,15 @@ class _Bits:
         """``(C,)`` float64 ones: the values are already spikes per frame (0 or 1)."""
         return np.ones(self.channels)
 
-    def to_dict(self) -> dict:
-        return {"repr": self.name, **dataclasses.asdict(self)}
-
 
 @dataclass(frozen=True)
-class Raw(_Bits):
+class Raw(OneChannelPerBin, _Bits):
     """``(N, H, W)`` uint8 0/1: frames ``[L//2 - N//2, L//2 - N//2 + N)`` of an L-frame window
     (Spike-Zoo's centring), N = S. ``S=0`` means the whole window (``N = L``); a cache build
     resolves it to the dataset's one window length (`spikeprep.cache.repr_specs.resolve`)."""
 
     S: int = 0
     name: ClassVar[str] = "raw"
-
-    @property
-    def channels(self) -> int:
-        return self.S
-
-    @property
-    def min_frames(self) -> int:
-        return self.S
 
     def frames(self, n_frames: int) -> tuple[int, int]:
         """``(start, stop)``: the window frames kept of an ``n_frames``-frame window."""

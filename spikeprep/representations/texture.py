@@ -11,19 +11,19 @@ stored row ``H-1-r``).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from ..errors import VoxelError
+from .base import Named, OneChannelPerBin
 from .context import stream_window
 from .kernels import bin_edges, check_out, check_packed, count_ranges, tfi_kernel
 
 
 @dataclass(frozen=True)
-class Tfi:
+class Tfi(OneChannelPerBin):
     """``(S, H, W)`` float32: SpikeCV's ``TFI.spikes2frame(stream, key_ts, half_window)`` at S
     instants of the window ``[b, e)``: the midpoints ``(e0 + e1) // 2`` of its S bins
     ``[b + k*L//S, b + (k+1)*L//S)`` (S = 1: ``key_ts = (b + e) // 2``), in stream frames.
@@ -43,23 +43,12 @@ class Tfi:
     half_window: int = 20
     name: ClassVar[str] = "tfi"
 
-    @property
-    def channels(self) -> int:
-        return self.S
-
-    @property
-    def min_frames(self) -> int:
-        return self.S
-
     def dtype_for(self, max_window_len: int) -> np.dtype:
         return np.dtype(np.float32)
 
     def normalizer(self, n_frames: int) -> np.ndarray:
         """``(S,)`` float64 255s: value / 255 = 1 / interval (spikes per frame)."""
         return np.full(self.S, 255.0)
-
-    def to_dict(self) -> dict:
-        return {"repr": self.name, **dataclasses.asdict(self)}
 
     def keys(self, begin: int, end: int) -> np.ndarray:
         """``(S,)`` int64 stream frames where the S images are taken for the window ``[begin, end)``."""
@@ -104,7 +93,7 @@ class Tfi:
 
 
 @dataclass(frozen=True)
-class TfpLs:
+class TfpLs(Named):
     """``(2, H, W)`` float32: S-SDM's TFP pair, ``cal_tfp(spike, idx, n)`` = the mean of frames
     ``[idx - n//2, idx + n//2 + 1)``. Channel 0, the long TFP: the mean of the whole window (S-SDM's
     ``cal_tfp(spike, L//2, 97)`` over its 137-frame files is the 97 frames ``[20, 117)`` that
@@ -129,9 +118,6 @@ class TfpLs:
     def normalizer(self, n_frames: int) -> np.ndarray:
         """``(2,)`` float64 ones: the values are already spikes per frame."""
         return np.ones(2)
-
-    def to_dict(self) -> dict:
-        return {"repr": self.name, **dataclasses.asdict(self)}
 
     def windows(self, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
         """``(2,)`` int64 starts and ends of the long and short TFP of an L-frame window."""
