@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CacheError, UsageError
-from .lock import writers_note
+from .lock_holders import writers_note
 from .manifest import SequenceEntry, load_manifest
 from .records import shard_name
 

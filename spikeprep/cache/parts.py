@@ -43,7 +43,8 @@ from ..inputs.files import write_text_atomic
 from ..parts import Part, balanced_partition, parse_part
 from .interrupt import check_stop, stop_on_signals
 from .journal import Journal, done_sequences
-from .lock import acquire_write_lock, lock_files
+from .lock import acquire_write_lock
+from .lock_holders import lock_files
 from .manifest import diff_params
 from .plan import BuildPlan, assign_shards
 from .records import FORMAT, FORMAT_VERSION, JOURNAL_NAME

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import CacheError
-from .lock import LOCK_DIR
+from .lock_holders import LOCK_DIR
 from .manifest import manifest_from_dict
 from .records import FORMAT, JOURNAL_NAME, MANIFEST_NAME, META_INFO_NAME
 

@@ -38,7 +38,7 @@ from ..inputs.dat import count_frames
 from ..sync import load_sync
 from . import registered, stats
 from .frames import FrameConfig, FrameJob, compute_frame, hot_pixel_record, sequence_mask
-from .lock import writers_note
+from .lock_holders import writers_note
 from .manifest import Manifest, load_manifest
 from .reader import acquire_env, check_shard_file, release_env
 from .records import META_INFO_NAME, checksum, decode_header, decode_record, parse_key, shard_name

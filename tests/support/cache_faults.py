@@ -15,7 +15,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from spikeprep.cache.lock import LOCK_DIR
+from spikeprep.cache.lock_holders import LOCK_DIR
 from spikeprep.cache.reader import acquire_env, release_env
 from spikeprep.cli import main
 from tests.support.paths import REPO

@@ -19,7 +19,7 @@ import pytest
 
 import spikeprep
 import spikeprep.errors
-from spikeprep.cache.lock import LOCK_DIR, lock_files
+from spikeprep.cache.lock_holders import LOCK_DIR, lock_files
 from tests.support.cache_faults import (
     ROOT,
     S,

@@ -14,7 +14,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from spikeprep.cache.lock import LOCK_DIR, LockHolder, acquire_write_lock, live_holders, lock_files, process_start_ticks
+from spikeprep.cache.lock import acquire_write_lock
+from spikeprep.cache.lock_holders import LOCK_DIR, LockHolder, live_holders, lock_files, process_start_ticks
 from spikeprep.cli import main
 from spikeprep.errors import LockError
 from tests.support.cache_faults import (

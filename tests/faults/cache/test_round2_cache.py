@@ -148,7 +148,8 @@ def test_deleted_lock_file_does_not_let_a_forced_second_writer_in(tmp_path):
 
 
 def test_holder_notices_its_lock_file_taken(tmp_path):
-    from spikeprep.cache.lock import LockHolder, acquire_write_lock
+    from spikeprep.cache.lock import acquire_write_lock
+    from spikeprep.cache.lock_holders import LockHolder
 
     cache = tmp_path / "cache"
     held = acquire_write_lock(cache)
