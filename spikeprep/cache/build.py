@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import UsageError
 from ..lmdb_writer import DEFAULT_INITIAL_MAP_SIZE
 from . import parts as partitioned
+from . import parts_completion
 from .interrupt import stop_on_signals
 from .journal import Journal
 from .lock import acquire_write_lock
@@ -110,7 +111,7 @@ def voxelize_dataset(data_root, cache, *, S=None, repr="bins", repr_params=None,
         summary = partitioned.build_part(plan, cache, part, options, force=force,
                                          break_lock=break_lock, notice=notice)
     elif not force and partitioned.holds_parts(cache):
-        summary = partitioned.complete(plan, cache, options, build_missing=build_missing,
+        summary = parts_completion.complete(plan, cache, options, build_missing=build_missing,
                                        break_lock=break_lock, notice=notice)
     else:
         (check_wipe if force else check_resumable)(cache)  # reads only: refuse before the lock writes

@@ -188,7 +188,7 @@ def test_completion_of_20000_parts_refuses_briefly_then_completes(tmp_path):
     split = partitioned.split(plan_build(data, shard_size=4 << 30), count)
     for index in range(3, count):
         part = Part(index, count)
-        header = {"kind": "start", **partitioned._header(split.part(part), part)}
+        header = {"kind": "start", **partitioned.journal_header(split.part(part), part)}
         (cache / partitioned.part_journal_name(part)).write_text(
             json.dumps(header, sort_keys=True, separators=(",", ":")) + "\n")
     code, output = invoke("voxelize", data, cache)
@@ -197,7 +197,7 @@ def test_completion_of_20000_parts_refuses_briefly_then_completes(tmp_path):
 
 
 def test_part_ranges_summary():
-    from spikeprep.cache.parts import ranges
+    from spikeprep.cache.parts_completion import ranges
 
     assert ranges([3, 4, 5, 17, 40, 52, 53]) == "3-5, 17, 40, 52-53"
     assert ranges(range(0, 40, 2), limit=3) == "0, 2, 4 and 17 more ranges"
