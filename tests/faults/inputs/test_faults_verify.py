@@ -85,7 +85,7 @@ def test_verify_sync_json_lost_frames(copy):
 
 def test_verify_decoder_crash_is_a_problem(copy, monkeypatch):
     data, cache = copy
-    import spikeprep.cache.verify as verify
+    import spikeprep.cache.verify_data as verify
 
     def broken(job, *args, **kwargs):
         raise RuntimeError("decoder exploded")
