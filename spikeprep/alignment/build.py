@@ -1,6 +1,6 @@
 """`spikeprep build-sync`: derive, validate and write every sequence's `sync.json`.
 
-A rebuild keeps what it does not recompute from the sync.json it replaces (`_carry`): the split,
+A rebuild keeps what it does not recompute from the sync.json it replaces (`spikeprep.alignment.carry`): the split,
 T, the frames' source names and the import's identity (``source.import``). A sequence that
 ``spikeprep import`` wrote (``source.mode == "import"``) keeps the import's windows, moved by
 config.yaml's ``window_shift`` (padding kept where the preset pads), unless a flag gives another
@@ -9,7 +9,6 @@ window source (timing, timestamps, ``--window-spikes``).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, replace
@@ -21,8 +20,9 @@ from ..inputs.dat import count_frames
 from ..inputs.files import ensure_real_dir, remove_stale_partial
 from ..inputs.images import check_image_sizes
 from ..inputs.sequence_config import SequenceConfig, Timing, load_config
-from ..sync import FrameWindow, SyncFile, check_order, dump_sync, load_sync, save_sync, sync_path
+from ..sync import FrameWindow, SyncFile, check_order, dump_sync, save_sync, sync_path
 from . import windows
+from .carry import carry_over, previous_sync
 from .spike_only import spike_only_names, spike_only_windows
 
 TIMESTAMPS_NAME = "timestamps.txt"
@@ -169,7 +169,7 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
     config = load_config(*config_paths(root, source))
     rgb_size = check_image_sizes(root, list(source.blur) + list(source.sharp or ()))
     _check_registration_size(config, rgb_size, spike_dir / "config.yaml")
-    previous = _previous(root, source)
+    previous = previous_sync(root, source)
     if previous is not None and previous.source.get("mode") == "import" and not options.window_source:
         return _imported_sequence(root, source, config, previous)
     mode = _choose_mode(root, source, options)
@@ -203,7 +203,7 @@ def derive_sequence(data_root: str | os.PathLike, source: layout.SequenceSource,
         source_info["window_shift"] = config.window_shift
     sync = SyncFile(source.name, config.spike_h, config.image_width, config.flipud, frames, source_info, T=clip,
                     with_head=config.with_head, registration=config.registration)
-    return SequenceReport(_carry(sync, previous), mode, lengths)
+    return SequenceReport(carry_over(sync, previous), mode, lengths)
 
 
 def _check_registration_size(config: SequenceConfig, rgb_size, path: Path) -> None:
@@ -214,64 +214,6 @@ def _check_registration_size(config: SequenceConfig, rgb_size, path: Path) -> No
                           found=f"{reg['rgb_size'][0]}x{reg['rgb_size'][1]}",
                           expected=f"{rgb_size[0]}x{rgb_size[1]} (the frames' height x width)",
                           fix="re-run 'spikeprep register DATA_ROOT --fix' on these frames")
-
-
-# -- what a rebuild keeps from the sync.json it replaces -------------------------------------------
-
-#: ``source`` keys that name where an imported sequence came from (kept under ``source.import``).
-IMPORT_IDENTITY = ("preset", "rule")
-#: What ``spikeprep import`` records in DATA_ROOT (see `spikeprep.datasets.write.RECORD`).
-IMPORT_RECORD = "import.json"
-
-
-def _import_record(root: Path) -> dict:
-    """``{sequence: entry}`` of DATA_ROOT/import.json (written by `spikeprep.datasets.write`), or {}."""
-    try:
-        record = json.loads((root / IMPORT_RECORD).read_text())
-    except (OSError, ValueError):
-        return {}
-    ok = isinstance(record, dict) and record.get("format") == "spikeprep.import"
-    return record.get("sequences") or {} if ok and isinstance(record.get("sequences"), dict) else {}
-
-
-def _previous(root: Path, source: layout.SequenceSource) -> SyncFile | None:
-    """The sequence's current sync.json (ours, not the recipe's form), or None. An unreadable one
-    is None, unless import wrote it (DATA_ROOT/import.json names the sequence): its split and frame
-    names would be lost, so that is an error."""
-    if source.recipe:
-        return None
-    path = root / source.spike_dir / "sync.json"
-    if not path.is_file():
-        return None
-    try:
-        return load_sync(path)
-    except SyncError as err:
-        if source.name not in _import_record(root):
-            return None
-        raise SyncError("the sync.json of an imported sequence is unreadable, so a rebuild would lose its "
-                        "split, frame names and windows", path=path, found=err.what,
-                        expected="the sync.json 'spikeprep import' wrote",
-                        fix="re-import the sequence with 'spikeprep import PRESET SOURCE DATA_ROOT --force "
-                            f"--sequence {source.name}'") from err
-
-
-def _carry(sync: SyncFile, previous: SyncFile | None) -> SyncFile:
-    """``sync`` with what it does not recompute taken from ``previous``: the split, the clip length
-    T (at most the frame count), each frame's source name (matched by its blur path) and the import's
-    identity (``source.import``: preset and window rule)."""
-    if previous is None:
-        return sync
-    names = {f.blur: f.name for f in previous.frames if f.name is not None}
-    frames = tuple(replace(f, name=names[f.blur]) if f.name is None and f.blur in names else f
-                   for f in sync.frames)
-    source = dict(sync.source)
-    if previous.source.get("mode") == "import":
-        source["import"] = {k: previous.source[k] for k in IMPORT_IDENTITY if k in previous.source}
-    elif isinstance(previous.source.get("import"), dict):
-        source["import"] = previous.source["import"]
-    clip = sync.T if sync.T is not None else (None if previous.T is None else min(previous.T, len(frames)))
-    return replace(sync, frames=frames, source=source, T=clip,
-                   split=sync.split if sync.split is not None else previous.split)
 
 
 def _imported_sequence(root: Path, source: layout.SequenceSource, config: SequenceConfig,
