@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spikeprep.cache.frames import FrameJob, spike_record, window_of  # noqa: E402
-from spikeprep.cache.manifest import ReprSpec  # noqa: E402
+from spikeprep.cache.manifest_params import ReprSpec  # noqa: E402
 from spikeprep.inputs.dat import SpikeStream  # noqa: E402
 from spikeprep.representations.catalog import make_representation, params_of  # noqa: E402
 

@@ -32,7 +32,8 @@ from .frames import FrameConfig, FrameJob, compute_voxels, sequence_mask, spike_
 from .interrupt import check_stop, stop_on_signals
 from .journal import Journal, done_sequences
 from .lock import acquire_write_lock
-from .manifest import Manifest, ReprSpec, load_manifest, write_manifest
+from .manifest import Manifest, load_manifest, write_manifest
+from .manifest_params import ReprSpec
 from .records import JOURNAL_NAME, checksum, record_nbytes, shard_path
 from .repr_specs import build_spec, parse_requests, stats_of
 

@@ -24,7 +24,7 @@ from ..representations.hot_pixels import detect_hot_pixels, firing_rate, repair_
 from ..sync import SyncFile
 from . import registered
 from .hot_list import mask_of
-from .manifest import CacheParams, ReprSpec
+from .manifest_params import CacheParams, ReprSpec
 from .records import RECORD_CHECKSUM_ALGORITHM, checksum, encode_record, frame_key, hot_pixels_key, pack_bits
 from .registered import Warp
 from .stats import channel_histograms

@@ -43,7 +43,7 @@ from ..parts import Part, balanced_partition, parse_part
 from .interrupt import stop_on_signals
 from .journal import Journal, done_sequences
 from .lock import acquire_write_lock
-from .manifest import diff_params
+from .manifest_params import diff_params
 from .plan import BuildPlan, assign_shards
 from .records import FORMAT, FORMAT_VERSION, JOURNAL_NAME
 from .safety import check_resumable

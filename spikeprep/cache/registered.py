@@ -29,7 +29,8 @@ import numpy as np
 from ..errors import CacheError, LayoutError, UsageError
 from ..inputs.registration_block import Registration
 from ..registration.geometry import overlap_box, translation
-from .manifest import CacheParams, RegistrationParams, SequenceRegistration
+from .manifest import SequenceRegistration
+from .manifest_params import CacheParams, RegistrationParams
 
 #: the float dtype of every resampled representation of a cache
 RESAMPLED_DTYPE = "float32"

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import UsageError, VoxelError
 from ..representations.catalog import default_S, make_representation, params_of
-from .manifest import ReprSpec
+from .manifest_params import ReprSpec
 
 
 @dataclass(frozen=True)

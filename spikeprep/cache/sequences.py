@@ -24,7 +24,8 @@ from .frames import dat_sources, hot_pixel_record, sequence_mask
 from .inputs import merge_conversions, sequence_warnings, windows_have_spikes
 from .interrupt import check_stop
 from .journal import Journal, done_sequences
-from .manifest import Manifest, SequenceEntry, SpikeStats, diff_params, write_manifest
+from .manifest import Manifest, SequenceEntry, SpikeStats, write_manifest
+from .manifest_params import diff_params
 from .plan import BuildPlan
 from .records import (
     FORMAT,

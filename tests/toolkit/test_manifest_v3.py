@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import spikeprep
-from spikeprep.cache.manifest import CacheParams, ReprSpec, manifest_from_dict, params_hash
+from spikeprep.cache.manifest import manifest_from_dict
+from spikeprep.cache.manifest_params import CacheParams, ReprSpec, params_hash
 from spikeprep.cache.records import pack_bits, stored_shape, unpack_bits
 from spikeprep.errors import CacheError
 from tests.support.cache_datasets import make_dataset

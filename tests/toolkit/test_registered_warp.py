@@ -81,7 +81,7 @@ def test_manifest_entry_round_trips():
 
 
 def test_bit_exact_representations_are_never_resampled():
-    from spikeprep.cache.manifest import CacheParams, RegistrationParams
+    from spikeprep.cache.manifest_params import CacheParams, RegistrationParams
     from spikeprep.cache.registered import check_storage
 
     def params(match, storage):
