@@ -20,9 +20,9 @@ Then the trainer's own path, ``data.inputs: [raw]`` (`vrt_train.data.ShardDatase
 
 each as worker items/s (`ShardDataset` alone: what DataLoader workers do) and trainer samples/s
 
-(the first batches of both are checked equal). The representation is ``raw`` when the catalog
-has it (``--repr raw:41``), else a stand-in registered here: the window's first 41 frames as 0/1
-(what ``raw`` stores), once bit-packed and once as bytes. Usage: python benchmarks/loader_raw.py
+(the first batches of both are checked equal). The representation is ``raw:41`` (the centred
+41 frames as 0/1), once bit-packed and once stored as bytes (`RawBytes`, registered here; the same
+frames, so their samples are checked equal too). Usage: python benchmarks/loader_raw.py
 [--keep DIR] [--seconds S] [--device cuda] [--workers N] [--batch B]
 """
 
@@ -43,6 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.support
 import spikeprep  # noqa: E402
 from spikeprep.representations import catalog  # noqa: E402
+from spikeprep.representations.raw import Raw  # noqa: E402
 from tests.support.cache_datasets import make_dataset  # noqa: E402
 from vrt_train.bits import unpack_bits_torch  # noqa: E402
 
@@ -50,32 +51,10 @@ T, GT, N, H, W = 6, 192, 41, 256, 320
 
 
 @dataclasses.dataclass(frozen=True)
-class FramesBits:
-    """Stand-in for ``raw``: the first S frames of the window, 0/1, bit-packed."""
+class RawBytes(Raw):
+    """``raw`` stored as it is, one byte (0/1) per pixel and frame: the unpacked comparison."""
 
-    S: int = N
-    name: ClassVar[str] = "framesbits"
-    storage: ClassVar[str] = "bitpacked"
-
-    @property
-    def channels(self) -> int:
-        return self.S
-
-    def dtype_for(self, max_window_len: int) -> np.dtype:
-        return np.dtype(np.uint8)
-
-    def to_dict(self) -> dict:
-        return {"repr": self.name, "S": self.S}
-
-    def compute(self, packed, height, width, flipud=True, out=None) -> np.ndarray:
-        bits = np.unpackbits(np.asarray(packed[:self.S]), axis=1, bitorder="little").reshape(self.S, height, width)
-        out[...] = bits[:, ::-1] if flipud else bits
-        return out
-
-
-@dataclasses.dataclass(frozen=True)
-class FramesBytes(FramesBits):
-    name: ClassVar[str] = "framesbytes"
+    name: ClassVar[str] = "raw-bytes"
     storage: ClassVar[str] = "array"
 
 
@@ -132,11 +111,8 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=2, help="batch size of the trainer path")
     args = ap.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="loader_raw_"))
-    have_raw = "raw" in catalog.REPRESENTATIONS
-    catalog.REPRESENTATIONS["framesbytes"] = FramesBytes
-    if not have_raw:
-        catalog.REPRESENTATIONS["framesbits"] = FramesBits
-    packed_name, bytes_name = ("raw" if have_raw else "framesbits"), "framesbytes"
+    catalog.REPRESENTATIONS[RawBytes.name] = RawBytes
+    packed_name, bytes_name = "raw", RawBytes.name
     data = root / "data"
     if not (data / "spike").is_dir():
         make_dataset(data, sequences=("a",), frames=8, rgb_hw=(H, W), spike_hw=(H, W), window=48, sharp=True)
@@ -176,8 +152,7 @@ def main() -> int:
         return torch.from_numpy(out)
 
     assert all(torch.equal(packed_sample(i), reader_sample(i)) for i in range(3))
-    if not have_raw:  # the stand-ins hold the same frames
-        assert all(torch.equal(bytes_sample(i), packed_sample(i)) for i in range(3))
+    assert all(torch.equal(bytes_sample(i), packed_sample(i)) for i in range(3))  # the same frames
     check[0] = False
     results = {name: rate(fn, args.seconds) for name, fn in
                (("bytes", bytes_sample), ("packed+device", packed_sample), ("packed+reader", reader_sample))}
@@ -186,7 +161,7 @@ def main() -> int:
     print(f"# loader_raw: {N}-frame 0/1 representation, T={T}, {GT}x{GT} crops of {H}x{W}; {platform.processor() or ''}"
           f" python {platform.python_version()}, torch {torch.__version__} (CPU threads {torch.get_num_threads()}),"
           f" unpack on {args.device}")
-    print(f"representation: {packed_name if have_raw else 'stand-in (raw not in the catalog)'}")
+    print(f"representation: {packed_name}:{N}, bit-packed vs {bytes_name}:{N}")
     print(f"cache bytes: packed {size[packed_name] / 1e6:.1f} MB, bytes {size[bytes_name] / 1e6:.1f} MB")
     print("| path | samples/s | vs bytes |\n|---|---|---|")
     for name, value in results.items():
