@@ -1,4 +1,5 @@
-"""Test doubles: `FakeCache`, the `spikeprep.open_cache` API over arrays that encode their position."""
+"""Test doubles: `FakeListing` (the listing half of the `spikeprep.open_cache` API) and `FakeCache`,
+the whole API over arrays that encode their position."""
 
 from __future__ import annotations
 
@@ -9,7 +10,28 @@ import numpy as np
 from spikeprep import CacheParams, Manifest, SpikeStats
 
 
-class FakeCache:
+class FakeListing:
+    """The listing half of the `spikeprep.open_cache` API over ``seqs`` (names), ``n_frames`` (per
+    sequence) and ``_splits`` (name -> train | val), which a fake sets."""
+
+    @property
+    def sequences(self):
+        return list(self.seqs)
+
+    def num_frames(self, seq):
+        return self.n_frames
+
+    def split(self, seq):
+        return self._splits[seq]
+
+    def frame_name(self, seq, i):
+        return f"{i:06d}"
+
+    def clip_length(self, seq):
+        return None
+
+
+class FakeCache(FakeListing):
     """The `spikeprep.open_cache` API over numpy arrays whose values encode their position.
 
     blur[y, x] = (y, x, frame), sharp = blur + 1 (channel 2), spike[c, y', x'] = (y', x',
@@ -33,21 +55,6 @@ class FakeCache:
                            q995=tuple(4.0 * (c + 1) for c in range(S)))
         self.manifest = Manifest(params, {}, stats, (), "test")
 
-    @property
-    def sequences(self):
-        return list(self.seqs)
-
-    def num_frames(self, seq):
-        return self.n_frames
-
-    def split(self, seq):
-        return self._splits[seq]
-
-    def frame_name(self, seq, i):
-        return f"{i:06d}"
-
-    def clip_length(self, seq):
-        return None
 
     def read(self, seq, i):
         s = self.seqs.index(seq)

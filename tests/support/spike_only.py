@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from spikeprep import CacheParams, Manifest, SpikeStats
+from tests.support.fakes import FakeListing
 
 WINDOW = 20  # spike frames per sample window (4 bins of 5)
 
@@ -19,7 +20,7 @@ def rate_image(seq_index: int, size: int) -> np.ndarray:
     return 0.5 + 0.4 * np.sin(2 * np.pi * (x + 0.5 * y + 0.25 * seq_index)) * np.cos(np.pi * y)
 
 
-class SpikeOnlyCache:
+class SpikeOnlyCache(FakeListing):
     """``n_seq`` sequences of ``n_frames`` frames (Spike-Zoo: 1), ``bins`` counts (S channels,
     ``WINDOW`` spike frames per window) drawn from `rate_image`, GT ``round(255 * (0.1 + 0.6 rate))``
     (brightness is not the firing rate: the net has to learn the mapping from its TFP guide)
@@ -40,21 +41,8 @@ class SpikeOnlyCache:
     def params(self):
         return self.manifest.params
 
-    @property
-    def sequences(self):
-        return list(self.seqs)
-
-    def num_frames(self, seq):
-        return self.n_frames
-
-    def split(self, seq):
-        return self._splits[seq]
-
     def frame_name(self, seq, i):
         return f"im_{seq}_{i:02d}"
-
-    def clip_length(self, seq):
-        return None
 
     def read(self, seq, i):
         s = self.seqs.index(seq)
