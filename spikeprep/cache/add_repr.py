@@ -122,7 +122,7 @@ def _refuse_present(manifest: Manifest, name: str, cache: Path) -> None:
 
 def _sync_of(root: Path, seq: str, entry):
     """The sequence's sync.json (the path its manifest entry fingerprinted)."""
-    rel = next((k for k in entry.sources if k.endswith("sync.json")), f"spike/{seq}/sync.json")
+    rel = entry.sync_path(seq)
     return load_sync(root / rel)
 
 

@@ -123,6 +123,11 @@ class SequenceEntry(_Record):
         lambda v, w, p: None if v is None else SequenceRegistration.from_dict(v, w, p),
         expected="an object or null", default=None, omit_default=True)
 
+    def sync_path(self, sequence: str) -> str:
+        """The DATA_ROOT-relative sync.json this entry fingerprinted (``spike/SEQ/sync.json`` when
+        its sources name none)."""
+        return next((k for k in self.sources if k.endswith("sync.json")), f"spike/{sequence}/sync.json")
+
     def frame_name(self, index: int) -> str:
         """Frame ``index``'s source name (``000000``-style when the manifest has none)."""
         return self.frame_names[index] if index < len(self.frame_names) else f"{index:06d}"

@@ -28,7 +28,7 @@ def check_sources(root: Path, data_root: Path, manifest: Manifest, report: Verif
     syncs = {}
     for seq, entry in manifest.sequences.items():
         lost = _check_source_files(seq, entry, data_root, report)
-        rel = next((k for k in entry.sources if k.endswith("sync.json")), f"spike/{seq}/sync.json")
+        rel = entry.sync_path(seq)
         try:
             syncs[seq] = load_sync(data_root / rel)
         except SpikeprepError as err:
