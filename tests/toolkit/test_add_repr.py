@@ -68,6 +68,14 @@ def test_add_refuses_a_name_already_present(base):
     assert result.exit_code == 2 and "already holds" in result.output and "Traceback" not in result.output
 
 
+def test_add_takes_one_representation_per_run(base):
+    data, cache, _ = base
+    before = (cache / "manifest.json").read_bytes()
+    with pytest.raises(UsageError, match="one representation per run"):
+        add_representation(data, cache, ["tfp:2", "count"])
+    assert (cache / "manifest.json").read_bytes() == before
+
+
 @pytest.mark.parametrize("args, message", [
     (["--add-repr", "count", "--repr", "bins"], "--add-repr adds"),
     (["--add-repr", "count", "--force"], "--add-repr adds"),

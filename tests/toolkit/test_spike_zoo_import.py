@@ -222,3 +222,17 @@ def test_voxelize_names_a_spike_only_sequence_without_sync_json(tmp_path):
     (data / "spike/b/sync.json").unlink()
     result = run("voxelize", data, tmp_path / "cache", "--repr", "count")
     assert result.exit_code == 1 and "have no sync.json" in result.output and "b" in result.output
+
+
+def test_spike_only_and_rgb_sequences_in_one_data_root_are_refused(tmp_path):
+    import shutil
+
+    from tests.support.cache_datasets import make_dataset
+    src, data = fake_zoo(tmp_path / "src", "train", {"x": 60}), tmp_path / "data"
+    assert run("import", "spike-zoo", src, data, "--split", "train", "--spike-size", f"{H}x{W}").exit_code == 0
+    rgb = make_dataset(tmp_path / "rgb", sequences=("r",), frames=2, rgb_hw=(H, W), spike_hw=(H, W), window=8)
+    for kind in ("blur", "sharp", "spike"):
+        shutil.copytree(rgb / kind / "r", data / kind / "r")
+    result = run("voxelize", data, tmp_path / "cache", "--repr", "bins", "--S", "4")
+    assert result.exit_code == 1 and "spike-only sequences (no blur frames) and sequences with blur" in result.output
+    assert "cache them separately" in result.output and not (tmp_path / "cache" / "manifest.json").exists()
